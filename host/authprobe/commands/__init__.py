@@ -1,0 +1,1 @@
+"""authprobe command modules, one per CLI command (see authprobe.cli.COMMANDS)."""

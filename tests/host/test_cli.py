@@ -1,0 +1,19 @@
+"""The CLI table: help lists every command without importing command modules."""
+
+import sys
+
+from authprobe import cli
+
+
+def test_help_lists_every_command_without_importing_them(capsys):
+    before = {m for m in sys.modules if m.startswith("authprobe.commands.")}
+    assert cli.main([]) == 0
+    out = capsys.readouterr().out
+    for name in cli.COMMANDS:
+        assert name in out
+    assert {m for m in sys.modules if m.startswith("authprobe.commands.")} == before
+
+
+def test_every_command_module_is_named_once():
+    modules = [module for module, _ in cli.COMMANDS.values()]
+    assert len(modules) == len(set(modules))
