@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-host test-device test-e2e demo lint typecheck bench drill clean
+.PHONY: setup test test-host test-device test-e2e demo lint typecheck bench drill docs clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,10 @@ bench: setup
 
 drill: setup
 	$(BIN)/authprobe drill
+
+# The diagnostic reference page is generated from the catalogue.
+docs: setup
+	$(BIN)/python -m authprobe.reference_page > docs/reference.md
 
 clean:
 	rm -rf $(VENV) .authprobe build *.egg-info
