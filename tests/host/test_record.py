@@ -1,6 +1,7 @@
 """The serial report protocol: encode/decode round trips and every kind of damaged line."""
 
 import pytest
+
 from selftest import record
 
 

@@ -1,0 +1,43 @@
+"""The HTML report's data: steps and cloud events on one UTC axis, escaped, self-contained."""
+
+import json
+
+from authprobe import html_report
+from authprobe.report import build_report
+
+RECORDS = [
+    {"k": "begin", "run": "r1", "utc": "2026-11-26T09:00:00Z", "board": "virtual", "runtime": "micropython",
+     "client_id": "dev<01>", "transport": "wss"},
+    {"k": "step", "run": "r1", "seq": 1, "step": "config", "code": 100, "name": "config_ok", "status": "pass", "ms": 500},
+    {"k": "step", "run": "r1", "seq": 2, "step": "connect", "code": 906, "name": "closed_before_connack",
+     "status": "fail", "ms": 1500},
+    {"k": "end", "run": "r1", "verdict": "fail"},
+]
+EVENTS = [
+    {"timestamp": "2026-11-26 09:00:01.250", "eventType": "Connect", "status": "Failure",
+     "reason": "AUTHORIZATION_FAILURE", "clientId": "dev01"},
+    {"timestamp": 1795683601300, "message": "START RequestId: 1 Version: $LATEST"},
+]
+
+
+def test_timeline_lays_steps_end_to_end_from_the_begin_time():
+    tl = html_report.timeline(build_report(RECORDS), EVENTS)
+    t0 = html_report._parse_utc("2026-11-26T09:00:00Z")
+    assert [(s["start"] - t0, s["end"] - t0) for s in tl["steps"]] == [(0, 0.5), (0.5, 2.0)]
+    assert [round(e["start"] - t0, 3) for e in tl["events"]] == [1.25, 1.3]
+    assert tl["events"][0]["status"] == "Failure"
+
+
+def test_without_device_time_steps_are_not_placed_but_events_are():
+    recs = [dict(RECORDS[0], utc=None)] + RECORDS[1:]
+    tl = html_report.timeline(build_report(recs), EVENTS)
+    assert tl["steps"] == [] and len(tl["events"]) == 2
+
+
+def test_page_escapes_device_text_and_embeds_its_data():
+    page = html_report.render([(build_report(RECORDS), EVENTS)])
+    assert "dev<01>" not in page and "dev&lt;01&gt;" in page
+    start = page.index("data-timeline='") + len("data-timeline='")
+    data = json.loads(__import__("html").unescape(page[start:page.index("'", start)]))
+    assert len(data["steps"]) == 2 and len(data["events"]) == 2
+    assert "<link" not in page and "src=" not in page  # nothing fetched from elsewhere
