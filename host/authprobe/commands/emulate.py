@@ -1,0 +1,50 @@
+"""`authprobe emulate --config FILE`: serve the local AWS IoT Core custom-auth stand-in until
+SIGINT/SIGTERM, printing where it listens and which CA devices must trust."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+HELP = "serve the local AWS IoT Core custom-auth stand-in"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, metavar="FILE",
+                        help="emulator TOML (see examples/emulator.toml); paths in it are relative to it")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="override `listen` (port 0: any free port)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from authprobe.emulator import Emulator, load_config
+    from authprobe.emulator.config import _address
+    from authprobe.errors import ConfigError
+
+    config = load_config(args.config)
+    if args.listen:
+        problems: list[str] = []
+        address = _address(args.listen, "--listen", problems)
+        if address is None:
+            raise ConfigError(problems[0])
+        config.listen = address
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with Emulator(config) as emu:
+            print(f"authprobe stand-in for {emu.endpoint} (account {config.account}, {config.region})")
+            print(f"  listening   {emu.host}:{emu.port}  (stands for 443: ALPN mqtt, WSS /mqtt, domain configurations)")
+            if emu.port_8883 is not None:
+                print(f"  listening   {emu.host}:{emu.port_8883}  (stands for 8883: client certificate required)")
+            for d in config.domains.values():
+                print(f"  domain      {d.name}  ({d.authentication_type}, {d.application_protocol})")
+            print(f"  trust CA    {emu.ca_pem}  (DER: {emu.ca_der})")
+            print(f"  broker      mqtt://{emu.broker_address[0]}:{emu.broker_address[1]}  ({config.broker})")
+            print(f"  cloud logs  {emu.state_dir / 'logs'}")
+            print("  stop with Ctrl-C", flush=True)
+            stop.wait()
+            print("authprobe stand-in: stopping", flush=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0

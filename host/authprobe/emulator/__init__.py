@@ -1,0 +1,13 @@
+"""The local AWS IoT Core custom-auth stand-in (`authprobe emulate`).
+
+    from authprobe.emulator import Emulator, load_config, test_invoke_authorizer
+    with Emulator(load_config("examples/emulator.toml")) as emu:
+        emu.host, emu.port, emu.ca_pem, emu.endpoint, emu.state_dir
+
+Records land in emu.state_dir as docs/contracts.md section 5 describes."""
+
+from authprobe.emulator.config import EmulatorConfig, config_from_dict, load_config
+from authprobe.emulator.server import Emulator
+from authprobe.emulator.test_invoke import test_invoke_authorizer
+
+__all__ = ["Emulator", "EmulatorConfig", "config_from_dict", "load_config", "test_invoke_authorizer"]

@@ -1,0 +1,92 @@
+"""The MQTT broker the stand-in relays authorised traffic to: an embedded amqtt broker (pip-installable,
+so `make demo` needs no root) or an external one such as Mosquitto at mqtt://HOST:PORT. The broker
+only routes messages; every AWS rule is enforced in front of it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from urllib.parse import urlsplit
+
+from authprobe.errors import ConfigError
+
+
+class EmbeddedBroker:
+    """amqtt on 127.0.0.1 (ephemeral port), in its own thread and event loop."""
+
+    def __init__(self) -> None:
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="authprobe-broker", daemon=True)
+
+    def start(self) -> EmbeddedBroker:
+        # amqtt logs every packet at INFO; the stand-in keeps its own records.
+        for name in ("amqtt", "transitions"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self._thread.start()
+        if not self._ready.wait(15):
+            raise RuntimeError("embedded MQTT broker did not start within 15 s")
+        if self._error is not None:
+            raise RuntimeError(f"embedded MQTT broker failed to start: {self._error}")
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._serve())
+        self._loop.close()
+
+    async def _serve(self) -> None:
+        from amqtt.broker import Broker
+
+        self._stop = asyncio.Event()
+        broker = Broker({
+            "listeners": {"default": {"type": "tcp", "bind": "127.0.0.1:0"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        })
+        try:
+            await broker.start()
+            self.port = broker._servers["default"].instance.sockets[0].getsockname()[1]
+        except BaseException as exc:  # reported by start()
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        await self._stop.wait()
+        try:
+            await asyncio.wait_for(broker.shutdown(), 5)
+        except (TimeoutError, Exception):
+            pass
+
+    def close(self) -> None:
+        if self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+class ExternalBroker:
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "mqtt" or not parts.hostname or not parts.port:
+            raise ConfigError(f"broker must be \"embedded\" or \"mqtt://HOST:PORT\" (got {url!r})")
+        self.host, self.port = parts.hostname, parts.port
+
+    def start(self) -> ExternalBroker:
+        try:
+            socket.create_connection((self.host, self.port), timeout=3).close()
+        except OSError as exc:
+            raise ConfigError(f"broker mqtt://{self.host}:{self.port} is not reachable ({exc}); start it "
+                              "(e.g. `mosquitto -p PORT`) or use broker = \"embedded\"") from None
+        return self
+
+    def close(self) -> None:
+        pass
+
+
+def start_broker(spec: str) -> EmbeddedBroker | ExternalBroker:
+    return (EmbeddedBroker() if spec == "embedded" else ExternalBroker(spec)).start()

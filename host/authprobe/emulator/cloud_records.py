@@ -1,0 +1,135 @@
+"""What the stand-in leaves behind for a troubleshooter, in the layout of docs/contracts.md section 5:
+IoT log group records (AWSIotLogsV2), per-function Lambda log groups, Lambda metrics and the
+descriptions (cloud.json) in AWS API response shapes.
+
+Field names and formats follow DG cwl-format.html (timestamp "YYYY-MM-DD HH:MM:SS.mmm", UTC)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from authprobe.emulator.config import EmulatorConfig
+
+_LEVELS = {"DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40, "DISABLED": 100}
+
+
+def iot_timestamp(when: float | None = None) -> str:
+    t = dt.datetime.fromtimestamp(time.time() if when is None else when, dt.UTC)
+    return t.strftime("%Y-%m-%d %H:%M:%S.") + f"{t.microsecond // 1000:03d}"
+
+
+def iso(when: float) -> str:
+    return dt.datetime.fromtimestamp(when, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+class CloudRecords:
+    """Appends records to the state directory; thread-safe, one JSON object per line, flushed."""
+
+    def __init__(self, config: EmulatorConfig):
+        self.config = config
+        self.state_dir = config.state_dir
+        self.logs_dir = self.state_dir / "logs"
+        (self.logs_dir / "lambda").mkdir(parents=True, exist_ok=True)
+        self.iot_log_path = self.logs_dir / "AWSIotLogsV2.jsonl"
+        self.metrics_path = self.state_dir / "metrics.jsonl"
+        self._lock = threading.Lock()
+        self._level = _LEVELS[config.log_level]
+
+    def _append(self, path: Path, record: dict) -> None:
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        with self._lock, open(path, "a", encoding="utf-8") as f:
+            f.write(line)
+
+    def iot_log(self, event_type: str, status: str, *, level: str | None = None, trace_id: str | None = None,
+                **fields: Any) -> dict:
+        """One AWSIotLogsV2 record. Failures log at ERROR, successes at INFO (DG cwl-format.html)."""
+        level = level or ("ERROR" if status == "Failure" else "INFO")
+        record: dict[str, Any] = {
+            "timestamp": iot_timestamp(),
+            "logLevel": level,
+            "traceId": trace_id or str(uuid.uuid4()),
+            "accountId": self.config.account,
+            "status": status,
+            "eventType": event_type,
+        }
+        record.update({k: v for k, v in fields.items() if v is not None})
+        if _LEVELS[level] >= self._level:
+            self._append(self.iot_log_path, record)
+        return record
+
+    def lambda_log(self, function: str, message: str, when: float | None = None) -> None:
+        self._append(self.logs_dir / "lambda" / f"{function}.jsonl",
+                     {"timestamp": int((time.time() if when is None else when) * 1000), "message": message})
+
+    def metric(self, function: str, metric: str, value: float, unit: str) -> None:
+        self._append(self.metrics_path, {
+            "namespace": "AWS/Lambda", "metric": metric, "dimensions": {"FunctionName": function},
+            "timestamp": int(time.time() * 1000), "value": float(value), "unit": unit})
+
+    def write_descriptions(self, started: float) -> Path:
+        """cloud.json: what DescribeAuthorizer, DescribeDomainConfiguration, GetPolicy... would say."""
+        cfg = self.config
+        when = iso(started)
+        authorizers = {}
+        for a in cfg.authorizers.values():
+            desc: dict[str, Any] = {
+                "authorizerName": a.name,
+                "authorizerArn": cfg.authorizer_arn(a.name),
+                "authorizerFunctionArn": cfg.function_arn(a.function),
+                "tokenSigningPublicKeys": dict(a.public_keys_pem),
+                "status": a.status,
+                "creationDate": when,
+                "lastModifiedDate": when,
+                "signingDisabled": a.signing_disabled,
+                "enableCachingForHttp": a.enable_caching_for_http,
+            }
+            if a.token_key_name is not None:
+                desc["tokenKeyName"] = a.token_key_name
+            authorizers[a.name] = desc
+        domains = {}
+        for d in cfg.domains.values():
+            desc = {
+                "domainConfigurationName": d.key,
+                "domainConfigurationArn": f"arn:aws:iot:{cfg.region}:{cfg.account}:domainconfiguration/{d.key}/local",
+                "domainName": d.name,
+                "serverCertificates": [],
+                "domainConfigurationStatus": d.status,
+                "serviceType": "DATA",
+                "domainType": "CUSTOMER_MANAGED",
+                "lastStatusChangeDate": when,
+                "authenticationType": d.authentication_type,
+                "applicationProtocol": d.application_protocol,
+            }
+            if d.default_authorizer:
+                desc["authorizerConfig"] = {"defaultAuthorizerName": d.default_authorizer,
+                                            "allowAuthorizerOverride": d.allow_authorizer_override}
+            domains[d.key] = desc
+        functions = {f.name: {"FunctionName": f.name, "FunctionArn": cfg.function_arn(f.name),
+                              "Handler": f.handler, "Timeout": f.timeout_s, "Runtime": "python3.11",
+                              "MemorySize": f.memory_mb} for f in cfg.functions.values()}
+        policies = {f.name: json.dumps(f.resource_policy) for f in cfg.functions.values()
+                    if f.resource_policy is not None}
+        data = {
+            "config_path": str(cfg.path) if cfg.path else None,
+            "account": cfg.account,
+            "region": cfg.region,
+            "endpoints": {"iot:Data-ATS": cfg.endpoint},
+            "authorizers": authorizers,
+            "default_authorizer": cfg.default_authorizer,
+            "domain_configurations": domains,
+            "functions": functions,
+            "function_policies": policies,
+            "logging": {"roleArn": f"arn:aws:iam::{cfg.account}:role/authprobe-local-iot-logging",
+                        "defaultLogLevel": cfg.log_level, "disableAllLogs": cfg.log_level == "DISABLED"},
+        }
+        path = self.state_dir / "cloud.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(path)
+        return path

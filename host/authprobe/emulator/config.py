@@ -1,0 +1,330 @@
+"""The stand-in's TOML configuration (keys are a contract, see issue 3 and examples/emulator.toml).
+
+Every problem in a file is collected and reported in one ConfigError, one line per problem; paths
+are relative to the config file."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from authprobe.errors import ConfigError
+
+# The documented limit for authorizer functions (DG config-custom-auth.html: 5 seconds). Smaller
+# values are accepted so tests of the timeout path stay fast; larger ones are refused as AWS would.
+LAMBDA_TIMEOUT_LIMIT_S = 5.0
+# BOTO service-2.json patterns for the names IoT accepts.
+_AUTHORIZER_NAME = re.compile(r"[\w=,@-]{1,128}")
+_TOKEN_KEY_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")
+_KEY_NAME = re.compile(r"[a-zA-Z0-9:_-]+")
+_FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+_HANDLER = re.compile(r"(?P<file>.+\.py):(?P<func>[A-Za-z_][A-Za-z0-9_]*)")
+AUTH_TYPES = ("CUSTOM_AUTH_X509", "CUSTOM_AUTH", "AWS_X509", "AWS_SIGV4", "DEFAULT")
+APP_PROTOCOLS = ("SECURE_MQTT", "MQTT_WSS", "HTTPS", "DEFAULT")
+LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "DISABLED")
+
+
+@dataclass
+class FunctionConfig:
+    name: str
+    handler_file: Path
+    handler_function: str
+    handler: str  # as written, "file.py:function"
+    resource_policy: dict | None  # the policy document; None: IoT may not invoke it
+    timeout_s: float = LAMBDA_TIMEOUT_LIMIT_S
+    memory_mb: int = 128
+
+
+@dataclass
+class AuthorizerConfig:
+    name: str
+    function: str
+    token_key_name: str | None
+    signing_disabled: bool
+    public_keys: dict[str, rsa.RSAPublicKey]
+    public_keys_pem: dict[str, str]
+    status: str = "ACTIVE"
+    enable_caching_for_http: bool = False
+
+
+@dataclass
+class DomainConfig:
+    key: str
+    name: str
+    authentication_type: str = "DEFAULT"
+    application_protocol: str = "DEFAULT"
+    default_authorizer: str | None = None
+    allow_authorizer_override: bool = False
+    status: str = "ENABLED"
+
+
+@dataclass
+class EmulatorConfig:
+    path: Path | None
+    account: str
+    region: str
+    endpoint: str
+    listen: tuple[str, int]
+    listen_8883: tuple[str, int] | None
+    state_dir: Path
+    default_authorizer: str | None
+    broker: str
+    log_level: str = "DEBUG"
+    functions: dict[str, FunctionConfig] = field(default_factory=dict)
+    authorizers: dict[str, AuthorizerConfig] = field(default_factory=dict)
+    domains: dict[str, DomainConfig] = field(default_factory=dict)
+
+    def function_arn(self, name: str) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
+
+    def authorizer_arn(self, name: str) -> str:
+        return f"arn:aws:iot:{self.region}:{self.account}:authorizer/{name}"
+
+    def server_names(self) -> list[str]:
+        return [self.endpoint] + [d.name for d in self.domains.values()]
+
+    def domain_for(self, server_name: str | None) -> DomainConfig | None:
+        if server_name is None:
+            return None
+        for d in self.domains.values():
+            if d.name.lower() == server_name.lower():
+                return d
+        return None
+
+
+def _address(value: Any, key: str, problems: list[str]) -> tuple[str, int] | None:
+    if not isinstance(value, str) or ":" not in value:
+        problems.append(f"{key} must be \"HOST:PORT\" (got {value!r})")
+        return None
+    host, _, port = value.rpartition(":")
+    try:
+        number = int(port)
+        if not 0 <= number <= 65535:
+            raise ValueError
+    except ValueError:
+        problems.append(f"{key}: port {port!r} is not a number 0-65535")
+        return None
+    return host.strip("[]") or "127.0.0.1", number
+
+
+def _load_policy(path: Path, where: str, problems: list[str]) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        problems.append(f"{where}: cannot read {path}: {exc.strerror or exc}")
+        return None
+    except ValueError as exc:
+        problems.append(f"{where}: {path} is not JSON: {exc}")
+        return None
+    # Accept the GetPolicy response shape too: {"Policy": "<json string>", ...}.
+    if isinstance(data, dict) and isinstance(data.get("Policy"), str):
+        try:
+            data = json.loads(data["Policy"])
+        except ValueError as exc:
+            problems.append(f"{where}: the Policy string in {path} is not JSON: {exc}")
+            return None
+    if not isinstance(data, dict) or "Statement" not in data:
+        problems.append(f"{where}: {path} is not a resource policy (no Statement)")
+        return None
+    return data
+
+
+def _load_public_key(path: Path, where: str, problems: list[str]) -> tuple[rsa.RSAPublicKey, str] | None:
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        problems.append(f"{where}: cannot read public key {path}: {exc.strerror or exc}")
+        return None
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except ValueError:
+        problems.append(f"{where}: {path} is not a PEM public key (expected -----BEGIN PUBLIC KEY-----)")
+        return None
+    if not isinstance(key, rsa.RSAPublicKey):
+        problems.append(f"{where}: {path} is not an RSA key; AWS IoT token signing uses RSA")
+        return None
+    if key.key_size < 2048:
+        problems.append(f"{where}: {path} is a {key.key_size}-bit key; AWS IoT requires at least 2048 bits")
+        return None
+    return key, pem.decode()
+
+
+def _table(data: dict, key: str, problems: list[str]) -> dict:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        problems.append(f"[{key}] must be a table of tables")
+        return {}
+    return value
+
+
+def _bool(section: dict, key: str, default: bool, where: str, problems: list[str]) -> bool:
+    value = section.get(key, default)
+    if not isinstance(value, bool):
+        problems.append(f"{where}.{key} must be true or false (got {value!r})")
+        return default
+    return value
+
+
+def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> EmulatorConfig:
+    """Build and check a config from parsed TOML; ConfigError lists every problem found."""
+    problems: list[str] = []
+    base_dir = Path(base_dir)
+
+    def rel(p: str) -> Path:
+        q = Path(p).expanduser()
+        return q if q.is_absolute() else (base_dir / q)
+
+    known = {"account", "region", "endpoint", "listen", "listen_8883", "state_dir", "default_authorizer",
+             "broker", "log_level", "functions", "authorizers", "domains"}
+    for key in data:
+        if key not in known:
+            problems.append(f"unknown key {key!r} (known: {', '.join(sorted(known))})")
+
+    account = str(data.get("account", "111111111111"))
+    if not re.fullmatch(r"\d{12}", account):
+        problems.append(f"account must be 12 digits (got {account!r})")
+    region = str(data.get("region", "us-east-1"))
+    endpoint = data.get("endpoint")
+    if not isinstance(endpoint, str) or not endpoint:
+        problems.append("endpoint is missing (e.g. \"a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com\")")
+        endpoint = ""
+    listen = _address(data.get("listen", "127.0.0.1:8443"), "listen", problems)
+    listen_8883 = _address(data["listen_8883"], "listen_8883", problems) if "listen_8883" in data else None
+    state_dir = rel(str(data.get("state_dir", ".authprobe/emulator")))
+    broker = str(data.get("broker", "embedded"))
+    if broker != "embedded" and not re.fullmatch(r"mqtt://[^:/]+:\d+/?", broker):
+        problems.append(f"broker must be \"embedded\" or \"mqtt://HOST:PORT\" (got {broker!r})")
+    log_level = str(data.get("log_level", "DEBUG")).upper()
+    if log_level not in LOG_LEVELS:
+        problems.append(f"log_level must be one of {', '.join(LOG_LEVELS)} (got {log_level!r})")
+
+    functions: dict[str, FunctionConfig] = {}
+    for name, section in _table(data, "functions", problems).items():
+        where = f"[functions.{name}]"
+        if not isinstance(section, dict):
+            problems.append(f"{where} must be a table")
+            continue
+        if not _FUNCTION_NAME.fullmatch(name):
+            problems.append(f"{where}: a Lambda function name is 1-64 letters, digits, '-' or '_'")
+        handler = section.get("handler")
+        m = _HANDLER.fullmatch(handler) if isinstance(handler, str) else None
+        if m is None:
+            problems.append(f"{where}.handler must be \"path/to/file.py:function\" (got {handler!r})")
+            continue
+        handler_file = rel(m.group("file"))
+        if not handler_file.is_file():
+            problems.append(f"{where}.handler: {handler_file} does not exist")
+        policy = None
+        if "resource_policy" in section:
+            policy = _load_policy(rel(str(section["resource_policy"])), f"{where}.resource_policy", problems)
+        timeout = section.get("timeout_s", LAMBDA_TIMEOUT_LIMIT_S)
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+            problems.append(f"{where}.timeout_s must be a positive number of seconds")
+            timeout = LAMBDA_TIMEOUT_LIMIT_S
+        elif timeout > LAMBDA_TIMEOUT_LIMIT_S:
+            problems.append(f"{where}.timeout_s = {timeout}: AWS IoT waits at most "
+                            f"{LAMBDA_TIMEOUT_LIMIT_S:g} s for an authorizer function")
+        functions[name] = FunctionConfig(name, handler_file, m.group("func"), handler, policy, float(timeout),
+                                         int(section.get("memory_mb", 128)))
+
+    authorizers: dict[str, AuthorizerConfig] = {}
+    for name, section in _table(data, "authorizers", problems).items():
+        where = f"[authorizers.{name}]"
+        if not isinstance(section, dict):
+            problems.append(f"{where} must be a table")
+            continue
+        if not _AUTHORIZER_NAME.fullmatch(name):
+            problems.append(f"{where}: an authorizer name is 1-128 of letters, digits, _ = , @ -")
+        function = section.get("function")
+        if not isinstance(function, str):
+            problems.append(f"{where}.function is missing")
+            function = ""
+        elif function not in _table(data, "functions", []):
+            # A missing function is a state AWS allows (the ARN may point nowhere); the stand-in
+            # reproduces it only when asked explicitly, so a typo is not silently a broken setup.
+            if not section.get("function_missing_ok", False):
+                problems.append(f"{where}.function = {function!r}: no [functions.{function}] "
+                                f"(set function_missing_ok = true to emulate a deleted function)")
+        signing_disabled = _bool(section, "signing_disabled", False, where, problems)
+        token_key_name = section.get("token_key_name")
+        if token_key_name is not None and not (isinstance(token_key_name, str)
+                                               and _TOKEN_KEY_NAME.fullmatch(token_key_name)):
+            problems.append(f"{where}.token_key_name must be 1-128 of letters, digits, _ or -")
+            token_key_name = None
+        if not signing_disabled and token_key_name is None:
+            problems.append(f"{where}: token_key_name is required when signing is enabled")
+        keys: dict[str, rsa.RSAPublicKey] = {}
+        pems: dict[str, str] = {}
+        raw_keys = section.get("public_keys", {})
+        if not isinstance(raw_keys, dict):
+            problems.append(f"{where}.public_keys must be a table of name = \"file.pem\"")
+            raw_keys = {}
+        for key_name, key_path in raw_keys.items():
+            if not _KEY_NAME.fullmatch(key_name):
+                problems.append(f"{where}.public_keys: key name {key_name!r} has characters IoT refuses")
+            loaded = _load_public_key(rel(str(key_path)), f"{where}.public_keys.{key_name}", problems)
+            if loaded:
+                keys[key_name], pems[key_name] = loaded
+        if not signing_disabled and not raw_keys:
+            problems.append(f"{where}: signing is enabled but public_keys is empty")
+        status = str(section.get("status", "ACTIVE")).upper()
+        if status not in ("ACTIVE", "INACTIVE"):
+            problems.append(f"{where}.status must be ACTIVE or INACTIVE (got {status!r})")
+        authorizers[name] = AuthorizerConfig(
+            name, function, token_key_name, signing_disabled, keys, pems, status,
+            _bool(section, "enable_caching_for_http", False, where, problems))
+
+    default_authorizer = data.get("default_authorizer")
+    if default_authorizer is not None and default_authorizer not in authorizers:
+        problems.append(f"default_authorizer = {default_authorizer!r}: no [authorizers.{default_authorizer}]")
+
+    domains: dict[str, DomainConfig] = {}
+    for key, section in _table(data, "domains", problems).items():
+        where = f"[domains.{key}]"
+        if not isinstance(section, dict):
+            problems.append(f"{where} must be a table")
+            continue
+        name = section.get("name")
+        if not isinstance(name, str) or not name:
+            problems.append(f"{where}.name (the domain name devices send as SNI) is missing")
+            continue
+        auth_type = str(section.get("authentication_type", "DEFAULT")).upper()
+        if auth_type not in AUTH_TYPES:
+            problems.append(f"{where}.authentication_type must be one of {', '.join(AUTH_TYPES)}")
+        protocol = str(section.get("application_protocol", "DEFAULT")).upper()
+        if protocol not in APP_PROTOCOLS:
+            problems.append(f"{where}.application_protocol must be one of {', '.join(APP_PROTOCOLS)}")
+        domain_default = section.get("default_authorizer")
+        if domain_default is not None and domain_default not in authorizers:
+            problems.append(f"{where}.default_authorizer = {domain_default!r}: no [authorizers.{domain_default}]")
+        domains[key] = DomainConfig(key, name, auth_type, protocol, domain_default,
+                                    _bool(section, "allow_authorizer_override", False, where, problems),
+                                    str(section.get("status", "ENABLED")).upper())
+
+    if problems:
+        origin = str(path) if path else "emulator config"
+        raise ConfigError(f"{origin}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
+    assert listen is not None
+    return EmulatorConfig(path, account, region, endpoint, listen, listen_8883, state_dir,
+                          default_authorizer, broker, log_level, functions, authorizers, domains)
+
+
+def load_config(path: str | Path) -> EmulatorConfig:
+    """Read and check an emulator TOML file (see examples/emulator.toml)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read emulator config {path}: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    return config_from_dict(data, path.resolve().parent, path.resolve())

@@ -1,0 +1,242 @@
+"""Runs an authorizer function as Lambda would: in separate, warm worker processes, with the timeout,
+writing the function's log group (START / END / REPORT, error traces, "Task timed out after 5.00
+seconds") and the AWS/Lambda metrics Invocations, Errors, Duration and Throttles.
+
+Lambda keeps an execution environment warm between invocations and starts another one when all are
+busy; a timed-out environment is discarded. The pool mirrors that."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from authprobe.emulator.cloud_records import CloudRecords, iso
+from authprobe.emulator.config import EmulatorConfig, FunctionConfig
+
+WORKER_SCRIPT = Path(__file__).with_name("lambda_worker.py")
+# Processes started per function at most; further invocations wait for a free one. Lambda would
+# scale further, but a laptop with two cores does not.
+MAX_ENVIRONMENTS = 8
+
+
+@dataclass
+class Invocation:
+    request_id: str
+    status: str  # "ok", "error" (handler raised or init failed), "timeout", "throttled"
+    payload: object = None
+    error: dict | None = None
+    duration_ms: float = 0.0
+
+
+class _Environment:
+    def __init__(self, fn: FunctionConfig):
+        self.fn = fn
+        self.proc = subprocess.Popen(
+            [sys.executable, "-u", str(WORKER_SCRIPT), str(fn.handler_file), fn.handler_function],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            cwd=str(fn.handler_file.parent), env={**os.environ, "AWS_LAMBDA_FUNCTION_NAME": fn.name,
+                                                  "PYTHONDONTWRITEBYTECODE": "1"})
+        self._buffer = b""
+        self.init_ms: float | None = None  # reported once, on the first REPORT (cold start)
+        self.init_output = ""
+
+    def read_line(self, deadline: float) -> dict | None:
+        """The next reply, or None at the deadline or when the process died."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
+
+    def start(self, deadline: float) -> bool:
+        hello = self.read_line(deadline)
+        if hello is None:
+            return False
+        self.init_ms = hello.get("initMs", 0.0)
+        self.init_output = hello.get("output", "")
+        return True
+
+    def send(self, request: dict) -> bool:
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+            return True
+        except (BrokenPipeError, OSError):
+            return False
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                if stream:
+                    stream.close()
+            except OSError:
+                pass
+
+
+class FunctionRuntime:
+    """The warm pool and the log group of one function."""
+
+    def __init__(self, config: EmulatorConfig, fn: FunctionConfig, records: CloudRecords):
+        self.config, self.fn, self.records = config, fn, records
+        self._idle: list[_Environment] = []
+        self._all: set[_Environment] = set()
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def _acquire(self) -> _Environment | None:
+        with self._cond:
+            while not self._idle and len(self._all) >= MAX_ENVIRONMENTS and not self._closed:
+                self._cond.wait(0.5)
+            if self._closed:
+                return None
+            if self._idle:
+                return self._idle.pop()
+            env = _Environment(self.fn)
+            self._all.add(env)
+            return env
+
+    def _release(self, env: _Environment, healthy: bool) -> None:
+        with self._cond:
+            if healthy and not self._closed:
+                self._idle.append(env)
+            else:
+                self._all.discard(env)
+            self._cond.notify()
+        if not healthy or self._closed:
+            env.kill()
+
+    def _log(self, message: str, when: float | None = None) -> None:
+        self.records.lambda_log(self.fn.name, message, when)
+
+    def invoke(self, event: dict) -> Invocation:
+        request_id = str(uuid.uuid4())
+        env = self._acquire()
+        if env is None:
+            return Invocation(request_id, "error", error={"errorType": "ServiceUnavailable",
+                                                          "errorMessage": "stand-in is stopping"})
+        cold = env.init_ms is None
+        started = time.time()
+        deadline = time.monotonic() + self.fn.timeout_s
+        # Lambda counts init time against the first invocation's timeout only partly; a
+        # generous separate allowance keeps the 5 s budget for the handler itself.
+        if cold and not env.start(time.monotonic() + 10):
+            self._release(env, healthy=False)
+            return self._finish(request_id, started, Invocation(request_id, "error", error={
+                "errorType": "Runtime.ExitError", "errorMessage": "Runtime exited during init"}), cold=False)
+        if cold:
+            self._log("INIT_START Runtime Version: python:3.11 (authprobe stand-in)", started)
+            for line in env.init_output.splitlines():
+                self._log(line)
+            started = time.time()
+            deadline = time.monotonic() + self.fn.timeout_s
+        self._log(f"START RequestId: {request_id} Version: $LATEST", started)
+        request = {"requestId": request_id, "event": event, "deadline": time.time() + self.fn.timeout_s,
+                   "function": {"name": self.fn.name, "arn": self.config.function_arn(self.fn.name),
+                                "memory_mb": self.fn.memory_mb}}
+        reply = env.read_line(deadline) if env.send(request) else None
+        if reply is None:
+            timed_out = env.proc.poll() is None
+            self._release(env, healthy=False)
+            if timed_out:
+                result = Invocation(request_id, "timeout", error={
+                    "errorType": "Sandbox.Timedout",
+                    "errorMessage": f"Task timed out after {self.fn.timeout_s:.2f} seconds"},
+                    duration_ms=self.fn.timeout_s * 1000)
+                self._log(f"{iso(time.time())} {request_id} Task timed out after {self.fn.timeout_s:.2f} seconds")
+            else:
+                result = Invocation(request_id, "error", error={
+                    "errorType": "Runtime.ExitError",
+                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: "
+                                    f"exit status {env.proc.returncode}"}, duration_ms=(time.time() - started) * 1000)
+                self._log(result.error["errorMessage"])
+            return self._finish(request_id, started, result, cold, env.init_ms)
+        for line in reply.get("output", "").splitlines():
+            self._log(line)
+        duration = float(reply.get("durationMs", 0.0))
+        if "error" in reply:
+            err = reply["error"]
+            trace = "\n".join(err.get("stackTrace") or [])
+            self._log(f"[ERROR] {err.get('errorType')}: {err.get('errorMessage')}"
+                      + (f"\nTraceback (most recent call last):\n{trace}" if trace else ""))
+            result = Invocation(request_id, "error", error=err, duration_ms=duration)
+        else:
+            result = Invocation(request_id, "ok", payload=reply.get("result"), duration_ms=duration)
+        self._release(env, healthy=True)
+        return self._finish(request_id, started, result, cold, env.init_ms, reply.get("maxMemoryMb"))
+
+    def _finish(self, request_id: str, started: float, result: Invocation, cold: bool,
+                init_ms: float | None = None, max_memory: int | None = None) -> Invocation:
+        self._log(f"END RequestId: {request_id}")
+        report = (f"REPORT RequestId: {request_id}\tDuration: {result.duration_ms:.2f} ms\t"
+                  f"Billed Duration: {math.ceil(result.duration_ms)} ms\tMemory Size: {self.fn.memory_mb} MB\t"
+                  f"Max Memory Used: {max_memory or 0} MB")
+        if cold and init_ms is not None:
+            report += f"\tInit Duration: {init_ms:.2f} ms"
+        if result.status == "timeout":
+            report += "\tStatus: timeout"
+        self._log(report)
+        self.records.metric(self.fn.name, "Invocations", 1, "Count")
+        self.records.metric(self.fn.name, "Errors", 0 if result.status == "ok" else 1, "Count")
+        self.records.metric(self.fn.name, "Duration", round(result.duration_ms, 2), "Milliseconds")
+        return result
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            envs = list(self._all)
+            self._all.clear()
+            self._idle.clear()
+            self._cond.notify_all()
+        for env in envs:
+            env.kill()
+
+
+class LambdaService:
+    """All functions of the configuration, started lazily."""
+
+    def __init__(self, config: EmulatorConfig, records: CloudRecords):
+        self.config, self.records = config, records
+        self._runtimes: dict[str, FunctionRuntime] = {}
+        self._lock = threading.Lock()
+
+    def runtime(self, name: str) -> FunctionRuntime | None:
+        fn = self.config.functions.get(name)
+        if fn is None:
+            return None
+        with self._lock:
+            if name not in self._runtimes:
+                self._runtimes[name] = FunctionRuntime(self.config, fn, self.records)
+            return self._runtimes[name]
+
+    def close(self) -> None:
+        with self._lock:
+            runtimes = list(self._runtimes.values())
+            self._runtimes.clear()
+        for r in runtimes:
+            r.close()

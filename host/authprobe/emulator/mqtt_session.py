@@ -1,0 +1,329 @@
+"""One device connection after TLS (and the WebSocket upgrade): CONNECT, custom auth, the policy
+checks on every packet, and the relay to and from the broker.
+
+MQTT 3.1.1 refusals as AWS documents them (reference §5):
+- authentication failure or no iot:Connect: the connection is closed WITHOUT a CONNACK
+  (DG mqtt.html, 2023: "error code 7 instead of CONNACK code 5");
+- unauthorized SUBSCRIBE or PUBLISH: the connection is closed, no SUBACK 0x80
+  (AWS engineer, aws-iot-device-sdk-js #125);
+- a message the client may not receive (iot:Receive) is not delivered;
+- a second connection with the same client id closes the first (DG mqtt.html), logged
+  DUPLICATE_CLIENT_ID (DG cwl-format.html sample);
+- disconnectAfterInSeconds closes the connection; refreshAfterInSeconds re-invokes the authorizer
+  (DG custom-auth-lambda.html)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import uuid
+from typing import TYPE_CHECKING
+
+from authprobe import iot_policy
+from authprobe.emulator import mqtt_packets as mp
+from authprobe.emulator.custom_auth import (
+    DETAILS_POLICY_DENIES_CONNECT,
+    AuthOutcome,
+    Credentials,
+    credentials_from_mqtt,
+)
+
+if TYPE_CHECKING:
+    from authprobe.emulator.channels import TlsChannel
+    from authprobe.emulator.config import DomainConfig
+    from authprobe.emulator.server import Emulator
+
+CONNECT_WAIT_S = 10.0  # how long a connection may stay silent before its CONNECT
+BROKER_WAIT_S = 5.0
+REASON_AUTH = "AUTHORIZATION_FAILURE"  # documented reason (cwl-format.html)
+DUPLICATE_DETAILS = "A new connection was established with the same client ID"  # documented sample
+
+
+class MqttSession:
+    def __init__(self, emu: Emulator, channel: TlsChannel, peer: tuple[str, int], server_name: str | None,
+                 domain: DomainConfig | None, protocol_label: str = "MQTT",
+                 base_creds: Credentials | None = None) -> None:
+        self.emu, self.channel, self.peer = emu, channel, peer
+        self.server_name, self.domain = server_name, domain
+        self.protocol = protocol_label
+        self.base_creds = base_creds
+        self.trace_id = str(uuid.uuid4())
+        self.client_id: str | None = None
+        self.principal_id: str | None = None
+        self.policies: list[str] = []
+        self.context: iot_policy.Context | None = None
+        self.creds: Credentials | None = None
+        self.broker: socket.socket | None = None
+        self._closed = threading.Event()
+        self._close_lock = threading.Lock()
+        self._timers: list[threading.Timer] = []
+        self._reader = mp.PacketReader()
+
+    # -- records -------------------------------------------------------------------------------
+    def log(self, event_type: str, status: str, **fields) -> None:
+        self.emu.records.iot_log(event_type, status, trace_id=self.trace_id, protocol=self.protocol,
+                                 clientId=self.client_id, principalId=self.principal_id,
+                                 sourceIp=self.peer[0], sourcePort=self.peer[1], **fields)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def close(self, disconnect_reason: str | None = None, status: str = "Success", **fields) -> None:
+        """Close both sides once; log Disconnect when the session had connected."""
+        with self._close_lock:
+            if self._closed.is_set():
+                return
+            self._closed.set()
+        for t in self._timers:
+            t.cancel()
+        self.channel.close()
+        if self.broker is not None:
+            from authprobe.emulator.channels import hard_close
+
+            hard_close(self.broker)
+        if disconnect_reason is not None:
+            self.log("Disconnect", status, disconnectReason=disconnect_reason, **fields)
+        self.emu._session_ended(self)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def _next_client_packet(self) -> mp.Packet | None:
+        while True:
+            packet = self._reader.next_packet()
+            if packet is not None:
+                return packet
+            data = self.channel.recv()
+            if not data:
+                return None
+            self._reader.feed(data)
+
+    # -- the session ---------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            self._run()
+        except mp.ProtocolError as exc:
+            self.log("Connect" if self.context is None else "Disconnect", "Failure", reason="CLIENT_ERROR",
+                     details=f"MQTT protocol error: {exc}")
+            self.close()
+        finally:
+            self.close()
+            if self.broker is not None:
+                self.broker.close()
+
+    def _run(self) -> None:
+        self.channel.sock.settimeout(CONNECT_WAIT_S)
+        first = self._next_client_packet()
+        if first is None:
+            return
+        connect = mp.parse_connect(first)
+        self.client_id = connect.client_id
+        if connect.protocol_name != "MQTT" or connect.level != 4:
+            # AWS IoT speaks MQTT 3.1.1 and 5; the stand-in only 3.1.1 (level 4): answer as 3.1.1 does.
+            self.log("Connect", "Failure", reason="CLIENT_ERROR",
+                     details=f"Unsupported protocol level {connect.level} (the stand-in speaks MQTT 3.1.1)")
+            self.channel.send(mp.connack(1).encode())
+            return
+        creds = credentials_from_mqtt(connect.username, connect.password, connect.client_id or None,
+                                      self.server_name, self.base_creds)
+        self.creds = creds
+        outcome = self.emu.auth.authenticate(creds, self.domain)
+        if not outcome.ok:
+            self._refuse(outcome)
+            return
+        self._apply(outcome)
+        decision = self.allowed("iot:Connect", connect.client_id)
+        if not decision.allowed:
+            self.log("Connect", "Failure", reason=REASON_AUTH, details=DETAILS_POLICY_DENIES_CONNECT)
+            self.emu.note_refusal(self, "policy-denies-connect", decision.explain())
+            return
+        keep_will = connect.will_topic is None or self.allowed("iot:Publish", connect.will_topic).allowed
+        # The older connection with this client id goes first, so its broker-side kick is not
+        # mistaken for a broker failure.
+        self.emu._register(self)
+        if not self._connect_broker(mp.build_connect(connect, keep_will=keep_will)):
+            return
+        self.log("Connect", "Success")
+        self._schedule(outcome)
+        self.channel.sock.settimeout(1.5 * connect.keepalive if connect.keepalive else None)
+        relay = threading.Thread(target=self._broker_to_client, name=f"relay-{self.client_id}", daemon=True)
+        relay.start()
+        try:
+            self._client_to_broker()
+        finally:
+            self.close("CONNECTION_LOST")
+            relay.join(5)
+
+    def _refuse(self, outcome: AuthOutcome) -> None:
+        self.principal_id = outcome.principal_id
+        self.log("Connect", "Failure", reason=REASON_AUTH, details=outcome.details)
+        self.emu.note_refusal(self, outcome.cause or "", outcome.details)
+
+    def _apply(self, outcome: AuthOutcome) -> None:
+        assert outcome.response is not None
+        self.principal_id = outcome.principal_id
+        self.policies = list(outcome.response.policy_documents)
+        self.context = iot_policy.Context(client_id=self.client_id, account=self.emu.config.account,
+                                          region=self.emu.config.region, source_ip=self.peer[0])
+
+    def allowed(self, action: str, name: str) -> iot_policy.Decision:
+        assert self.context is not None
+        return iot_policy.is_allowed(self.policies, action, name, self.context)
+
+    def _schedule(self, outcome: AuthOutcome) -> None:
+        response = outcome.response
+        assert response is not None
+        if response.disconnect_after_s:
+            self._timer(response.disconnect_after_s, lambda: self.close("CUSTOMAUTH_TTL_EXPIRATION"))
+        if response.refresh_after_s:
+            self._timer(response.refresh_after_s, self._refresh)
+
+    def _timer(self, seconds: float, action) -> None:
+        t = threading.Timer(seconds * self.emu.time_scale, action)
+        t.daemon = True
+        self._timers.append(t)
+        t.start()
+
+    def _refresh(self) -> None:
+        if self.closed or self.creds is None:
+            return
+        outcome = self.emu.auth.authenticate(self.creds, self.domain)
+        if not outcome.ok or outcome.response is None:
+            self.log("Disconnect", "Failure", reason=REASON_AUTH, details=f"Policy refresh failed: {outcome.details}")
+            self.close("AUTH_ERROR")
+            return
+        self.policies = list(outcome.response.policy_documents)
+        if outcome.response.refresh_after_s:
+            self._timer(outcome.response.refresh_after_s, self._refresh)
+
+    def _connect_broker(self, connect: mp.Packet) -> bool:
+        host, port = self.emu.broker_address
+        try:
+            self.broker = socket.create_connection((host, port), timeout=BROKER_WAIT_S)
+            self.broker.sendall(connect.encode())
+            reader = mp.PacketReader()
+            while (ack := reader.next_packet()) is None:
+                data = self.broker.recv(4096)
+                if not data:
+                    raise OSError("broker closed the connection")
+                reader.feed(data)
+        except OSError as exc:
+            self.log("Connect", "Failure", reason="SERVER_ERROR", details=f"Message broker unavailable: {exc}")
+            return False
+        self._broker_reader = reader
+        self.broker.settimeout(None)
+        if ack.type != mp.CONNACK or len(ack.body) < 2 or ack.body[1] != 0:
+            self.log("Connect", "Failure", reason="SERVER_ERROR", details="Message broker refused the connection")
+            return False
+        return self.channel.send(ack.encode())
+
+    # -- relays --------------------------------------------------------------------------------
+    def _to_broker(self, packet: mp.Packet) -> bool:
+        try:
+            assert self.broker is not None
+            self.broker.sendall(packet.encode())
+            return True
+        except OSError:
+            return False
+
+    def _client_to_broker(self) -> None:
+        while not self.closed:
+            packet = self._next_client_packet()
+            if packet is None:
+                return
+            if packet.type == mp.PUBLISH:
+                if not self._client_publish(packet):
+                    return
+            elif packet.type == mp.SUBSCRIBE:
+                if not self._client_subscribe(packet):
+                    return
+            elif packet.type == mp.UNSUBSCRIBE:
+                self.log("Unsubscribe", "Success")
+                if not self._to_broker(packet):
+                    return
+            elif packet.type == mp.DISCONNECT:
+                self._to_broker(packet)
+                self.close("CLIENT_INITIATED_DISCONNECT")
+                return
+            elif packet.type == mp.CONNECT:
+                self.close("CLIENT_ERROR", status="Failure", reason="CLIENT_ERROR", details="Second CONNECT")
+                return
+            elif not self._to_broker(packet):
+                return
+
+    def _client_publish(self, packet: mp.Packet) -> bool:
+        pub = mp.parse_publish(packet)
+        if pub.qos == 2:
+            # AWS IoT does not support QoS 2: no PUBACK/PUBREC is sent (DG mqtt.html).
+            self.log("Publish-In", "Failure", topicName=pub.topic, reason="CLIENT_ERROR",
+                     details="QoS 2 is not supported")
+            return True
+        decision = self.allowed("iot:Publish", pub.topic)
+        if decision.allowed and pub.retain:
+            decision = self.allowed("iot:RetainPublish", pub.topic)
+        if not decision.allowed:
+            self.log("Publish-In", "Failure", topicName=pub.topic, reason=REASON_AUTH,
+                     details="Authorization Failure")
+            self.emu.note_refusal(self, "policy-denies-publish", decision.explain())
+            self.close("FORBIDDEN_ACCESS", status="Failure")
+            return False
+        self.log("Publish-In", "Success", topicName=pub.topic)
+        return self._to_broker(packet)
+
+    def _client_subscribe(self, packet: mp.Packet) -> bool:
+        _pid, filters = mp.parse_subscribe(packet)
+        for topic_filter, _qos in filters:
+            decision = self.allowed("iot:Subscribe", topic_filter)
+            if not decision.allowed:
+                self.log("Subscribe", "Failure", topicName=topic_filter, reason=REASON_AUTH,
+                         details="Authorization Failure")
+                self.emu.note_refusal(self, "policy-denies-subscribe", decision.explain())
+                self.close("FORBIDDEN_ACCESS", status="Failure")
+                return False
+        for topic_filter, _qos in filters:
+            self.log("Subscribe", "Success", topicName=topic_filter)
+        # QoS 2 is granted as QoS 1 (AWS supports 0 and 1).
+        body = bytearray(packet.body)
+        at = 2
+        while at < len(body):
+            n = int.from_bytes(body[at:at + 2], "big")
+            at += 2 + n
+            body[at] = min(body[at] & 0x03, 1)
+            at += 1
+        return self._to_broker(mp.Packet(packet.type, packet.flags, bytes(body)))
+
+    def _broker_to_client(self) -> None:
+        reader = self._broker_reader
+        try:
+            while not self.closed:
+                packet = reader.next_packet()
+                if packet is None:
+                    assert self.broker is not None
+                    try:
+                        data = self.broker.recv(65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        if not self.closed:
+                            self.close("SERVER_ERROR", status="Failure", reason="SERVER_ERROR",
+                                       details="Message broker closed the connection")
+                        return
+                    reader.feed(data)
+                    continue
+                if packet.type == mp.PUBLISH:
+                    pub = mp.parse_publish(packet)
+                    decision = self.allowed("iot:Receive", pub.topic)
+                    if not decision.allowed:
+                        self.log("Publish-Out", "Failure", topicName=pub.topic, reason=REASON_AUTH,
+                                 details="Authorization Failure")
+                        self.emu.note_refusal(self, "policy-denies-receive", decision.explain())
+                        if pub.qos == 1 and pub.packet_id is not None:
+                            self._to_broker(mp.puback(pub.packet_id))
+                        continue
+                    self.log("Publish-Out", "Success", topicName=pub.topic)
+                if not self.channel.send(packet.encode()):
+                    return
+        except mp.ProtocolError:
+            self.close("SERVER_ERROR", status="Failure")
+        except Exception:  # a relay bug must not leave the device hanging
+            self.close("SERVER_ERROR", status="Failure")
+            raise
