@@ -1,0 +1,100 @@
+"""What the cloud checks need from a device.toml: the credentials and names the board sends, read
+through the same lint the board runs (selftest.config). Uses authprobe.device_config.load when this
+build has it, else reads the TOML itself and lints it with selftest.config."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from authprobe.errors import ConfigError
+
+SIGNATURE_PARAM = "x-amz-customauthorizer-signature"
+NAME_PARAM = "x-amz-customauthorizer-name"
+
+
+@dataclass
+class DeviceSettings:
+    client_id: str | None = None
+    transport: str = "auto"
+    host: str | None = None
+    port: int = 443
+    custom_domain: bool = False
+    authorizer: str | None = None
+    token_key_name: str | None = None
+    token: str | None = None
+    signature: str | None = None
+    signing_disabled: bool = False
+    username: str | None = None
+    password: str | None = None
+    topic: str | None = None
+    source: str = ""
+
+    @property
+    def server_name(self) -> str | None:
+        """The SNI the board sends: always the endpoint host (connect_address only changes where it dials)."""
+        return self.host
+
+    def raw_signature_in_username(self) -> str | None:
+        """The signature exactly as it stands inside a hand-written username, if it holds one."""
+        if self.username and SIGNATURE_PARAM + "=" in self.username:
+            return self.username.split(SIGNATURE_PARAM + "=", 1)[1].split("&", 1)[0]
+        return None
+
+    def mqtt_username(self) -> str:
+        """The CONNECT username the probe sends: the user part, then the authorizer name, the
+        percent-encoded signature and the token as query parameters (as the AWS SDKs build it)."""
+        user = self.username or ""
+        if "?" in user or not (self.authorizer or self.token):
+            return user
+        params = []
+        if self.authorizer:
+            params.append(f"{NAME_PARAM}={quote(self.authorizer, safe='')}")
+        if self.signature:
+            params.append(f"{SIGNATURE_PARAM}={quote(self.signature, safe='')}")
+        if self.token is not None and self.token_key_name:
+            params.append(f"{self.token_key_name}={quote(self.token, safe='')}")
+        return user + "?" + "&".join(params)
+
+
+def settings_from_config(cfg: dict[str, Any], source: str = "") -> DeviceSettings:
+    from selftest import config as lint
+
+    def get(section: str, key: str) -> Any:
+        return lint.get(cfg, section, key)
+
+    signature = get("auth", "signature")
+    if isinstance(signature, str) and lint.looks_percent_encoded(signature):
+        signature = lint.percent_decode(signature)
+    return DeviceSettings(
+        client_id=get("device", "client_id"), transport=get("device", "transport") or "auto",
+        host=get("endpoint", "host"), port=get("endpoint", "port") or 443,
+        custom_domain=bool(get("endpoint", "custom_domain")), authorizer=get("auth", "authorizer"),
+        token_key_name=get("auth", "token_key_name"), token=get("auth", "token"), signature=signature,
+        signing_disabled=bool(get("auth", "signing_disabled")), username=get("auth", "username"),
+        password=get("auth", "password"), topic=get("test", "topic"), source=source)
+
+
+def load_device_settings(path: str | Path) -> DeviceSettings:
+    path = Path(path)
+    try:
+        from authprobe import device_config
+    except ImportError:
+        device_config = None  # type: ignore[assignment]
+    if device_config is not None and hasattr(device_config, "load"):
+        return settings_from_config(device_config.load(path), str(path))
+    try:
+        cfg = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read device config {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    from selftest import config as lint
+
+    problems = [p for p in lint.lint(cfg) if p[1] == lint.FAIL]
+    if problems:
+        raise ConfigError(f"{path} has problems:\n  " + "\n  ".join(f"{p[2]}: {p[3]}" for p in problems))
+    return settings_from_config(cfg, str(path))

@@ -1,0 +1,165 @@
+"""The local backend: reads the stand-in's state directory (docs/contracts.md section 5) exactly as
+the AWS backend reads AWS, answering in the same API response shapes and raising the same errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from authprobe.cloud.base import CallRejected, Cloud, LogEvent, NotFound, function_name_of
+from authprobe.errors import CloudError
+
+
+class LocalCloud(Cloud):
+    def __init__(self, state_dir: str | Path, *, test_invoke: Any = None):
+        """`test_invoke(state_dir, name, request) -> response` overrides the stand-in's own."""
+        self.state_dir = Path(state_dir)
+        self._test_invoke = test_invoke
+        self.label = f"local ({self.state_dir})"
+        self._data: dict[str, Any] | None = None
+        self._load()
+
+    def _load(self) -> dict[str, Any]:
+        path = self.state_dir / "cloud.json"
+        if not self.state_dir.is_dir():
+            raise CloudError(f"no stand-in state directory at {self.state_dir}: start `authprobe emulate` "
+                             "(or pass the state_dir it prints) and try again")
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise CloudError(f"{path} is missing: the stand-in has not written its descriptions yet "
+                             "(is `authprobe emulate` running with this state_dir?)") from None
+        except (OSError, ValueError) as exc:
+            raise CloudError(f"cannot read {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise CloudError(f"{path} is not a JSON object")
+        self._data = data
+        self.account = data.get("account")
+        self.region = data.get("region")
+        return data
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self._data if self._data is not None else self._load()
+
+    def refresh(self) -> None:
+        self._load()
+
+    def describe_authorizer(self, name: str) -> dict[str, Any]:
+        desc = (self.data.get("authorizers") or {}).get(name)
+        if desc is None:
+            raise NotFound(f"authorizer {name!r}: not found in the stand-in ({self.state_dir})")
+        return dict(desc)
+
+    def describe_default_authorizer(self) -> dict[str, Any] | None:
+        name = self.data.get("default_authorizer")
+        if not name:
+            return None
+        desc = (self.data.get("authorizers") or {}).get(name)
+        # AWS keeps a default that names a deleted authorizer; describe it by name only.
+        return dict(desc) if desc else {"authorizerName": name}
+
+    def describe_endpoint(self, endpoint_type: str = "iot:Data-ATS") -> str | None:
+        return (self.data.get("endpoints") or {}).get(endpoint_type)
+
+    def list_domain_configurations(self) -> list[str]:
+        return list((self.data.get("domain_configurations") or {}).keys())
+
+    def describe_domain_configuration(self, name: str) -> dict[str, Any]:
+        desc = (self.data.get("domain_configurations") or {}).get(name)
+        if desc is None:
+            raise NotFound(f"domain configuration {name!r}: not found in the stand-in")
+        return dict(desc)
+
+    def get_function(self, name_or_arn: str) -> dict[str, Any]:
+        name = function_name_of(name_or_arn)
+        desc = (self.data.get("functions") or {}).get(name)
+        if desc is None:
+            raise NotFound(f"Lambda function {name_or_arn}: not found in the stand-in")
+        return dict(desc)
+
+    def get_policy(self, name_or_arn: str) -> dict[str, Any] | None:
+        text = (self.data.get("function_policies") or {}).get(function_name_of(name_or_arn))
+        if text is None:
+            return None
+        try:
+            return json.loads(text) if isinstance(text, str) else dict(text)
+        except ValueError:
+            raise CloudError(f"the stand-in's resource policy of {name_or_arn} is not JSON") from None
+
+    def lambda_metric(self, function_name: str, metric: str, start: datetime, end: datetime,
+                      statistic: str) -> float | None:
+        path = self.state_dir / "metrics.jsonl"
+        lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
+        values: list[float] = []
+        try:
+            handle = open(path, encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CloudError(f"cannot read {path}: {exc.strerror or exc}") from None
+        with handle:
+            for line in handle:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if (rec.get("metric") == metric and rec.get("namespace", "AWS/Lambda") == "AWS/Lambda"
+                        and (rec.get("dimensions") or {}).get("FunctionName") == function_name
+                        and lo <= rec.get("timestamp", -1) <= hi):
+                    values.append(float(rec.get("value", 0)))
+        if not values:
+            return None
+        return max(values) if statistic == "Maximum" else sum(values)
+
+    def get_v2_logging_options(self) -> dict[str, Any] | None:
+        logging = self.data.get("logging")
+        return dict(logging) if logging else None
+
+    def list_v2_logging_levels(self) -> list[dict[str, Any]]:
+        return list(self.data.get("logging_levels") or [])
+
+    def test_invoke_authorizer(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        invoke = self._test_invoke or _stand_in_test_invoke()
+        if invoke is None:
+            raise CloudError("this build's stand-in offers no TestInvokeAuthorizer")
+        kwargs = {"token": request.get("token"), "token_signature": request.get("tokenSignature"),
+                  "mqtt_context": request.get("mqttContext"), "http_context": request.get("httpContext"),
+                  "tls_context": request.get("tlsContext")}
+        try:
+            answer = dict(invoke(self.state_dir, name, **kwargs))
+        except ClientError as exc:
+            # The stand-in answers like boto3 does; read its errors as the AWS backend reads AWS's.
+            error = exc.response.get("Error", {})
+            code, message = error.get("Code", ""), error.get("Message", "")
+            if code == "ResourceNotFoundException":
+                raise NotFound(f"authorizer {name!r}: {message}") from None
+            raise CallRejected(f"TestInvokeAuthorizer on {name!r}: {code}: {message}", code) from None
+        answer.pop("ResponseMetadata", None)
+        return answer
+
+    def log_events(self, windows: Iterable[Any], function_name: str | None = None) -> Iterator[LogEvent]:
+        from authprobe.correlate import read_log_file
+
+        wanted = {w.client_id for w in windows}
+        iot_path = self.state_dir / "logs" / "AWSIotLogsV2.jsonl"
+        if iot_path.exists():
+            yield from read_log_file(iot_path, client_ids=wanted, source="iot")
+        if function_name:
+            fn_path = self.state_dir / "logs" / "lambda" / f"{function_name}.jsonl"
+            if fn_path.exists():
+                yield from read_log_file(fn_path, client_ids=wanted, source="lambda")
+
+
+def _stand_in_test_invoke():
+    """The stand-in's TestInvokeAuthorizer-shaped function, when this build has one."""
+    try:
+        from authprobe.emulator.test_invoke import test_invoke_authorizer
+    except ImportError:
+        return None
+    return test_invoke_authorizer

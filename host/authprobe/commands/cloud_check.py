@@ -1,0 +1,75 @@
+"""`authprobe cloud-check`: the seed checklist's cloud half (and more) for one device config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from datetime import timedelta
+
+from authprobe.errors import EXIT_FAIL, ConfigError
+
+HELP = "check the cloud side: authorizer, Lambda, permissions, logging"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from authprobe.cloud import add_cloud_arguments
+
+    parser.add_argument("--config", required=True, metavar="device.toml", help="the device configuration")
+    parser.add_argument("--authorizer", help="authorizer to check (default: the device's, else the default)")
+    add_cloud_arguments(parser)
+    parser.add_argument("--since", default="1h", metavar="DURATION",
+                        help="metrics window ending now, e.g. 30m, 2h, 1d (default 1h)")
+    parser.add_argument("--no-replay", action="store_true",
+                        help="do not call TestInvokeAuthorizer (it invokes the function for real)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def parse_duration(text: str) -> timedelta:
+    m = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", text or "")
+    if not m:
+        raise ConfigError(f"--since {text!r}: use a number and a unit, e.g. 30m, 2h, 1d")
+    n, unit = int(m.group(1)), m.group(2)
+    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: n})
+
+
+def run(args: argparse.Namespace) -> int:
+    from authprobe.checks import CheckContext, overall, run_checks
+    from authprobe.cloud import open_cloud
+    from authprobe.cloud.device_settings import load_device_settings
+
+    window = parse_duration(args.since)
+    device = load_device_settings(args.config)
+    cloud = open_cloud(args.cloud, profile=args.profile, region=args.region)
+    ctx = CheckContext(cloud, device, authorizer_name=args.authorizer, window=window, replay=not args.no_replay)
+    results = run_checks(ctx)
+    verdict = overall(results)
+    if args.json:
+        print(json.dumps({"schema": "authprobe.cloud-check/1", "cloud": cloud.label, "verdict": verdict,
+                          "authorizer": (ctx.authorizer or {}).get("authorizerName"),
+                          "client_id": device.client_id, "checks": [r.as_dict() for r in results]}, indent=2))
+    else:
+        render(results, verdict, cloud.label)
+    return EXIT_FAIL if verdict == "fail" else 0
+
+
+_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+
+
+def render(results, verdict: str, label: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"cloud-check ({label}): {verdict}", show_lines=False)
+    table.add_column("status")
+    table.add_column("check")
+    table.add_column("evidence", overflow="fold")
+    table.add_column("root cause")
+    for r in results:
+        table.add_row(f"[{_STYLE[r.status]}]{r.status}[/]", r.title, "\n".join(r.evidence),
+                      r.root_cause if r.status in ("fail", "warn") and r.root_cause else "")
+    console.print(table)
+    for r in results:
+        if r.status in ("fail", "warn") and r.remediation:
+            console.print(f"[{_STYLE[r.status]}]{r.status}[/] {r.id}: {r.remediation}", highlight=False)

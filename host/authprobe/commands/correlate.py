@@ -1,0 +1,181 @@
+"""`authprobe correlate`: join stored device runs (or report files) with AWS IoT's V2 logs and the
+authorizer function's logs, by client id and the run's UTC window, into a diagnosis per run.
+
+Log sources: AWS Logs Insights (--cloud aws, batched queries), the stand-in's state directory
+(--cloud local:DIR), or exported JSON-lines files (--iot-log / --function-log, no AWS access)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from itertools import chain
+from typing import Any
+
+from authprobe.errors import EXIT_FAIL, ConfigError
+
+HELP = "join device runs with AWS IoT and Lambda logs into a diagnosis"
+DEFAULT_STORE = ".authprobe/runs.sqlite"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from authprobe.cloud import add_cloud_arguments
+
+    parser.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="stored runs (default: every stored run)")
+    parser.add_argument("--store", help=f"run store (default $AUTHPROBE_STORE or {DEFAULT_STORE})")
+    parser.add_argument("--report", action="append", default=[], metavar="FILE.json",
+                        help="a JSON report (or a list of them) instead of stored runs; repeatable")
+    parser.add_argument("--iot-log", action="append", default=[], metavar="FILE.jsonl",
+                        help="exported AWSIotLogsV2 records, one JSON object per line; repeatable")
+    parser.add_argument("--function-log", action="append", default=[], metavar="FILE.jsonl",
+                        help="exported authorizer function log lines ({timestamp, message}); repeatable")
+    add_cloud_arguments(parser)
+    parser.add_argument("--authorizer", help="read this authorizer's function logs (default: the account default)")
+    parser.add_argument("--function", help="the authorizer function's name (skips DescribeAuthorizer)")
+    parser.add_argument("--checks", metavar="FILE.json", help="cloud-check --json output to use as evidence too")
+    parser.add_argument("--skew", type=float, default=120.0, metavar="SECONDS",
+                        help="clock-skew margin around each run's window (default 120)")
+    parser.add_argument("--max-concurrent", type=int, default=10, help="Logs Insights queries at once (default 10)")
+    parser.add_argument("--events", action="store_true", help="include the matched log events in --json output")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def load_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
+    from authprobe.correlate import read_reports
+
+    if args.report:
+        reports, problems = read_reports(args.report)
+        if args.run_ids:
+            wanted = set(args.run_ids)
+            reports = [r for r in reports if r.get("run_id") in wanted]
+        return reports, problems
+    try:
+        from authprobe.store import RunStore
+    except ImportError:
+        raise ConfigError("this build has no run store: pass reports with --report FILE.json") from None
+    path = args.store or os.environ.get("AUTHPROBE_STORE") or DEFAULT_STORE
+    if not os.path.exists(path):
+        raise ConfigError(f"no run store at {path}: run `authprobe run` first, or pass --store / --report")
+    store = RunStore(path)
+    ids = args.run_ids or [_run_id(r) for r in store.list_runs()]
+    reports, problems = [], []
+    for run_id in ids:
+        try:
+            report = store.get_report(run_id)
+        except (KeyError, LookupError):
+            report = None
+        if report is None:
+            problems.append(f"run {run_id}: not in {path}")
+        else:
+            reports.append(report)
+    return reports, problems
+
+
+def _run_id(row: Any) -> str:
+    if isinstance(row, str):
+        return row
+    if isinstance(row, dict):
+        return row.get("run_id") or row.get("id")
+    return getattr(row, "run_id", None) or row.id
+
+
+def _progress(p: Any) -> None:
+    print(f"\rLogs Insights: {p.completed}/{p.planned + p.split} queries done, {p.split} split, "
+          f"{p.rows} rows", end="", file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from authprobe.correlate import Joiner, iso_ms, read_log_file
+    from authprobe.diagnosis import CloudEvidence, diagnose
+
+    reports, problems = load_runs(args)
+    for p in problems:
+        print(f"authprobe: {p}", file=sys.stderr)
+    if not reports:
+        raise ConfigError("no runs to correlate" + (" (see above)" if problems else ""))
+    checks: list[dict[str, Any]] = []
+    if args.checks:
+        try:
+            checks = json.loads(open(args.checks).read()).get("checks", [])
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"--checks {args.checks}: not cloud-check --json output ({exc})") from None
+    joiner = Joiner(reports, args.skew)
+    wanted = joiner.client_ids()
+    if args.iot_log or args.function_log:
+        events = chain(chain.from_iterable(read_log_file(p, client_ids=wanted, source="iot") for p in args.iot_log),
+                       chain.from_iterable(read_log_file(p, client_ids=wanted, source="lambda")
+                                           for p in args.function_log))
+        source = "files"
+    else:
+        from authprobe.cloud import open_cloud
+
+        extra = {"max_concurrent": args.max_concurrent, "on_progress": None if args.json else _progress} \
+            if args.cloud == "aws" else {}
+        cloud = open_cloud(args.cloud, profile=args.profile, region=args.region, **extra)
+        function = args.function or _function_of(cloud, args.authorizer)
+        events = cloud.log_events(joiner.windows(), function)
+        source = cloud.label
+    joiner.add_all(events)
+    results = joiner.finish()
+    if args.cloud == "aws" and not args.json and not (args.iot_log or args.function_log):
+        print(file=sys.stderr)
+    out = []
+    failing = 0
+    for c in results:
+        diagnosis = diagnose(c.report, CloudEvidence(checks, [e.as_dict() for e in c.events]))
+        w = c.window
+        item = {"run_id": c.report.get("run_id"), "client_id": w.client_id, "verdict": c.report.get("verdict"),
+                "window": {"start": iso_ms(w.start_ms) if w.start_ms is not None else None,
+                           "end": iso_ms(w.end_ms) if w.end_ms is not None else None, "clock": w.clock},
+                "matched": c.counts(), "diagnosis": diagnosis}
+        if args.events:
+            item["events"] = [e.as_dict() for e in c.events]
+        if c.report.get("verdict") != "pass":
+            failing += 1
+        out.append(item)
+    if args.json:
+        print(json.dumps({"schema": "authprobe.correlate/1", "source": source, "runs": out,
+                          "problems": problems}, indent=2))
+    else:
+        render(out, source)
+    return EXIT_FAIL if failing else 0
+
+
+def _function_of(cloud: Any, authorizer: str | None) -> str | None:
+    from authprobe.cloud.base import NotFound, function_name_of
+
+    try:
+        desc = cloud.describe_authorizer(authorizer) if authorizer else cloud.describe_default_authorizer()
+    except NotFound:
+        raise ConfigError(f"authorizer {authorizer!r} not found: pass --function NAME or the right --authorizer") \
+            from None
+    if not desc or "authorizerFunctionArn" not in desc:
+        print("authprobe: no authorizer named and no default: reading AWS IoT logs only "
+              "(pass --authorizer or --function for the function's logs)", file=sys.stderr)
+        return None
+    return function_name_of(desc["authorizerFunctionArn"])
+
+
+def render(items: list[dict[str, Any]], source: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"correlate ({source}): {len(items)} run(s)")
+    for col in ("run", "client id", "verdict", "IoT/fn events", "diagnosis"):
+        table.add_column(col, overflow="fold")
+    for it in items:
+        m = it["matched"]
+        lead = it["diagnosis"][:3]
+        diag = "\n".join(f"{d['root_cause']} ({d['confidence']:.2f}{', decided' if d.get('decided') else ''})"
+                         for d in lead) or "-"
+        table.add_row(str(it["run_id"]), str(it["client_id"]), str(it["verdict"]),
+                      f"{m['iot']}/{m['lambda']}" + (f" (+{m['lambda_time_only']} by time)" if m["lambda_time_only"]
+                                                     else ""), diag)
+    console.print(table)
+    for it in items:
+        decided = [d for d in it["diagnosis"] if d.get("decided")]
+        if decided:
+            d = decided[0]
+            console.print(f"{it['run_id']}: {d['root_cause']}: {d['remediation']}", highlight=False)
