@@ -41,6 +41,7 @@ CODES = (
     (115, "config_wifi_invalid", ("config-invalid", "wifi-failure")),
     (116, "config_unreadable", ("config-invalid",)),
     (117, "config_value_type", ("config-invalid",)),
+    (118, "config_unknown_field", ("config-invalid",)),
     (200, "runtime_ok", ()),
     (201, "runtime_no_alpn", ("alpn-missing",)),
     (202, "runtime_low_memory", ()),
