@@ -284,14 +284,15 @@ def _combine(report: dict[str, Any], findings: list[Finding]) -> list[dict[str, 
         weight = entry["confidence"]
         evidence = list(entry["evidence"])
         if f and f[SUPPORTS]:
-            weight = min(0.85, weight + 0.25)
+            weight = max(weight, min(0.85, weight + 0.25))
             evidence += [x.text for x in f[SUPPORTS]]
         rest.append((weight * scale, cause, evidence))
-    # Only cloud-supported (not device-named) causes when the device named none, e.g. a hang.
-    if not candidates and not out:
+    # Causes the cloud points at that the device's step did not name (the device sees only a
+    # close; timing or logs may say more): listed, weakly, when the device got as far as AWS IoT.
+    if relevant_stage or not candidates:
         for cause, f in by_cause.items():
-            if f[SUPPORTS] and not f[RULES_OUT] and cause not in done:
-                rest.append((0.3, cause, [x.text for x in f[SUPPORTS]]))
+            if f[SUPPORTS] and not f[RULES_OUT] and cause not in done and cause not in candidates:
+                rest.append(((0.3 if not candidates else 0.15) * scale, cause, [x.text for x in f[SUPPORTS]]))
     rest.sort(key=lambda r: (-r[0], order.get(r[1], len(order))))
     total = sum(r[0] for r in rest)
     if not out and total > 1.0:

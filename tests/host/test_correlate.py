@@ -1,0 +1,175 @@
+"""Correlation: runs joined with AWSIotLogsV2 records and function log lines by client id and the
+run's UTC window (with skew margin), from exported files, the stand-in's state dir, and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from authprobe import cli
+from authprobe.correlate import (
+    Joiner,
+    correlate,
+    lambda_event,
+    parse_timestamp,
+    read_log_file,
+    read_reports,
+    run_window,
+)
+from tests.fixtures import cloud_state as cs
+
+START = parse_timestamp("2026-11-26T09:10:00Z")
+
+
+def iot_rec(client_id, at, event_type="Connect", status="Failure", **fields):
+    from datetime import UTC, datetime
+
+    ts = datetime.fromtimestamp(at / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return {"timestamp": ts, "logLevel": "ERROR", "traceId": "t", "accountId": cs.ACCOUNT, "status": status,
+            "eventType": event_type, "protocol": "MQTT", "clientId": client_id, **fields}
+
+
+def fn_rec(at, message):
+    return {"timestamp": at, "message": message}
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("2026-11-26 09:10:00.000", START),
+    ("2026-11-26 09:10:00.5", START + 500),
+    ("2026-11-26T09:10:00Z", START),
+    ("2026-11-26T10:10:00+01:00", START),
+    (START, START),
+    (START / 1000, START),
+    ("garbage", None),
+    (None, None),
+])
+def test_timestamps(text, expected):
+    assert parse_timestamp(text) == expected
+
+
+def test_window_uses_device_clock_then_host_clock():
+    r = cs.report(ms=4000)
+    w = run_window(r, skew_s=10)
+    assert (w.start_ms, w.end_ms, w.clock) == (START - 10_000, START + 4000 + 10_000, "device")
+    r = cs.report(utc=None)
+    assert run_window(r).clock == "none" and run_window(r).start_ms is None
+    r["host"] = {"started_utc": "2026-11-26T09:10:00Z"}
+    assert run_window(r).clock == "host"
+
+
+def test_log_file_filters_other_clients_and_survives_torn_lines(tmp_path):
+    path = tmp_path / "iot.jsonl"
+    lines = [json.dumps(iot_rec(cs.CLIENT_ID, START)), json.dumps(iot_rec("someone-else", START)),
+             json.dumps({"timestamp": START, "message": json.dumps(iot_rec(cs.CLIENT_ID, START + 1))}),
+             '{"timestamp": "2026-11-26 09:10']
+    path.write_text("\n".join(lines))
+    events = list(read_log_file(path, client_ids={cs.CLIENT_ID}))
+    assert [e.ts_ms for e in events] == [START, START + 1]
+    assert all(e.source == "iot" and e.client_id == cs.CLIENT_ID for e in events)
+
+
+def test_missing_log_file_is_a_usage_error(tmp_path):
+    from authprobe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot read log file"):
+        list(read_log_file(tmp_path / "none.jsonl"))
+
+
+def test_join_by_client_and_window_with_skew():
+    reports = [cs.report("r1", client_id="a"), cs.report("r2", client_id="b")]
+    events = [lambda_event(0, "x")]  # no client, no failure: ignored
+    from authprobe.correlate import iot_event
+
+    events += [iot_event(iot_rec("a", START + 1000)), iot_event(iot_rec("a", START + 3600_000)),
+               iot_event(iot_rec("b", START - 60_000)), iot_event(iot_rec("b", START - 600_000))]
+    out = correlate(reports, events, skew_s=120)
+    assert [len(c.events) for c in out] == [1, 1]
+    out = correlate(reports, events, skew_s=10)
+    assert [len(c.events) for c in out] == [1, 0]
+
+
+def test_function_lines_follow_their_request_to_the_client():
+    reports = [cs.report("r1", client_id="a", failing_code=907)]
+    rid = "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
+    lines = [f"START RequestId: {rid} Version: $LATEST", 'event {"clientId": "a", "token": "..."}',
+             f"2026-11-26T09:10:05Z {rid} Task timed out after 5.00 seconds", f"END RequestId: {rid}",
+             f"REPORT RequestId: {rid}\tDuration: 5000.00 ms\tBilled Duration: 5000 ms"]
+    joiner = Joiner(reports)
+    for i, line in enumerate(lines):
+        joiner.add(lambda_event(START + 1000 + i, line))
+    (c,) = joiner.finish()
+    messages = [e.fields["message"] for e in c.events]
+    assert any("Task timed out" in m for m in messages)
+    assert any(m.startswith("REPORT") for m in messages)  # cut off at the limit: kept
+    assert all(e.fields["attributed"] in ("client_id", "request_id") for e in c.events)
+
+
+def test_failures_without_a_client_are_attributed_by_time_only_to_runs_failing_at_auth():
+    reports = [cs.report("r1", client_id="a", failing_code=906), cs.report("r2", client_id="b", failing_code=501)]
+    joiner = Joiner(reports)
+    joiner.add(lambda_event(START + 500, "[ERROR] Runtime.ExitError"))
+    from authprobe.correlate import iot_event
+
+    rec = iot_rec(None, START + 600, reason="AUTHORIZATION_FAILURE", details="TLS SNI missing")
+    rec.pop("clientId")
+    joiner.add(iot_event(rec))
+    a, b = joiner.finish()
+    assert [e.fields["attributed"] for e in a.events] == ["time", "time"]
+    assert b.events == []  # failed at DNS: the cloud never saw it
+
+
+def test_unreadable_reports_are_listed_and_readable_ones_kept(tmp_path):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps([cs.report("r1"), cs.report("r2")]))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"hello": 1}))
+    reports, problems = read_reports([good, bad, other, tmp_path / "missing.json"])
+    assert [r["run_id"] for r in reports] == ["r1", "r2"]
+    assert len(problems) == 3
+
+
+def test_cli_correlate_from_exported_files(tmp_path, capsys):
+    reports = tmp_path / "runs.json"
+    reports.write_text(json.dumps([cs.report("r1"), cs.report("r2", client_id="other", failing_code=None)]))
+    iot = tmp_path / "iot.jsonl"
+    iot.write_text("\n".join(json.dumps(r) for r in [
+        iot_rec(cs.CLIENT_ID, START + 900, reason="AUTHORIZATION_FAILURE", details="Authorizer is INACTIVE: X"),
+        iot_rec("other", START + 900, status="Success")]))
+    fn = tmp_path / "fn.jsonl"
+    fn.write_text(json.dumps(fn_rec(START + 800, "unrelated line")) + "\n")
+    code = cli.main(["correlate", "--report", str(reports), "--iot-log", str(iot), "--function-log", str(fn),
+                     "--json", "--events"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1 and out["source"] == "files"
+    r1, r2 = out["runs"]
+    assert r1["matched"]["iot"] == 1 and r1["diagnosis"][0]["root_cause"] == "authorizer-inactive"
+    assert r1["diagnosis"][0]["decided"]
+    assert r2["diagnosis"] == [] and r2["matched"]["iot"] == 1
+    code = cli.main(["correlate", "--report", str(reports), "--iot-log", str(iot)])
+    text = capsys.readouterr().out
+    assert "authorizer-inactive" in text and "r1" in text
+
+
+def test_cli_correlate_from_the_stand_in_state_dir(tmp_path, capsys):
+    state = cs.write_state(tmp_path, iot_logs=[iot_rec(cs.CLIENT_ID, START + 100, "Disconnect", "Success",
+                                                       reason="DUPLICATE_CLIENT_ID", disconnectReason="DUPLICATE_CLIENTID")],
+                           lambda_logs=[fn_rec(START + 50, f'{{"clientId": "{cs.CLIENT_ID}"}}')])
+    reports = tmp_path / "r.json"
+    reports.write_text(json.dumps(cs.report("r1", failing_code=1005)))
+    code = cli.main(["correlate", "--report", str(reports), "--cloud", f"local:{state}", "--function", cs.FUNCTION,
+                     "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1
+    run = out["runs"][0]
+    assert run["matched"] == {"iot": 1, "lambda": 1, "lambda_time_only": 0}
+    assert run["diagnosis"][0]["root_cause"] == "client-id-conflict"
+
+
+def test_cli_correlate_without_runs_is_clear(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    assert cli.main(["correlate", "--report", str(bad), "--iot-log", str(bad)]) == 2
+    assert "no runs" in capsys.readouterr().err
