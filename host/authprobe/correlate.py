@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import json
 import re
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -80,10 +81,19 @@ def client_in_text(message: str) -> str | None:
     return m.group(1) if m else None
 
 
+# Fields whose values repeat across records: one shared string each keeps 10^5 matched records small.
+_REPEATING = ("logLevel", "accountId", "status", "eventType", "protocol", "reason", "details", "disconnectReason",
+              "principalId", "sourceIp", "clientId", "topicName")
+
+
 def iot_event(record: dict[str, Any]) -> LogEvent | None:
     ts = parse_timestamp(record.get("timestamp"))
     if ts is None:
         return None
+    for key in _REPEATING:
+        value = record.get(key)
+        if type(value) is str:
+            record[key] = sys.intern(value)
     return LogEvent("iot", ts, record.get("clientId"), record)
 
 

@@ -30,7 +30,7 @@ class CallRejected(CloudError):
         self.code = code
 
 
-@dataclass
+@dataclass(slots=True)
 class LogEvent:
     """One log line normalised for correlation. source: "iot" (AWSIotLogsV2) or "lambda" (the
     authorizer function's log group). fields: the IoT V2 record, or {"message", "requestId"}."""
