@@ -1,0 +1,359 @@
+# Config lint, shared by the board and the host: the same checks, the same codes, one message per
+# problem. MicroPython's `re` is limited, so every check is a plain character-class loop.
+#
+# The config is the nested dict of device.toml (sections device, endpoint, auth, wifi, test); on the
+# board it arrives as JSON. lint() returns problems as (code, status, field, message) tuples.
+
+try:
+    from typing import Any  # noqa: F401 - for type comments only; boards have no typing
+except ImportError:
+    pass
+
+FAIL = "fail"
+WARN = "warn"
+
+TRANSPORTS = ("mqtt", "wss", "auto")
+WSS_AUTH = ("headers", "query")
+
+# (section, key, type name, default); None default = optional without value.
+FIELDS = (
+    ("device", "client_id", "str", None),
+    ("device", "transport", "str", "auto"),
+    ("device", "board", "str", None),
+    ("endpoint", "host", "str", None),
+    ("endpoint", "port", "int", 443),
+    ("endpoint", "connect_address", "str", None),
+    ("endpoint", "ca", "str", None),
+    ("endpoint", "custom_domain", "bool", False),
+    ("auth", "authorizer", "str", None),
+    ("auth", "token_key_name", "str", None),
+    ("auth", "token", "str", None),
+    ("auth", "signature", "str", None),
+    ("auth", "signing_disabled", "bool", False),
+    ("auth", "username", "str", None),
+    ("auth", "password", "str", None),
+    ("auth", "wss_auth", "str", "headers"),
+    ("wifi", "ssid", "str", None),
+    ("wifi", "password", "str", None),
+    ("wifi", "timeout_ms", "int", 15000),
+    ("test", "topic", "str", None),
+    ("test", "timeout_ms", "int", 8000),
+    ("test", "slow_close_ms", "int", 4500),
+    ("test", "ntp_host", "str", "pool.ntp.org"),
+    ("test", "library", "bool", True),
+)
+
+MAX_TOKEN = 6144
+MAX_SIGNATURE = 2560
+MAX_NAME = 128
+MAX_CLIENT_ID = 128
+MAX_TOPIC = 256
+MAX_TOPIC_SLASHES = 7
+
+_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_B64 = _ALNUM + "+/"
+_HOST = "abcdefghijklmnopqrstuvwxyz0123456789-."
+_HEX = "0123456789abcdefABCDEF"
+_HEXB = b"0123456789abcdefABCDEF"
+
+
+def _only(text, allowed):
+    for ch in text:
+        if ch not in allowed:
+            return False
+    return True
+
+
+def _is_word(text, extra):
+    # Python's \w in the AWS pattern [\w=,@-] covers Unicode word characters; non-ASCII letters pass.
+    for ch in text:
+        if ch not in _ALNUM and ch not in extra and ord(ch) < 128:
+            return False
+    return True
+
+
+def _typename(value):
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, str):
+        return "str"
+    return "other"
+
+
+def get(cfg, section, key):
+    # type: (Any, str, str) -> Any
+    """A value with its default applied."""
+    sec = cfg.get(section) if isinstance(cfg, dict) else None
+    if isinstance(sec, dict) and sec.get(key) is not None:
+        return sec[key]
+    for s, k, _, default in FIELDS:
+        if s == section and k == key:
+            return default
+    return None
+
+
+def is_base64(text):
+    body = text.rstrip("=")
+    return bool(body) and len(text) - len(body) <= 2 and _only(body, _B64)
+
+
+def looks_percent_encoded(text):
+    i = text.find("%")
+    return 0 <= i < len(text) - 2 and _only(text[i + 1:i + 3], _HEX)
+
+
+def percent_decode(text):
+    out = bytearray()
+    raw = text.encode()
+    i = 0
+    while i < len(raw):
+        c = raw[i]
+        pair = raw[i + 1:i + 3] if c == 37 else b""
+        if len(pair) == 2 and pair[0] in _HEXB and pair[1] in _HEXB:
+            out.append(int(pair.decode(), 16))
+            i += 3
+        else:
+            out.append(c)
+            i += 1
+    return bytes(out).decode()
+
+
+def endpoint_kind(host):
+    """'ats', 'legacy' or None for an AWS IoT data endpoint name."""
+    parts = host.split(".")
+    # <id>-ats.iot.<region>.amazonaws.com[.cn]
+    if len(parts) < 5 or parts[1] != "iot" or parts[3] != "amazonaws":
+        return None
+    if parts[4:] not in (["com"], ["com", "cn"]):
+        return None
+    ident, region = parts[0], parts[2]
+    if not region or not _only(region, _HOST) or region.count("-") < 2:
+        return None
+    if ident.endswith("-ats"):
+        ident = ident[:-4]
+        kind = "ats"
+    else:
+        kind = "legacy"
+    if not ident or not _only(ident, _ALNUM.lower()):
+        return None
+    return kind
+
+
+def is_hostname(host):
+    if not host or len(host) > 253 or not _only(host.lower(), _HOST):
+        return False
+    for label in host.split("."):
+        if not label or len(label) > 63 or label[0] == "-" or label[-1] == "-":
+            return False
+    return True
+
+
+def topic_problem(topic):
+    """Why a topic cannot be the probe's test topic (published and subscribed as is), or None."""
+    if not topic:
+        return "is empty"
+    if "+" in topic or "#" in topic:
+        return "has a wildcard (+ or #); a publish topic must be a plain topic name"
+    if len(topic.encode()) > MAX_TOPIC:
+        return "is %d bytes; AWS IoT allows at most %d" % (len(topic.encode()), MAX_TOPIC)
+    if topic.count("/") > MAX_TOPIC_SLASHES:
+        return "has %d slashes; AWS IoT allows at most %d" % (topic.count("/"), MAX_TOPIC_SLASHES)
+    if topic.startswith("$"):
+        return "starts with '$' (reserved topics); use an application topic"
+    if "\x00" in topic:
+        return "contains a NUL character"
+    return None
+
+
+def lint(cfg):
+    """Every problem in cfg, in field order: [(code, status, field, message)]."""
+    out = []
+
+    def add(code, status, field, msg):
+        out.append((code, status, field, msg))
+
+    if not isinstance(cfg, dict):
+        add(116, FAIL, "", "the config is not a table of sections")
+        return out
+    known = {}
+    for s, k, _, _ in FIELDS:
+        known.setdefault(s, []).append(k)
+    for section in cfg:
+        if section not in known:
+            add(118, WARN, section, "unknown section [%s]; expected one of %s" % (section, ", ".join(known)))
+            continue
+        if not isinstance(cfg[section], dict):
+            add(117, FAIL, section, "[%s] must be a table of settings" % section)
+            continue
+        for key in cfg[section]:
+            if key not in known[section]:
+                add(118, WARN, section + "." + key, "unknown setting %s.%s; known: %s"
+                    % (section, key, ", ".join(known[section])))
+    bad_type = {}
+    for s, k, t, _ in FIELDS:
+        sec = cfg.get(s)
+        value = sec.get(k) if isinstance(sec, dict) else None
+        if value is not None and _typename(value) != t:
+            add(117, FAIL, s + "." + k, "%s.%s must be a %s, not %s" % (s, k, _TYPE_WORDS[t], _typename(value)))
+            bad_type[s + "." + k] = True
+
+    def val(s, k):
+        return None if (s + "." + k) in bad_type else get(cfg, s, k)
+
+    client_id = val("device", "client_id")
+    if not client_id:
+        if "device.client_id" not in bad_type:
+            add(101, FAIL, "device.client_id", "device.client_id is missing; give each board a unique client id")
+    elif len(client_id.encode()) > MAX_CLIENT_ID:
+        add(108, FAIL, "device.client_id", "device.client_id is %d bytes; AWS IoT allows at most %d"
+            % (len(client_id.encode()), MAX_CLIENT_ID))
+    elif "#" in client_id or "+" in client_id or "\x00" in client_id:
+        add(108, WARN, "device.client_id", "device.client_id contains '#', '+' or NUL; AWS IoT sends no "
+            "lifecycle events for such ids")
+
+    transport = val("device", "transport")
+    if transport is not None and transport not in TRANSPORTS:
+        add(110, FAIL, "device.transport", "device.transport is %r; use one of mqtt, wss, auto" % transport)
+
+    host = val("endpoint", "host")
+    custom = val("endpoint", "custom_domain")
+    if not host:
+        if "endpoint.host" not in bad_type:
+            add(101, FAIL, "endpoint.host", "endpoint.host is missing; use the address from "
+                "`aws iot describe-endpoint --endpoint-type iot:Data-ATS`")
+    elif not is_hostname(host):
+        add(102, FAIL, "endpoint.host", "endpoint.host %r is not a host name (no scheme, port or path)" % host)
+    elif not custom:
+        kind = endpoint_kind(host.lower())
+        if kind is None:
+            add(102, FAIL, "endpoint.host", "endpoint.host %r is not an AWS IoT data endpoint "
+                "(<id>-ats.iot.<region>.amazonaws.com); for a domain configuration set "
+                "endpoint.custom_domain = true" % host)
+        elif kind == "legacy":
+            add(112, WARN, "endpoint.host", "endpoint.host %r is a legacy (VeriSign) endpoint; use the "
+                "iot:Data-ATS address, which chains to Amazon Root CA 1/3" % host)
+
+    port = val("endpoint", "port")
+    if port is not None and port != 443:
+        add(103, FAIL, "endpoint.port", "endpoint.port is %d; custom authentication only works on 443 "
+            "(to dial a test server elsewhere use endpoint.connect_address = \"addr:port\")" % port)
+
+    dial = val("endpoint", "connect_address")
+    if dial is not None:
+        h, p = split_address(dial, 443)
+        if not h or p is None or not (0 < p < 65536) or not is_hostname(h) and not _only(h, "0123456789.:"):
+            add(102, FAIL, "endpoint.connect_address", "endpoint.connect_address %r is not host[:port]" % dial)
+
+    ca = val("endpoint", "ca")
+    if ca is not None and not ca:
+        add(114, FAIL, "endpoint.ca", "endpoint.ca is empty; name a PEM file or leave it out")
+
+    _lint_auth(val, add, bad_type)
+
+    ssid = val("wifi", "ssid")
+    wpw = val("wifi", "password")
+    if ssid is not None and (not ssid or len(ssid.encode()) > 32):
+        add(115, FAIL, "wifi.ssid", "wifi.ssid must be 1-32 bytes")
+    if wpw and not (8 <= len(wpw) <= 64):
+        add(115, FAIL, "wifi.password", "wifi.password is %d characters; WPA2 needs 8-63 (or 64 hex)" % len(wpw))
+
+    topic = val("test", "topic")
+    if topic is not None:
+        why = topic_problem(topic)
+        if why:
+            add(109, FAIL, "test.topic", "test.topic %s" % why)
+    for key in ("timeout_ms", "slow_close_ms"):
+        ms = val("test", key)
+        if ms is not None and not (0 < ms <= 120000):
+            add(117, FAIL, "test." + key, "test.%s must be 1-120000 ms" % key)
+    return out
+
+
+_TYPE_WORDS = {"str": "string", "int": "whole number", "bool": "true/false"}
+
+
+def _lint_auth(val, add, bad_type):
+    name = val("auth", "authorizer")
+    if name is not None and not (0 < len(name) <= MAX_NAME and _is_word(name, "_=,@-")):
+        add(104, FAIL, "auth.authorizer", "auth.authorizer must be 1-128 characters of letters, digits "
+            "and _=,@- (AWS pattern [\\w=,@-]+)")
+    key = val("auth", "token_key_name")
+    token = val("auth", "token")
+    if key is not None and not (0 < len(key) <= MAX_NAME and _only(key, _ALNUM + "_-")):
+        add(105, FAIL, "auth.token_key_name", "auth.token_key_name must be 1-128 characters of letters, "
+            "digits, _ and - (AWS pattern [a-zA-Z0-9_-]+)")
+    if token is not None:
+        if not token:
+            add(106, FAIL, "auth.token", "auth.token is empty")
+        elif len(token) > MAX_TOKEN:
+            add(106, FAIL, "auth.token", "auth.token is %d characters; AWS IoT allows at most %d"
+                % (len(token), MAX_TOKEN))
+        if key is None and "auth.token_key_name" not in bad_type:
+            add(101, FAIL, "auth.token_key_name", "auth.token is set but auth.token_key_name is missing; "
+                "use the authorizer's tokenKeyName")
+    sig = val("auth", "signature")
+    signing_off = val("auth", "signing_disabled")
+    if sig is not None:
+        if looks_percent_encoded(sig):
+            raw = percent_decode(sig)
+            if is_base64(raw):
+                add(113, WARN, "auth.signature", "auth.signature is already percent-encoded; the probe "
+                    "decodes it once and encodes it itself (give the plain base64 value)")
+            else:
+                add(107, FAIL, "auth.signature", "auth.signature is not base64 even after percent-decoding")
+        elif not is_base64(sig):
+            add(107, FAIL, "auth.signature", "auth.signature is not base64 ([A-Za-z0-9+/] then up to two "
+                "'='); paste the signature without line breaks")
+        elif len(sig) > MAX_SIGNATURE:
+            add(107, FAIL, "auth.signature", "auth.signature is %d characters; AWS IoT allows at most %d"
+                % (len(sig), MAX_SIGNATURE))
+        if token is None:
+            add(101, FAIL, "auth.token", "auth.signature is set but auth.token is missing; the signature "
+                "signs the token")
+    elif token is not None and not signing_off:
+        add(111, WARN, "auth.signature", "no auth.signature: an authorizer with signing enabled rejects "
+            "this; set auth.signing_disabled = true if yours has signing disabled")
+    user = val("auth", "username")
+    if user and "x-amz-customauthorizer-signature=" in user:
+        raw = user.split("x-amz-customauthorizer-signature=", 1)[1].split("&", 1)[0]
+        if "+" in raw or "/" in raw or "=" in raw:
+            add(113, FAIL, "auth.username", "the signature inside auth.username is not percent-encoded "
+                "('+' -> %2B, '/' -> %2F, '=' -> %3D); AWS IoT decodes another value")
+    if user and len(user.encode()) > 65535:
+        add(117, FAIL, "auth.username", "auth.username is longer than MQTT allows")
+    if name is None and token is None and not user:
+        add(101, FAIL, "auth", "no credentials: set auth.token (with token_key_name) or auth.username")
+    mode = val("auth", "wss_auth")
+    if mode is not None and mode not in WSS_AUTH:
+        add(117, FAIL, "auth.wss_auth", "auth.wss_auth is %r; use headers or query" % mode)
+
+
+def split_address(text, default_port):
+    """'host', 'host:port', '[v6]:port' -> (host, port); port None when it is not a number."""
+    if text.startswith("["):
+        end = text.find("]")
+        host, rest = text[1:end], text[end + 1:]
+        if not rest:
+            return host, default_port
+        text2 = rest[1:] if rest.startswith(":") else None
+    else:
+        if text.count(":") != 1:
+            return text, default_port
+        host, text2 = text.split(":")
+    try:
+        return host, int(text2) if text2 is not None else None
+    except ValueError:
+        return host, None
+
+
+def verdict(problems):
+    """(code, status) for the config step from lint problems."""
+    for p in problems:
+        if p[1] == FAIL:
+            return p[0], FAIL
+    for p in problems:
+        if p[1] == WARN:
+            return p[0], WARN
+    return 100, "pass"

@@ -1,0 +1,117 @@
+# The world for runtimes with BSD-style `socket` and a CPython-like `ssl` (MicroPython on ESP32 and
+# on the unix port, and CPython): sockets, verifying TLS, clock, radio (ESP32 `network`, absent on
+# the unix port and CPython), ESP32 `machine` identity, the client library for the library step.
+import json
+import sys
+
+from selftest import clock, probe, roots, runtime, tls
+
+try:
+    from typing import Any  # noqa: F401 - for type comments only; boards have no typing
+except ImportError:
+    pass
+
+
+def read_config(path):
+    """(config dict, None) or (None, why it cannot be read)."""
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except OSError as e:
+        return None, "cannot read %s (%s); copy it to the board with `authprobe flash`" % (path, e)
+    except ValueError as e:
+        return None, "%s is not valid JSON (%s)" % (path, e)
+    if not isinstance(cfg, dict):
+        return None, "%s holds no JSON object" % path
+    return cfg, None
+
+
+def read_ca(path):
+    """([DER, ...], None) or ([], why): a PEM (any number of certificates) or one DER file."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return [], "cannot read the CA file %s (%s)" % (path, e)
+    if data.lstrip().startswith(b"-----BEGIN"):
+        try:
+            ders = tls.pem_to_der(data)
+        except ValueError:
+            ders = []
+        if not ders:
+            return [], "%s holds no readable PEM certificate" % path
+        return ders, None
+    if data[:1] != b"\x30":
+        return [], "%s is neither PEM nor DER" % path
+    return [data], None
+
+
+def build(cfg, write=print):
+    import socket
+    import ssl
+    import time
+
+    name = runtime.name()
+    radio = None
+    ntp = None  # type: Any
+    try:
+        import network  # type: ignore[import-not-found]
+
+        from selftest.wifi import Esp32Radio
+
+        radio = Esp32Radio(network)
+        try:
+            import ntptime  # type: ignore[import-not-found]
+
+            def _ntp(host):
+                ntptime.host = host
+                ntptime.settime()
+
+            ntp = _ntp
+        except ImportError:
+            pass
+    except ImportError:
+        pass
+
+    def wrap(sock, host, cas, alpn, addr=None):
+        return tls.wrap(ssl, sock, host, cas, alpn)
+
+    w = probe.World(name, runtime.version(), socket, clock.Clock(time, ntp, "ntp" if ntp else "system"),
+                    write, wrap, tls.can_alpn(ssl))
+    w.radio = radio
+    w.uid, w.reset = runtime.machine_identity()
+    w.heap_free = runtime.heap_free
+    w.board = (cfg or {}).get("device", {}).get("board") if isinstance((cfg or {}).get("device"), dict) else None
+    w.board = w.board or getattr(sys, "platform", None)
+    w.firmware = getattr(sys.implementation, "_machine", None) or sys.version.split()[0]
+    w.cas = [(label, der) for label, der in roots.ROOTS]
+    if name == "micropython":
+        from selftest import library
+
+        w.library = library.umqtt_check
+    elif name == "cpython":
+        from selftest import library
+
+        w.library = lambda p: library.minimqtt_check(p, socket, wrap)
+    return w
+
+
+def main(path="authprobe.json", write=print):
+    """Read the config, build the world, run the probe; returns the verdict."""
+    cfg, problem = read_config(path)
+    return run(cfg, write, problem)
+
+
+def run(cfg, write=print, problem=None):
+    """Run the probe on a config dict (endpoint.ca a file path); returns the verdict."""
+    w = build(cfg, write)
+    if problem:
+        w.config_problem = problem
+        cfg = {}
+    ca = cfg.get("endpoint", {}).get("ca") if isinstance(cfg.get("endpoint"), dict) else None
+    if isinstance(ca, str) and ca:
+        ders, why = read_ca(ca)
+        if why:
+            w.ca_problem = why
+        w.cas = [("configured CA %d" % (i + 1), der) for i, der in enumerate(ders)] + w.cas
+    return probe.run(cfg, w)
