@@ -1,0 +1,221 @@
+"""The stand-in driven by clients nobody here wrote, beyond paho over TLS: paho over WebSockets with
+the authorizer headers or query string, `openssl s_client` (SNI, ALPN), and Mosquitto's own
+mosquitto_pub / mosquitto_sub with --tls-alpn mqtt, routed through a real Mosquitto broker."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from urllib.parse import quote
+
+import pytest
+
+from tests.fixtures.emulator import (
+    DOMAIN,
+    ENDPOINT,
+    PahoDevice,
+    iot_logs,
+    make_ca,
+    sign,
+    standard_config,
+    start_emulator,
+    username,
+    wait_for_log,
+)
+
+OPENSSL = shutil.which("openssl")
+MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if shutil.which("/usr/sbin/mosquitto") else None)
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory):
+    ca = make_ca(tmp_path_factory.mktemp("ca-clients"), [ENDPOINT, DOMAIN])
+    emulator = start_emulator(standard_config(tmp_path_factory.mktemp("emulator-clients")), ca)
+    yield emulator
+    emulator.close()
+
+
+@pytest.fixture
+def devices():
+    made: list[PahoDevice] = []
+    yield made
+    for d in made:
+        d.close()
+
+
+# -- paho over WebSockets ----------------------------------------------------------------------
+def test_websocket_with_authorizer_headers(emu, devices):
+    headers = {"x-amz-customauthorizer-name": "DeviceAuth",
+               "x-amz-customauthorizer-signature": sign("allow"), "token": "allow"}
+    d = PahoDevice(emu, "wss01", None, transport="websockets", ws_headers=headers)
+    devices.append(d)
+    assert d.connect() == "connack"
+    d.client.subscribe("selftest/wss01", qos=1)
+    assert d.subscribed.wait(3)
+    d.client.publish("selftest/wss01", b"over-wss", qos=1)
+    assert d.got_message.wait(3)
+    assert d.messages == [("selftest/wss01", b"over-wss")]
+    record = wait_for_log(emu, eventType="Connect", clientId="wss01", status="Success")
+    assert record["protocol"] == "MQTT"
+
+
+def test_websocket_with_query_string(emu, devices):
+    path = ("/mqtt?x-amz-customauthorizer-name=DeviceAuth&x-amz-customauthorizer-signature="
+            f"{quote(sign('allow'), safe='')}&token=allow")
+    d = PahoDevice(emu, "wss02", None, transport="websockets", ws_path=path)
+    devices.append(d)
+    assert d.connect() == "connack"
+
+
+def test_websocket_refusal_upgrades_then_closes_silently(emu, devices):
+    headers = {"x-amz-customauthorizer-name": "NoSign", "token": "deny"}
+    d = PahoDevice(emu, "wss03", None, transport="websockets", ws_headers=headers)
+    devices.append(d)
+    assert d.connect() == "closed"  # paho completed the upgrade (101), then lost the connection
+    record = wait_for_log(emu, eventType="Connect", clientId="wss03", status="Failure")
+    assert record["details"] == "Authorizer returned isAuthenticated false"
+
+
+def test_websocket_event_carries_http_data(emu, devices):
+    headers = {"x-amz-customauthorizer-name": "Echo", "token": "t0k"}
+    d = PahoDevice(emu, "wss04", None, transport="websockets", ws_headers=headers, ws_path="/mqtt?a=1")
+    devices.append(d)
+    assert d.connect() == "connack"
+    import json
+
+    from tests.fixtures.emulator import lambda_log
+
+    line = next(m for m in reversed(lambda_log(emu, "echo")) if m.startswith("EVENT "))
+    event = json.loads(line[6:])
+    assert event["token"] == "t0k"
+    assert event["protocols"] == ["tls", "http", "mqtt"]
+    http = event["protocolData"]["http"]
+    assert http["queryString"] == "?a=1"
+    assert {k.lower(): v for k, v in http["headers"].items()}["token"] == "t0k"
+
+
+# -- openssl s_client ----------------------------------------------------------------------------
+def _s_client(emu, *args: str, data: bytes = b"", timeout: float = 10) -> str:
+    cmd = [OPENSSL, "s_client", "-connect", f"127.0.0.1:{emu.port}", "-CAfile", str(emu.ca_pem), *args]
+    proc = subprocess.run(cmd, input=data, capture_output=True, timeout=timeout)
+    return proc.stdout.decode(errors="replace") + proc.stderr.decode(errors="replace")
+
+
+pytestmark_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl not installed (.ci/run installs it)")
+
+
+@pytestmark_openssl
+def test_openssl_alpn_mqtt_and_certificate_for_the_endpoint(emu):
+    out = _s_client(emu, "-servername", ENDPOINT, "-alpn", "mqtt", "-verify_return_error")
+    assert "ALPN protocol: mqtt" in out
+    assert "Verify return code: 0 (ok)" in out
+
+
+@pytestmark_openssl
+def test_openssl_domain_name_is_served_too(emu):
+    out = _s_client(emu, "-servername", DOMAIN, "-verify_hostname", DOMAIN, "-verify_return_error")
+    assert "Verify return code: 0 (ok)" in out
+
+
+@pytestmark_openssl
+def test_openssl_wrong_sni_is_refused_and_logged(emu):
+    out = _s_client(emu, "-servername", "a.example.net", "-alpn", "mqtt")
+    assert "unrecognized name" in out.lower() or "alert" in out.lower()
+    assert "ALPN protocol: mqtt" not in out
+    wait_for_log(emu, eventType="Connect", status="Failure",
+                 details="TLS SNI does not name a data endpoint or domain configuration of this account: a.example.net")
+
+
+@pytestmark_openssl
+def test_openssl_without_sni_is_refused_and_logged(emu):
+    out = _s_client(emu, "-noservername", "-alpn", "mqtt")
+    assert "ALPN protocol: mqtt" not in out
+    wait_for_log(emu, eventType="Connect", status="Failure", details="TLS SNI missing: the client sent no server name")
+
+
+@pytestmark_openssl
+def test_openssl_raw_mqtt_without_alpn_gets_an_http_error(emu):
+    connect = bytes.fromhex("101000044d5154540402003c000464657630")  # CONNECT, client id "dev0"
+    out = _s_client(emu, "-servername", ENDPOINT, "-ign_eof", "-quiet", data=connect)
+    assert "HTTP/1.1 400 Bad Request" in out
+
+
+# -- mosquitto_pub / mosquitto_sub through a real Mosquitto broker -------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mosquitto_emu(tmp_path_factory):
+    if MOSQUITTO is None or shutil.which("mosquitto_pub") is None:
+        pytest.skip("mosquitto not installed (.ci/run installs mosquitto and mosquitto-clients)")
+    work = tmp_path_factory.mktemp("mosquitto")
+    port = _free_port()
+    (work / "mosquitto.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    broker = subprocess.Popen([MOSQUITTO, "-c", str(work / "mosquitto.conf")], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or broker.poll() is not None:
+                    raise AssertionError("mosquitto did not start") from None
+                time.sleep(0.05)
+        # mosquitto clients send the host as SNI, so the endpoint must resolve: use "localhost".
+        ca = make_ca(work / "ca", ["localhost", DOMAIN])
+        emulator = start_emulator(standard_config(work / "emu", endpoint="localhost",
+                                                  broker=f"mqtt://127.0.0.1:{port}"), ca)
+        try:
+            yield emulator
+        finally:
+            emulator.close()
+    finally:
+        broker.terminate()
+        broker.wait(5)
+
+
+def _mosq(tool: str, emu, client_id: str, token: str, *args: str, timeout: float = 10):
+    user = username(client_id, token, sign(token), "DeviceAuth")
+    cmd = [tool, "-h", "localhost", "-p", str(emu.port), "--cafile", str(emu.ca_pem), "--tls-alpn", "mqtt",
+           "-V", "mqttv311", "-i", client_id, "-u", user, "-P", "pw", *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_mosquitto_clients_round_trip(mosquitto_emu):
+    emu = mosquitto_emu
+    sub = _mosq("mosquitto_sub", emu, "msub", "allowshared", "-t", "selftest/shared", "-C", "1", "-W", "8", "-q", "1")
+    try:
+        wait_for_log(emu, timeout=5, eventType="Subscribe", clientId="msub", status="Success")
+        pub = _mosq("mosquitto_pub", emu, "mpub", "allowshared", "-t", "selftest/shared", "-m", "hello-mosquitto",
+                    "-q", "1")
+        assert pub.wait(10) == 0, pub.stderr.read() if pub.stderr else ""
+        out, err = sub.communicate(timeout=10)
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+            sub.wait()
+        for p in (sub,):
+            for stream in (p.stdout, p.stderr):
+                if stream:
+                    stream.close()
+    assert out.decode().strip() == "hello-mosquitto", err
+    wait_for_log(emu, eventType="Publish-In", clientId="mpub", topicName="selftest/shared", status="Success")
+    wait_for_log(emu, eventType="Publish-Out", clientId="msub", topicName="selftest/shared", status="Success")
+
+
+def test_mosquitto_pub_refused_is_closed_without_connack(mosquitto_emu):
+    emu = mosquitto_emu
+    pub = _mosq("mosquitto_pub", emu, "mdeny", "deny", "-t", "selftest/mdeny", "-m", "x")
+    out, err = pub.communicate(timeout=10)
+    assert pub.returncode != 0
+    assert b"Connection Accepted" not in out + err
+    record = wait_for_log(emu, eventType="Connect", clientId="mdeny", status="Failure")
+    assert record["reason"] == "AUTHORIZATION_FAILURE"
+    assert not any(r.get("clientId") == "mdeny" and r["status"] == "Success" for r in iot_logs(emu))
