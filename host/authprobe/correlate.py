@@ -212,24 +212,29 @@ class RunWindow:
 
 
 def run_window(report: dict[str, Any], index: int = 0, skew_s: float = DEFAULT_SKEW_S) -> RunWindow:
-    """The UTC window in which the cloud saw this run: the device's begin time (or, when its clock
-    was unset, the host's receive time) to begin + run duration, widened by the skew margin."""
+    """The UTC window in which the cloud saw this run: the device's begin time to begin + run
+    duration, widened by the skew margin. When the device clock was unset (or is more than an hour
+    from the host's), the host's collection times stand in."""
     device = report.get("device") or {}
     end = report.get("end") or {}
-    clock = "device"
-    start = parse_timestamp(device.get("utc"))
-    if start is None:
-        host = report.get("host") or {}
-        start = parse_timestamp(host.get("started_utc") or host.get("utc") or report.get("received_utc")
-                                or report.get("started_utc"))
-        clock = "host" if start is not None else "none"
+    host = report.get("collection") or report.get("host") or {}
+    device_start = parse_timestamp(device.get("utc"))
+    host_start = parse_timestamp(host.get("started") or host.get("started_utc") or report.get("started_utc"))
+    host_end = parse_timestamp(host.get("ended"))
     duration = end.get("ms")
     if not isinstance(duration, int | float):
         duration = sum(s.get("elapsed_ms") or 0 for s in report.get("steps", []))
+    if device_start is not None and (host_start is None or abs(device_start - host_start) <= 3600_000):
+        start, stop, clock = device_start, device_start + int(duration), "device"
+    elif host_start is not None:
+        stop = host_end if host_end is not None and host_end >= host_start else host_start + int(duration)
+        start, clock = host_start, "host"
+    else:
+        start = stop = None
+        clock = "none"
     skew = int(skew_s * 1000)
     return RunWindow(index, str(report.get("run_id")), device.get("client_id"),
-                     None if start is None else start - skew,
-                     None if start is None else start + int(duration) + skew, clock)
+                     None if start is None else start - skew, None if stop is None else stop + skew, clock)
 
 
 @dataclass

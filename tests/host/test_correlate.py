@@ -173,3 +173,43 @@ def test_cli_correlate_without_runs_is_clear(tmp_path, capsys):
     bad.write_text("[]")
     assert cli.main(["correlate", "--report", str(bad), "--iot-log", str(bad)]) == 2
     assert "no runs" in capsys.readouterr().err
+
+
+def test_cli_correlate_stored_runs_and_save_the_diagnosis(tmp_path, capsys):
+    from authprobe.store import RunStore
+
+    db = tmp_path / "runs.sqlite"
+    store = RunStore(db)
+    ids = []
+    for name, code in (("r1", 906), ("r2", 501)):
+        run_id = store.begin_run(port="loop://", started=START / 1000)
+        store.finish_run(run_id, cs.report(name, failing_code=code), status="complete")
+        ids.append(run_id)
+    store.close()
+    iot = tmp_path / "iot.jsonl"
+    iot.write_text(json.dumps(iot_rec(cs.CLIENT_ID, START + 900, reason="AUTHORIZATION_FAILURE",
+                                      details="Token signature missing")) + "\n")
+    code = cli.main(["correlate", ids[0], "nonexistent", "--store", str(db), "--iot-log", str(iot),
+                     "--save", "--json"])
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert code == 1 and "nonexistent" in captured.err  # the bad id is named, the good one correlated
+    assert out["runs"][0]["diagnosis"][0]["root_cause"] == "signature-missing"
+    saved = RunStore(db)
+    try:
+        report = saved.get_report(ids[0])
+        assert report["diagnosis"][0]["root_cause"] == "signature-missing"
+        assert report["correlation"]["matched"]["iot"] == 1
+        assert saved.get_report(ids[1])["diagnosis"][0]["root_cause"] == "dns-failure"  # untouched
+    finally:
+        saved.close()
+    # Every stored run when none is named.
+    assert cli.main(["correlate", "--store", str(db), "--iot-log", str(iot), "--json"]) == 1
+    assert len(json.loads(capsys.readouterr().out)["runs"]) == 2
+
+
+def test_window_falls_back_to_the_host_clock_when_the_device_clock_is_off():
+    r = cs.report(utc="2000-01-01T00:00:00Z")
+    r["collection"] = {"started": "2026-11-26T09:10:00.000Z", "ended": "2026-11-26T09:10:09.000Z"}
+    w = run_window(r, skew_s=0)
+    assert (w.clock, w.start_ms, w.end_ms) == ("host", START, START + 9000)

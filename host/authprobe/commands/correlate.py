@@ -13,7 +13,7 @@ import sys
 from itertools import chain
 from typing import Any
 
-from authprobe.errors import EXIT_FAIL, ConfigError
+from authprobe.errors import EXIT_FAIL, AuthprobeError, ConfigError
 
 HELP = "join device runs with AWS IoT and Lambda logs into a diagnosis"
 DEFAULT_STORE = ".authprobe/runs.sqlite"
@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="stored runs (default: every stored run)")
     parser.add_argument("--store", help=f"run store (default $AUTHPROBE_STORE or {DEFAULT_STORE})")
+    parser.add_argument("--save", action="store_true",
+                        help="write the correlated diagnosis back into each stored run's report")
     parser.add_argument("--report", action="append", default=[], metavar="FILE.json",
                         help="a JSON report (or a list of them) instead of stored runs; repeatable")
     parser.add_argument("--iot-log", action="append", default=[], metavar="FILE.jsonl",
@@ -41,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
-def load_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
+def load_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str], list[str] | None]:
+    """Reports, one problem line per unreadable one, and (from the store) their store run ids."""
     from authprobe.correlate import read_reports
 
     if args.report:
@@ -49,27 +52,26 @@ def load_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]
         if args.run_ids:
             wanted = set(args.run_ids)
             reports = [r for r in reports if r.get("run_id") in wanted]
-        return reports, problems
-    try:
-        from authprobe.store import RunStore
-    except ImportError:
-        raise ConfigError("this build has no run store: pass reports with --report FILE.json") from None
-    path = args.store or os.environ.get("AUTHPROBE_STORE") or DEFAULT_STORE
+        return reports, problems, None
+    from authprobe.store import RunStore, default_path
+
+    path = args.store or default_path()
     if not os.path.exists(path):
         raise ConfigError(f"no run store at {path}: run `authprobe run` first, or pass --store / --report")
     store = RunStore(path)
-    ids = args.run_ids or [_run_id(r) for r in store.list_runs()]
-    reports, problems = [], []
-    for run_id in ids:
-        try:
-            report = store.get_report(run_id)
-        except (KeyError, LookupError):
-            report = None
-        if report is None:
-            problems.append(f"run {run_id}: not in {path}")
-        else:
-            reports.append(report)
-    return reports, problems
+    reports, problems, store_ids = [], [], []
+    try:
+        ids = args.run_ids or [_run_id(r) for r in store.list_runs()]
+        for ref in ids:
+            try:
+                run_id = store.resolve(ref)
+                reports.append(store.get_report(run_id))
+                store_ids.append(run_id)
+            except AuthprobeError as exc:
+                problems.append(str(exc))  # one line per bad id; the others are still correlated
+    finally:
+        store.close()
+    return reports, problems, store_ids
 
 
 def _run_id(row: Any) -> str:
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from authprobe.correlate import Joiner, iso_ms, read_log_file
     from authprobe.diagnosis import CloudEvidence, diagnose
 
-    reports, problems = load_runs(args)
+    reports, problems, store_ids = load_runs(args)
     for p in problems:
         print(f"authprobe: {p}", file=sys.stderr)
     if not reports:
@@ -134,12 +136,34 @@ def run(args: argparse.Namespace) -> int:
         if c.report.get("verdict") != "pass":
             failing += 1
         out.append(item)
+    if args.save:
+        saved = _save(args, store_ids, results, out, source)
+        if not args.json:
+            print(f"saved the correlated diagnosis into {saved} stored run(s)", file=sys.stderr)
     if args.json:
         print(json.dumps({"schema": "authprobe.correlate/1", "source": source, "runs": out,
                           "problems": problems}, indent=2))
     else:
         render(out, source)
     return EXIT_FAIL if failing else 0
+
+
+def _save(args: argparse.Namespace, store_ids: list[str] | None, results: list[Any], items: list[dict[str, Any]],
+          source: str) -> int:
+    if store_ids is None:
+        raise ConfigError("--save writes into the run store; it cannot be used with --report files")
+    from authprobe.store import RunStore, default_path
+
+    store = RunStore(args.store or default_path())
+    try:
+        for run_id, c, item in zip(store_ids, results, items, strict=True):
+            report = dict(c.report)
+            report["diagnosis"] = item["diagnosis"]
+            report["correlation"] = {"source": source, "window": item["window"], "matched": item["matched"]}
+            store.save_report(run_id, report)
+    finally:
+        store.close()
+    return len(items)
 
 
 def _function_of(cloud: Any, authorizer: str | None) -> str | None:
