@@ -1,0 +1,351 @@
+"""Reset boards and collect their self-test reports: the Python API behind `authprobe run`.
+
+    from authprobe.collect import collect, run
+    result = collect("/dev/ttyUSB0", timeout=60)          # one board
+    results = run(["/dev/ttyUSB0", "/dev/ttyUSB1"])        # many, in parallel
+    result.report["verdict"], result.exit_code, result.run_id
+
+Every line is written to the run store as it arrives. Noise is counted, never fatal; a board that
+restarts over and over (reset loop) or vanishes ends the run early, marked incomplete, with every
+record it did send."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE
+from authprobe.report import build_report
+from authprobe.serial_reader import RESTARTS, Line, RecordReader, classify, port_errors
+
+RESET_METHODS = ("repl", "soft", "rts", "none")
+# Restarts tolerated inside one run before calling it a reset loop (the reset we cause is not counted).
+RESET_LOOP_LIMIT = 3
+DEFAULT_TIMEOUT = 90.0
+
+RESET_LINES = {
+    "micropython": b"import machine; machine.reset()\r",
+    "circuitpython": b"import microcontroller; microcontroller.reset()\r",
+}
+
+HINTS = {
+    "timeout-silent": "nothing arrived from the board: check the port, the baud rate, and that it is powered",
+    "timeout-no-records": "the board talks but sent no report record: deploy the self-test with "
+                          "`authprobe flash --port PORT --config device.toml`",
+    "timeout": "the self-test started but did not finish in time: raise --timeout, or look at the last "
+               "step (a hang there is the finding)",
+    "vanished": "the port disappeared mid-run (unplugged, or a native-USB board re-enumerated and did not "
+                "come back in time): reconnect it and run again",
+    "reset-loop": "the board keeps restarting (brown-out, crash or watchdog): read the stored raw lines "
+                  "with `authprobe runs show RUN --raw`",
+    "interrupted": "the run was stopped from the host",
+}
+
+
+class RunTracker:
+    """Follows one run line by line: attempts (a begin record starts one), restarts, noise. Pure
+    logic, shared by live collection and by re-reading a stored run."""
+
+    def __init__(self, reset_loop_limit: int = RESET_LOOP_LIMIT):
+        self.limit = reset_loop_limit
+        self.attempts: list[list[dict[str, Any]]] = [[]]
+        self.noise_lines = 0
+        self.damaged: Counter[str] = Counter()
+        self.boots: Counter[str] = Counter()
+        self.restarts = 0
+        self.restarts_in_run = 0
+        self.lines = 0
+        self.bytes_seen = False
+        self.outcome: str | None = None   # complete | reset-loop | vanished (set when done)
+
+    @property
+    def begun(self) -> bool:
+        return any(r.get("k") == "begin" for a in self.attempts for r in a)
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is not None
+
+    def add(self, line: Line) -> bool:
+        """Take one line; True when the run is over (end record, reset loop or vanished port)."""
+        self.lines += 1
+        if line.kind == "vanished":
+            self.outcome = "vanished"
+            return True
+        self.bytes_seen = True
+        if line.kind == "record" and line.record is not None:
+            rec = line.record
+            current = self.attempts[-1]
+            if rec.get("k") == "begin" and current:
+                if any(r.get("k") == "begin" for r in current):
+                    self.restarts_in_run = max(self.restarts_in_run, len(self.attempts))
+                self.attempts.append([])
+            self.attempts[-1].append(rec)
+            if rec.get("k") == "end":
+                self.outcome = "complete"
+        elif line.kind == "damaged":
+            self.damaged[line.reason or "damaged"] += 1
+        else:
+            self.noise_lines += 1
+            if line.kind == "boot":
+                self.boots[line.reason or "boot"] += 1
+                if line.reason in RESTARTS:
+                    self.restarts += 1
+                    if self.begun:
+                        self.restarts_in_run += 1
+        begins_without_end = sum(1 for a in self.attempts if a and a[0].get("k") == "begin")
+        if (self.restarts_in_run >= self.limit or begins_without_end > self.limit
+                or self.restarts > self.limit + 1):
+            self.outcome = "reset-loop"
+        return self.done
+
+    def records(self) -> list[dict[str, Any]]:
+        """The attempt the report describes: the last one that reported anything."""
+        for attempt in reversed(self.attempts):
+            if attempt:
+                return attempt
+        return []
+
+    def noise(self) -> dict[str, Any]:
+        return {"lines": self.noise_lines, "damaged": dict(self.damaged), "boots": dict(self.boots),
+                "restarts": self.restarts, "attempts": sum(1 for a in self.attempts if a)}
+
+    def status(self, ended_by: str | None = None) -> tuple[str, str | None]:
+        """(complete | incomplete, reason)."""
+        if self.outcome == "complete":
+            return "complete", None
+        if self.outcome in ("reset-loop", "vanished"):
+            return "incomplete", self.outcome
+        return "incomplete", ended_by or "timeout"
+
+    def hint(self, reason: str | None) -> str | None:
+        if reason == "timeout":
+            if not self.bytes_seen:
+                return HINTS["timeout-silent"]
+            if not any(self.attempts):
+                return HINTS["timeout-no-records"]
+        return HINTS.get(reason or "")
+
+
+def finish_report(tracker: RunTracker, run_id: str, *, reason_if_open: str | None,
+                  collection: dict[str, Any]) -> tuple[dict[str, Any], str, str | None]:
+    status, reason = tracker.status(reason_if_open)
+    report = build_report(tracker.records(), noise=tracker.noise(), run_id=run_id)
+    collection = dict(collection, status=status, reason=reason, hint=tracker.hint(reason))
+    report["collection"] = collection
+    return report, status, reason
+
+
+def report_from_lines(run_id: str, lines: Iterable[dict[str, Any]], run: dict[str, Any] | None = None
+                      ) -> dict[str, Any]:
+    """Rebuild a report from stored raw lines (a run whose host stopped before finishing it)."""
+    tracker = RunTracker()
+    for row in lines:
+        if row["kind"] == "vanished":
+            tracker.add(Line("vanished", b"", row["t"], reason=row.get("reason")))
+        else:
+            tracker.add(classify(row["raw"], row["t"]))
+    run = run or {}
+    report, _, _ = finish_report(tracker, run_id, reason_if_open="interrupted", collection={
+        "run_id": run_id, "port": run.get("port"), "board": run.get("board"),
+        "started": run.get("started"), "ended": run.get("ended")})
+    return report
+
+
+@dataclass
+class RunResult:
+    port: str
+    run_id: str
+    report: dict[str, Any]
+    status: str                     # complete | incomplete | error
+    reason: str | None = None
+    error: str | None = None        # a tool/port error that stopped collection before it began
+    lines: int = 0
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return self.report.get("verdict", "incomplete")
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "error":
+            return EXIT_TOOL
+        if self.status != "complete" or self.verdict == "incomplete":
+            return EXIT_INCOMPLETE
+        return EXIT_FAIL if self.verdict == "fail" else EXIT_OK
+
+
+def combined_exit_code(results: Iterable[RunResult]) -> int:
+    """Worst first: tool error, incomplete run, device failure, pass."""
+    codes = {r.exit_code for r in results}
+    for code in (EXIT_TOOL, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_FAIL):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+def open_port(url: str, baudrate: int = 115200) -> Any:
+    import serial
+
+    return serial.serial_for_url(url, baudrate=baudrate, timeout=0.05)
+
+
+def trigger_reset(ser: Any, method: str, runtime: str = "micropython") -> str:
+    """Restart the board so its main.py runs the self-test from the top. Returns the method used
+    (`rts` falls back to `repl` on ports without modem lines, such as ptys)."""
+    if method == "none":
+        return method
+    if method == "rts":
+        try:
+            # The classic ESP32 auto-reset circuit: RTS drives EN low, DTR high keeps IO0 up.
+            ser.dtr = False
+            ser.rts = True
+            time.sleep(0.1)
+            ser.rts = False
+            return method
+        except (OSError, ValueError):
+            method = "repl"
+    # Interrupt whatever runs, leave the raw REPL if a tool left the board in it, then reset from the
+    # friendly REPL: works the same on a USB-UART bridge, native USB and a pty.
+    ser.write(b"\r\x03\x03")
+    ser.flush()
+    time.sleep(0.05)
+    ser.write(b"\x02\r")
+    if method == "soft":
+        ser.write(b"\x04")
+    else:
+        ser.write(RESET_LINES.get(runtime, RESET_LINES["micropython"]))
+    ser.flush()
+    return method
+
+
+def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callable[[], None] = "repl",
+            store: Any = None, board: str | None = None, identity: dict[str, Any] | None = None,
+            runtime: str = "micropython", on_line: Callable[[str, Line], None] | None = None,
+            stop: Callable[[], bool] = lambda: False, reopen_s: float = 3.0, baudrate: int = 115200,
+            reset_loop_limit: int = RESET_LOOP_LIMIT) -> RunResult:
+    """Reset the board on `port` (any pyserial URL) and collect one run. `reset` is a method name
+    (repl | soft | rts | none) or a callable that resets the board (e.g. VirtualBoard.hard_reset).
+    With a `store` (authprobe.store.RunStore) every line is stored as it arrives."""
+    if isinstance(reset, str) and reset not in RESET_METHODS:
+        raise ValueError(f"reset method {reset!r}: choose one of {', '.join(RESET_METHODS)}")
+    started = time.time()
+    t0 = time.monotonic()
+    identity = dict(identity or {})
+    from authprobe.store import new_run_id
+
+    run_id = store.begin_run(port=port, board=board, identity=identity, started=started) if store else new_run_id()
+    tracker = RunTracker(reset_loop_limit)
+    collection = {"run_id": run_id, "port": port, "board": board, "identity": identity,
+                  "started": _iso(started)}
+    errors = port_errors()
+
+    def finish(reason_if_open: str | None, error: str | None = None) -> RunResult:
+        ended = time.time()
+        coll = dict(collection, ended=_iso(ended), duration_ms=int((ended - started) * 1000),
+                    lines=tracker.lines)
+        if error:
+            coll["error"] = error
+        report, status, reason = finish_report(tracker, run_id, reason_if_open=reason_if_open, collection=coll)
+        if error and not tracker.lines:
+            status, reason = "error", "port-error"
+            report["collection"].update(status=status, reason=reason)
+        if store:
+            store.finish_run(run_id, report, status="incomplete" if status == "error" else status,
+                             reason=reason, ended=ended)
+        return RunResult(port=port, run_id=run_id, report=report, status=status, reason=reason, error=error,
+                         lines=tracker.lines, seconds=time.monotonic() - t0)
+
+    def take(line: Line) -> bool:
+        if store:
+            store.add_line(run_id, line.raw, t=line.t, kind=line.kind, reason=line.reason, record=line.record)
+        if on_line:
+            on_line(port, line)
+        return tracker.add(line)
+
+    try:
+        ser = open_port(port, baudrate)
+    except errors as exc:
+        return finish(None, error=f"cannot open {port}: {exc}")
+    deadline = t0 + timeout
+    try:
+        # The port is open before the reset: opening flushes input, so nothing of the boot is lost.
+        if callable(reset):
+            reset()
+            collection["reset"] = "callback"
+        else:
+            try:
+                collection["reset"] = trigger_reset(ser, reset, runtime)
+            except errors as exc:
+                return finish(None, error=f"cannot reset the board on {port}: {exc}")
+        while True:
+            reader = RecordReader(ser)
+            for line in reader.lines(deadline, stop):
+                if line.kind == "vanished" and reopen_s > 0 and time.monotonic() < deadline:
+                    # Native-USB boards re-enumerate on reset: give the port a moment to come back.
+                    reopened = _reopen(port, baudrate, min(deadline, time.monotonic() + reopen_s))
+                    if reopened is not None:
+                        ser.close()
+                        ser = reopened
+                        take(Line("boot", b"", line.t, reason="reconnect: " + (line.reason or "")))
+                        break
+                if take(line):
+                    break
+            else:
+                # Deadline or stop: flush a pending partial line (a truncated record counts as damaged).
+                for line in reader.finish():
+                    take(line)
+                return finish("interrupted" if stop() else "timeout")
+            if tracker.done:
+                return finish(None)
+    except KeyboardInterrupt:
+        return finish("interrupted")
+    finally:
+        try:
+            ser.close()
+        except errors:
+            pass
+
+
+def _reopen(port: str, baudrate: int, until: float) -> Any:
+    errors = port_errors()
+    delay = 0.1
+    while time.monotonic() < until:
+        try:
+            return open_port(port, baudrate)
+        except errors:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+    return None
+
+
+def run(ports: list[str], *, parallel: bool = True, **kwargs: Any) -> list[RunResult]:
+    """Collect from several boards at once (one thread each); one failing board never stops the
+    others. Keyword arguments go to collect(); per-port `identity`/`board` via `per_port`."""
+    per_port: dict[str, dict[str, Any]] = kwargs.pop("per_port", {}) or {}
+
+    def one(port: str) -> RunResult:
+        kw = dict(kwargs)
+        kw.update(per_port.get(port, {}))
+        try:
+            return collect(port, **kw)
+        except Exception as exc:  # one board's bug must not lose the other boards' runs
+            from authprobe.store import new_run_id
+
+            return RunResult(port=port, run_id=new_run_id(), report=build_report([]), status="error",
+                             error=f"{type(exc).__name__}: {exc}")
+
+    if not parallel or len(ports) == 1:
+        return [one(p) for p in ports]
+    with ThreadPoolExecutor(max_workers=len(ports), thread_name_prefix="collect") as pool:
+        return list(pool.map(one, ports))
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"

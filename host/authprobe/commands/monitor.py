@@ -1,0 +1,60 @@
+"""`authprobe monitor`: show decoded report records from a serial port as they arrive (no reset)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+HELP = "show decoded report records from a serial port live"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", "-p", required=True, help="serial port or pyserial URL")
+    parser.add_argument("--raw", action="store_true", help="also show noise lines (boot log, REPL echo)")
+    parser.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--until-end", action="store_true", help="stop after the first end record")
+    parser.add_argument("--reset", action="store_true", help="reset the board first (machine.reset() via the REPL)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.text import Text
+
+    from authprobe.collect import open_port, trigger_reset
+    from authprobe.errors import EXIT_INCOMPLETE, AuthprobeError
+    from authprobe.render import record_line
+    from authprobe.serial_reader import RecordReader, port_errors
+
+    console = Console()
+    try:
+        ser = open_port(args.port)
+    except port_errors() as exc:
+        raise AuthprobeError(f"cannot open {args.port}: {exc}; `authprobe boards` lists ports") from None
+    counts = {"record": 0, "damaged": 0, "noise": 0, "boot": 0}
+    try:
+        if args.reset:
+            trigger_reset(ser, "repl")
+        deadline = time.monotonic() + (args.timeout if args.timeout else 10 ** 9)
+        ended = []
+        reader = RecordReader(ser)
+        for line in reader.lines(deadline, lambda: bool(ended)):
+            counts[line.kind] = counts.get(line.kind, 0) + 1
+            stamp = time.strftime("%H:%M:%S", time.localtime(line.t))
+            if line.kind == "record" and line.record:
+                console.print(Text(stamp + " ", style="dim"), record_line(line.record), sep="")
+                if args.until_end and line.record.get("k") == "end":
+                    ended.append(line)
+            elif line.kind == "damaged":
+                console.print(Text(f"{stamp} damaged record ({line.reason}): {line.text[:100]}", style="yellow"))
+            elif line.kind == "vanished":
+                console.print(Text(f"{stamp} port vanished: {line.reason}", style="magenta"))
+                return EXIT_INCOMPLETE
+            elif args.raw:
+                console.print(Text(f"{stamp} {line.text}", style="dim"), markup=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        ser.close()
+        console.print(Text(f"{counts['record']} records, {counts['damaged']} damaged, "
+                           f"{counts['noise'] + counts['boot']} noise lines", style="dim"))
+    return 0

@@ -1,0 +1,125 @@
+"""`authprobe run`: reset boards, collect their self-test reports, store and show them.
+
+Exit code (worst board wins): 0 pass, 1 device failure, 3 incomplete run, 4 tool error."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from authprobe.errors import AuthprobeError
+
+HELP = "reset boards and collect their self-test reports"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from authprobe.collect import DEFAULT_TIMEOUT, RESET_METHODS
+
+    parser.add_argument("--port", "-p", action="append", default=[], metavar="PORT",
+                        help="serial port or pyserial URL (repeatable): /dev/ttyUSB0, /dev/pts/3, socket://host:port")
+    parser.add_argument("--all", action="store_true", help="every connected port that matches a board definition")
+    parser.add_argument("--board", help="board definition name (default: matched from the USB id)")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per run (default %(default)s)")
+    parser.add_argument("--reset", choices=RESET_METHODS, default=None,
+                        help="how to restart the board: repl (machine.reset() from the REPL, default), soft "
+                             "(Ctrl-D), rts (EN pin via the bridge's RTS line), none (just listen)")
+    parser.add_argument("--json", metavar="FILE", help="write the JSON report (a list for several boards; - for stdout)")
+    parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML file (one test case per step)")
+    parser.add_argument("--store", metavar="PATH", help="run store (default .authprobe/runs.sqlite or $AUTHPROBE_STORE)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no live records, only the final tables")
+
+
+def resolve_ports(args: argparse.Namespace) -> list[str]:
+    from authprobe import boards
+
+    ports = list(dict.fromkeys(args.port))
+    if args.all:
+        found = [p.device for p in boards.connected() if p.candidates]
+        if not found:
+            raise AuthprobeError("--all: no connected port matches a board definition; "
+                                 "`authprobe boards` lists what is plugged in")
+        ports += [p for p in found if p not in ports]
+    if not ports:
+        raise AuthprobeError("name a board: --port PORT (repeatable) or --all")
+    return ports
+
+
+def per_port_settings(ports: list[str], board_name: str | None) -> dict[str, dict]:
+    from authprobe import boards
+
+    registry = boards.load_boards()
+    chosen = boards.get_board(board_name, registry) if board_name else None
+    out = {}
+    for port in ports:
+        info = boards.identify(port, registry) if "://" not in port else boards.Port(device=port)
+        board = chosen
+        if board is None and len(info.candidates) >= 1:
+            board = registry[info.candidates[0]]
+        settings = {"identity": info.identity(), "board": board.name if board else None,
+                    "runtime": board.runtime if board else "micropython"}
+        if board is not None:
+            settings["reset_default"] = board.reset
+        out[port] = settings
+    return out
+
+
+def write_outputs(results: list, json_path: str | None, junit_path: str | None) -> None:
+    from authprobe.render import junit_xml
+
+    if json_path:
+        payload = results[0].report if len(results) == 1 else [r.report for r in results]
+        text = json.dumps(payload, indent=2, sort_keys=False) + "\n"
+        if json_path == "-":
+            sys.stdout.write(text)
+        else:
+            _write(json_path, text)
+    if junit_path:
+        _write(junit_path, junit_xml(results))
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise AuthprobeError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from authprobe import collect
+    from authprobe.render import record_line, render_report
+    from authprobe.store import RunStore
+
+    ports = resolve_ports(args)
+    settings = per_port_settings(ports, args.board)
+    console = Console(stderr=args.json == "-")
+    store = RunStore(args.store)
+    many = len(ports) > 1
+
+    def on_line(port: str, line) -> None:
+        if args.quiet:
+            return
+        if line.kind == "record" and line.record:
+            prefix = f"[dim]{port}[/dim] " if many else ""
+            console.print(prefix, record_line(line.record), sep="")
+        elif line.kind == "vanished":
+            console.print(f"[magenta]{port}: port vanished ({line.reason})[/magenta]")
+
+    per_port = {}
+    for port, s in settings.items():
+        per_port[port] = {"identity": s["identity"], "board": s["board"], "runtime": s["runtime"],
+                          "reset": args.reset or s.get("reset_default", "repl")}
+    try:
+        results = collect.run(ports, timeout=args.timeout, store=store, on_line=on_line, per_port=per_port)
+    finally:
+        store.close()
+    for result in results:
+        if result.status == "error":
+            console.print(f"[bold red]{result.port}: {result.error}[/bold red]")
+        render_report(result.report, console)
+    write_outputs(results, args.json, args.junit)
+    return collect.combined_exit_code(results)

@@ -1,0 +1,50 @@
+"""`authprobe runs`: list stored runs, or re-render one (`authprobe runs show RUN`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+HELP = "list and re-render stored runs"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", default="list", choices=("list", "show"),
+                        help="list (default) or show one run")
+    parser.add_argument("run_id", nargs="?", default="latest", help="run id, a unique prefix, or latest")
+    parser.add_argument("--store", metavar="PATH", help="run store (default .authprobe/runs.sqlite or $AUTHPROBE_STORE)")
+    parser.add_argument("--limit", type=int, default=20, help="how many runs to list (default %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--raw", action="store_true", help="show: also print every raw line received")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.text import Text
+
+    from authprobe.render import render_report, render_runs
+    from authprobe.store import RunStore
+
+    console = Console()
+    with RunStore(args.store) as store:
+        if args.action == "list":
+            runs = store.list_runs(limit=args.limit)
+            if args.json:
+                sys.stdout.write(json.dumps(runs, indent=2) + "\n")
+            elif not runs:
+                console.print(f"no runs in {store.path} yet; `authprobe run --port PORT` adds one")
+            else:
+                render_runs(runs, console)
+            return 0
+        run_id = store.resolve(args.run_id)
+        report = store.get_report(run_id)
+        if args.json:
+            sys.stdout.write(json.dumps(report, indent=2) + "\n")
+            return 0
+        if args.raw:
+            for line in store.get_lines(run_id):
+                text = line["raw"].decode("utf-8", errors="replace")
+                console.print(Text(f"{line['seq']:>4} {line['kind']:<8} {text}", style="dim"))
+        render_report(report, console)
+    return 0

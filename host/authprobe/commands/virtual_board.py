@@ -1,0 +1,78 @@
+"""`authprobe virtual-board`: serve a virtual MicroPython board on a pty until stopped.
+
+The first line of stdout is the serial port path, so scripts can do
+`PORT=$(authprobe virtual-board --flash DIR | head -1)` or read one line from the pipe."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import threading
+
+from authprobe.errors import AuthprobeError
+
+HELP = "serve a virtual MicroPython board on a pty"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from authprobe.virtual_board import WIFI_FAULTS
+
+    parser.add_argument("--flash", metavar="DIR",
+                        help="folder used as the board's flash (default: a new temporary folder, removed on exit)")
+    parser.add_argument("--name", default="virtual", help="board name (also seeds machine.unique_id())")
+    parser.add_argument("--uid", metavar="HEX", help="machine.unique_id() as 12 hex digits")
+    parser.add_argument("--wifi-fault", choices=WIFI_FAULTS,
+                        help="make every Wi-Fi association fail this way")
+    parser.add_argument("--wifi", action="append", default=[], metavar="SSID:PASSWORD",
+                        help="a network in range (repeatable); without any, every network answers")
+    parser.add_argument("--control", metavar="FILE",
+                        help='JSON read at every reset, e.g. {"wifi_fault": "no-ap"}, to drill faults live')
+    parser.add_argument("--heap", default="512k", help="MicroPython heap size (default 512k)")
+
+
+def _networks(specs: list[str]) -> dict[str, str] | None:
+    if not specs:
+        return None
+    out: dict[str, str] = {}
+    for spec in specs:
+        ssid, sep, password = spec.partition(":")
+        if not sep or not ssid:
+            raise AuthprobeError(f"--wifi {spec!r}: expected SSID:PASSWORD (PASSWORD may be empty)")
+        out[ssid] = password
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from authprobe.virtual_board import VirtualBoard
+
+    if args.uid and (len(args.uid) != 12 or any(c not in "0123456789abcdefABCDEF" for c in args.uid)):
+        raise AuthprobeError(f"--uid {args.uid!r}: expected 12 hex digits, e.g. a4cf12000001")
+    networks = _networks(args.wifi)
+    tmp = None
+    flash = args.flash
+    if not flash:
+        tmp = tempfile.TemporaryDirectory(prefix="authprobe-flash-")
+        flash = tmp.name
+    board = VirtualBoard(flash, name=args.name, uid=args.uid, wifi_fault=args.wifi_fault,
+                         wifi_networks=networks, heap=args.heap, control_file=args.control)
+    stopped = threading.Event()
+
+    def stop(*_: object) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        port = board.start()
+        print(port, flush=True)
+        print(f"virtual board {args.name!r} on {port}, flash {board.flash_dir}; Ctrl-C to stop",
+              file=sys.stderr, flush=True)
+        while not stopped.wait(0.5):
+            pass
+    finally:
+        board.stop()
+        if tmp is not None:
+            tmp.cleanup()
+    return 0

@@ -1,0 +1,185 @@
+"""Rich rendering of reports, run lists and live records: one look shared by `run`, `runs`,
+`monitor` and `probe`. Secrets never reach here (records carry fingerprints only), so details are
+shown as they are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim",
+                "incomplete": "bold magenta"}
+VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "incomplete": "bold magenta"}
+
+
+def _details(details: dict[str, Any], width: int = 70) -> str:
+    parts = []
+    for key, value in details.items():
+        if isinstance(value, dict) and set(value) == {"len", "sha256"}:
+            value = f"<{value['len']}B sha256:{value['sha256']}>"
+        parts.append(f"{key}={value}")
+    text = ", ".join(parts)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def report_renderable(report: dict[str, Any]) -> Group:
+    device = report.get("device") or {}
+    coll = report.get("collection") or {}
+    verdict = report.get("verdict", "incomplete")
+    head = Text()
+    head.append(f"{verdict.upper()}", style=VERDICT_STYLE.get(verdict, ""))
+    head.append(f"  run {report.get('run_id') or '-'}")
+    bits = [device.get("board"), device.get("runtime") and f"{device.get('runtime')} {device.get('runtime_version', '')}".strip(),
+            device.get("uid") and f"uid {device['uid']}", coll.get("port"),
+            device.get("client_id") and f"client {device['client_id']}"]
+    line2 = Text("  ".join(str(b) for b in bits if b), style="dim")
+
+    steps = Table(show_edge=False, pad_edge=False, expand=False)
+    steps.add_column("#", justify="right", style="dim")
+    steps.add_column("step")
+    steps.add_column("status")
+    steps.add_column("code", justify="right")
+    steps.add_column("name")
+    steps.add_column("ms", justify="right", style="dim")
+    steps.add_column("details", overflow="fold")
+    for st in report.get("steps", []):
+        status = st.get("status", "")
+        steps.add_row(str(st.get("seq") or ""), st.get("step", ""), Text(status, style=STATUS_STYLE.get(status, "")),
+                      str(st.get("code", "")), st.get("name", ""),
+                      "" if st.get("elapsed_ms") is None else str(st["elapsed_ms"]), _details(st.get("details") or {}))
+    parts: list[Any] = [head, line2, steps]
+
+    counts = report.get("counts") or {}
+    noise = report.get("noise") or {}
+    damaged = noise.get("damaged") or {}
+    summary = (f"{counts.get('pass', 0)} pass, {counts.get('warn', 0)} warn, {counts.get('fail', 0)} fail, "
+               f"{counts.get('skip', 0)} skip; noise {noise.get('lines', 0)} lines")
+    if damaged:
+        summary += ", damaged " + ", ".join(f"{k} {v}" for k, v in sorted(damaged.items()))
+    if noise.get("restarts"):
+        summary += f", restarts {noise['restarts']}"
+    parts.append(Text(summary, style="dim"))
+    if coll.get("status") and coll.get("status") != "complete":
+        msg = f"incomplete: {coll.get('reason') or 'unknown'}"
+        if coll.get("error"):
+            msg += f" ({coll['error']})"
+        if coll.get("hint"):
+            msg += f" - {coll['hint']}"
+        parts.append(Text(msg, style="magenta"))
+
+    for d in report.get("diagnosis") or []:
+        diag = Text()
+        diag.append(f"{d.get('root_cause')}", style="bold")
+        diag.append(f"  confidence {d.get('confidence')}")
+        if d.get("title"):
+            diag.append(f"\n  {d['title']}")
+        if d.get("remediation"):
+            diag.append(f"\n  fix: {d['remediation']}", style="cyan")
+        if d.get("seed"):
+            diag.append(f"\n  checklist: {d['seed']}", style="dim")
+        parts.append(diag)
+    return Group(*parts)
+
+
+def render_report(report: dict[str, Any], console: Console | None = None) -> None:
+    """Print one report as a table (steps), a summary line and the diagnosis."""
+    console = console or Console()
+    verdict = report.get("verdict", "incomplete")
+    console.print(Panel(report_renderable(report), title="authprobe report", border_style=VERDICT_STYLE.get(verdict, "")))
+
+
+def render_runs(runs: list[dict[str, Any]], console: Console | None = None) -> None:
+    """The run store's list: newest first."""
+    console = console or Console()
+    table = Table(title="runs", show_edge=False)
+    for col in ("run", "started (UTC)", "s", "port", "board", "uid", "verdict", "status"):
+        table.add_column(col)
+    for r in runs:
+        verdict = r.get("verdict") or ""
+        status = r.get("status") or ""
+        if r.get("reason"):
+            status += f" ({r['reason']})"
+        table.add_row(r["run_id"], (r.get("started") or "")[:19].replace("T", " "),
+                      "" if r.get("duration_s") is None else f"{r['duration_s']:.1f}", r.get("port") or "",
+                      r.get("board") or "", r.get("uid") or "", Text(verdict, style=VERDICT_STYLE.get(verdict, "")),
+                      status)
+    console.print(table)
+
+
+def record_line(rec: dict[str, Any]) -> Text:
+    """One decoded record as a single line, for `monitor`."""
+    kind = rec.get("k")
+    text = Text()
+    if kind == "begin":
+        text.append("begin ", style="bold")
+        text.append(" ".join(f"{k}={rec.get(k)}" for k in ("run", "board", "runtime", "runtime_version", "uid",
+                                                            "reset", "client_id", "transport") if rec.get(k) is not None))
+    elif kind == "step":
+        status = rec.get("status", "")
+        text.append(f"{rec.get('seq', ''):>3} {rec.get('step', ''):<10} ")
+        text.append(f"{status:<5}", style=STATUS_STYLE.get(status, ""))
+        text.append(f" {rec.get('code', '')} {rec.get('name', '')} {rec.get('ms', '')}ms ")
+        text.append(_details(rec.get("d") or {}, 100), style="dim")
+    elif kind == "end":
+        verdict = rec.get("verdict", "")
+        text.append("end ", style="bold")
+        text.append(verdict, style=VERDICT_STYLE.get(verdict, ""))
+        text.append(f" {rec.get('counts')} {rec.get('ms')}ms")
+    else:
+        text.append(str(rec))
+    return text
+
+
+def junit_xml(results: list[Any]) -> str:
+    """JUnit XML for CI and factory dashboards: one test suite per board run, one test case per
+    step; an incomplete run adds a failing `collection` case so it can never read as green."""
+    from xml.etree import ElementTree as ET
+
+    suites = ET.Element("testsuites", name="authprobe")
+    for result in results:
+        report = result.report
+        coll = report.get("collection") or {}
+        device = report.get("device") or {}
+        suite = ET.SubElement(suites, "testsuite", name=f"authprobe {result.port}",
+                              id=str(report.get("run_id") or ""), hostname=str(device.get("uid") or ""))
+        tests = failures = skipped = errors = 0
+        for st in report.get("steps", []):
+            tests += 1
+            case = ET.SubElement(suite, "testcase", classname=f"authprobe.{st.get('step')}",
+                                 name=f"{st.get('seq')}-{st.get('name')}",
+                                 time=f"{(st.get('elapsed_ms') or 0) / 1000:.3f}")
+            status = st.get("status")
+            if status == "fail":
+                failures += 1
+                causes = ", ".join(st.get("root_causes") or [])
+                node = ET.SubElement(case, "failure", message=f"{st.get('name')} ({st.get('code')})", type=str(st.get("code")))
+                node.text = f"root causes: {causes}\ndetails: {_details(st.get('details') or {}, 400)}"
+            elif status == "skip":
+                skipped += 1
+                ET.SubElement(case, "skipped", message=st.get("name") or "")
+            elif status == "warn":
+                ET.SubElement(case, "system-out").text = f"warning: {st.get('name')} ({st.get('code')})"
+        if report.get("verdict") == "incomplete" or result.status != "complete":
+            tests += 1
+            errors += 1
+            case = ET.SubElement(suite, "testcase", classname="authprobe.collection", name="run-complete")
+            node = ET.SubElement(case, "error", message=f"incomplete: {coll.get('reason') or result.reason}",
+                                 type=str(coll.get("reason") or result.reason or "incomplete"))
+            node.text = " ".join(str(x) for x in (result.error, coll.get("hint")) if x)
+        if report.get("diagnosis"):
+            ET.SubElement(suite, "properties")
+        suite.set("tests", str(tests))
+        suite.set("failures", str(failures))
+        suite.set("errors", str(errors))
+        suite.set("skipped", str(skipped))
+        props = suite.find("properties")
+        if props is not None:
+            for diag in report.get("diagnosis") or []:
+                ET.SubElement(props, "property", name=f"diagnosis.{diag.get('root_cause')}",
+                              value=str(diag.get("confidence")))
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

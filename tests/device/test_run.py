@@ -1,0 +1,130 @@
+"""Collection from virtual boards: pass, fail, hang (timeout), reset loop, garbage, a board that
+vanishes mid-run; the run store filled as lines arrive; the `run`/`runs` CLI with its exit codes,
+--json and --junit."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from authprobe import cli
+from authprobe.collect import collect, combined_exit_code, run
+from authprobe.store import RunStore
+from tests.fixtures import board_programs as programs
+
+
+def board_with(make, program, **kw):
+    board = make(**kw)
+    programs.install(board.flash_dir, program)
+    return board
+
+
+def test_passing_run_is_stored_with_identity(authprobe_virtual_boards, authprobe_store):
+    board = board_with(authprobe_virtual_boards, programs.PASSING)
+    result = collect(board.port, timeout=10, store=authprobe_store, board="virtual", identity={"note": "bench 1"})
+    assert (result.status, result.verdict, result.exit_code) == ("complete", "pass", 0)
+    report = authprobe_store.get_report(result.run_id)
+    assert report == result.report
+    assert report["run_id"] == result.run_id and report["device"]["run"] == "dev-run"
+    assert report["device"]["reset"] == 5          # machine.reset() from the REPL: SOFT_RESET on ESP32
+    assert report["noise"]["lines"] >= 3 and report["noise"]["restarts"] == 1
+    assert report["collection"]["reset"] == "repl"
+    row = authprobe_store.get_run(result.run_id)
+    assert row["uid"] == board.uid and row["identity"]["note"] == "bench 1" and row["board"] == "virtual"
+    kinds = [ln["kind"] for ln in authprobe_store.get_lines(result.run_id)]
+    assert "boot" in kinds and kinds.count("record") == 3
+
+
+def test_failing_run(authprobe_virtual_boards):
+    board = board_with(authprobe_virtual_boards, programs.FAILING)
+    result = collect(board.port, timeout=10)
+    assert (result.verdict, result.exit_code) == ("fail", 1)
+    assert result.report["diagnosis"][0]["root_cause"] == "wifi-failure"
+
+
+def test_hanging_board_times_out_incomplete_with_its_steps(authprobe_virtual_boards, authprobe_store):
+    board = board_with(authprobe_virtual_boards, programs.HANGING)
+    t0 = time.monotonic()
+    result = collect(board.port, timeout=1.0, store=authprobe_store)
+    assert time.monotonic() - t0 < 3
+    assert (result.status, result.reason, result.exit_code) == ("incomplete", "timeout", 3)
+    assert [s["name"] for s in result.report["steps"]] == ["config_ok"]
+    assert authprobe_store.get_run(result.run_id)["status"] == "incomplete"
+
+
+def test_reset_loop_is_detected_early(authprobe_virtual_boards):
+    board = board_with(authprobe_virtual_boards, programs.RESET_LOOP)
+    t0 = time.monotonic()
+    result = collect(board.port, timeout=20)
+    assert time.monotonic() - t0 < 10
+    assert (result.status, result.reason, result.exit_code) == ("incomplete", "reset-loop", 3)
+    assert result.report["noise"]["attempts"] >= 3
+    assert "restarting" in result.report["collection"]["hint"]
+
+
+def test_garbage_and_damaged_records_are_counted(authprobe_virtual_boards):
+    board = board_with(authprobe_virtual_boards, programs.GARBAGE)
+    result = collect(board.port, timeout=10)
+    assert result.verdict == "pass"
+    assert result.report["noise"]["damaged"] == {"truncated": 2, "crc-mismatch": 1}
+
+
+def test_board_vanishing_mid_run_keeps_every_record(authprobe_virtual_boards, authprobe_store):
+    board = board_with(authprobe_virtual_boards, programs.HANGING)
+    threading.Timer(0.6, board.stop).start()
+    result = collect(board.port, timeout=10, store=authprobe_store, reopen_s=0.3)
+    assert (result.status, result.reason, result.exit_code) == ("incomplete", "vanished", 3)
+    assert [s["name"] for s in result.report["steps"]] == ["config_ok"]
+    assert result.report["device"]["uid"] == board.uid
+    stored = authprobe_store.get_lines(result.run_id)
+    assert stored[-1]["kind"] == "vanished"
+    assert [r["k"] for r in authprobe_store.get_records(result.run_id)] == ["begin", "step"]
+
+
+def test_unopenable_port_is_a_tool_error():
+    result = run(["/dev/does-not-exist-authprobe"], timeout=1)[0]
+    assert result.status == "error" and result.exit_code == 4 and "cannot open" in result.error
+
+
+def test_parallel_boards_and_combined_exit_code(authprobe_virtual_boards):
+    good = [board_with(authprobe_virtual_boards, programs.PASSING) for _ in range(3)]
+    bad = board_with(authprobe_virtual_boards, programs.FAILING)
+    results = run([b.port for b in good] + [bad.port], timeout=10)
+    assert [r.verdict for r in results] == ["pass", "pass", "pass", "fail"]
+    assert len({r.run_id for r in results}) == 4
+    assert combined_exit_code(results) == 1
+    assert combined_exit_code(results[:3]) == 0
+
+
+@pytest.mark.parametrize(("program", "code"), [(programs.PASSING, 0), (programs.FAILING, 1), (programs.HANGING, 3)])
+def test_cli_run_exit_codes_json_junit_and_runs(authprobe_virtual_boards, tmp_path, capsys, program, code):
+    board = board_with(authprobe_virtual_boards, program)
+    store = tmp_path / "runs.sqlite"
+    out_json, out_xml = tmp_path / "r.json", tmp_path / "j.xml"
+    rc = cli.main(["run", "--port", board.port, "--store", str(store), "--timeout", "1.5",
+                   "--json", str(out_json), "--junit", str(out_xml)])
+    assert rc == code
+    report = json.loads(out_json.read_text())
+    assert report["schema"] == "authprobe.report/1"
+    with RunStore(store) as s:
+        assert report["run_id"] == s.resolve("latest")
+        assert s.get_report(report["run_id"])["verdict"] == report["verdict"]
+    suite = ET.parse(out_xml).getroot().find("testsuite")
+    assert int(suite.get("failures")) == (1 if code == 1 else 0)
+    assert int(suite.get("errors")) == (1 if code == 3 else 0)
+    capsys.readouterr()
+    assert cli.main(["runs", "--store", str(store), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed[0]["run_id"] == report["run_id"]
+    assert cli.main(["runs", "show", report["run_id"][:17], "--store", str(store), "--raw"]) == 0
+    shown = capsys.readouterr().out
+    assert "config_ok" in shown and "rst:0xc" in shown
+
+
+def test_cli_run_without_port_is_usage_error(capsys):
+    assert cli.main(["run"]) == 2
+    assert "--port" in capsys.readouterr().err

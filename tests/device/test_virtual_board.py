@@ -1,0 +1,182 @@
+"""The virtual board against the unmodified mpremote CLI (a subprocess, as a user runs it) and
+pyserial: raw REPL, raw-paste, file system, soft and hard reset, boot.py/main.py, Wi-Fi faults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import serial
+
+MPREMOTE = [sys.executable, "-m", "mpremote"]
+
+
+def mpremote(port: str, *args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MPREMOTE, "connect", port, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def read_until(ser: serial.Serial, marker: bytes, timeout: float = 5.0) -> bytes:
+    data = b""
+    deadline = time.monotonic() + timeout
+    while marker not in data and time.monotonic() < deadline:
+        data += ser.read(ser.in_waiting or 1)
+    assert marker in data, data
+    return data
+
+
+def test_mpremote_exec_eval_and_errors(authprobe_virtual_board):
+    port = authprobe_virtual_board.port
+    r = mpremote(port, "exec", "x = 6 * 7; print('x is', x)", "+", "eval", "x + 1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["x is 42", "43"]
+    r = mpremote(port, "exec", "def f():\n  return 1/0\nf()")
+    assert r.returncode == 1
+    assert 'File "<stdin>", line 3, in <module>' in r.stdout
+    assert "ZeroDivisionError: divide by zero" in r.stdout
+    assert "agent.py" not in r.stdout
+
+
+def test_mpremote_run_and_fs_commands(authprobe_virtual_board, tmp_path):
+    board = authprobe_virtual_board
+    script = tmp_path / "hello.py"
+    script.write_text("import os\nprint('cwd', os.getcwd())\nprint(sorted(os.listdir('/')))\n")
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("VALUE = 'from flash'\n")
+    (pkg / "data.bin").write_bytes(bytes(range(256)) * 20)
+
+    r = mpremote(board.port, "fs", "mkdir", "lib", "+", "fs", "cp", "-r", str(pkg), ":lib/",
+                 "+", "fs", "cp", str(script), ":main.py")
+    assert r.returncode == 0, r.stderr
+    assert (board.flash_dir / "lib" / "pkg" / "data.bin").read_bytes() == bytes(range(256)) * 20
+    r = mpremote(board.port, "fs", "ls", "lib/pkg")
+    assert r.returncode == 0, r.stderr
+    assert "data.bin" in r.stdout and "__init__.py" in r.stdout
+    r = mpremote(board.port, "fs", "cat", "main.py")
+    assert "print('cwd', os.getcwd())" in r.stdout
+    r = mpremote(board.port, "run", str(script))
+    assert r.returncode == 0, r.stderr
+    assert "cwd /" in r.stdout and "['lib', 'main.py']" in r.stdout   # the flash is the board's root
+    r = mpremote(board.port, "exec", "import pkg; print(pkg.VALUE)")
+    assert r.stdout.strip() == "from flash"
+    r = mpremote(board.port, "fs", "rm", "main.py", "+", "fs", "ls")
+    assert r.returncode == 0 and "main.py" not in r.stdout.split("ls :")[1]
+    assert not (board.flash_dir / "main.py").exists()
+    # Unchanged file: mpremote compares hashes on the board and skips it.
+    r = mpremote(board.port, "fs", "cp", str(script), ":again.py", "+", "fs", "cp", str(script), ":again.py")
+    assert r.returncode == 0, r.stderr
+
+
+def test_soft_reset_clears_globals_and_hard_reset_runs_boot_then_main(authprobe_virtual_board):
+    board = authprobe_virtual_board
+    (board.flash_dir / "boot.py").write_text("print('boot.py ran')\n")
+    (board.flash_dir / "main.py").write_text("import machine\nprint('main.py ran, cause', machine.reset_cause())\n")
+    r = mpremote(board.port, "exec", "kept = 1", "+", "soft-reset", "+", "exec", "print('kept' in globals())")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("False")
+    # Open first (pyserial flushes input on open), then reset with mpremote as a user would.
+    with serial.serial_for_url(board.port, timeout=0.05) as ser:
+        r = mpremote(board.port, "reset")
+        assert r.returncode == 0, r.stderr
+        out = read_until(ser, b">>> ")
+    text = out.decode(errors="replace")
+    assert "rst:0xc (SW_CPU_RESET)" in text   # the ESP32 ROM log of a software reset
+    assert text.index("boot.py ran") < text.index("main.py ran, cause 5") < text.index("MicroPython v1.29")
+
+
+def test_ctrl_c_interrupts_a_running_main_py(authprobe_virtual_board):
+    board = authprobe_virtual_board
+    (board.flash_dir / "main.py").write_text("import time\nprint('looping')\nwhile True:\n    time.sleep_ms(10)\n")
+    board.hard_reset()
+    time.sleep(0.3)
+    # mpremote interrupts main.py, then talks the raw REPL as usual.
+    r = mpremote(board.port, "exec", "print('after interrupt')")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "after interrupt"
+
+
+def test_raw_paste_flow_control_with_large_program(authprobe_virtual_board):
+    body = "\n".join(f"v{i} = {i}" for i in range(2000)) + "\nprint(v1999 + v1)\n"
+    r = mpremote(authprobe_virtual_board.port, "exec", body)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "2000"
+
+
+def test_raw_repl_bytes_as_a_board_sends_them(authprobe_virtual_board):
+    with serial.serial_for_url(authprobe_virtual_board.port, timeout=0.05) as ser:
+        ser.write(b"\r\x03\x03\r\x01")
+        read_until(ser, b"raw REPL; CTRL-B to exit\r\n>")
+        ser.write(b"print('a')\nprint(1/0)\x04")
+        out = read_until(ser, b"\x04>")
+        assert out.startswith(b"OKa\r\n\x04Traceback (most recent call last):\r\n")
+        assert out.endswith(b"ZeroDivisionError: divide by zero\r\n\x04>")
+        ser.write(b"\x05A\x01")
+        answer = read_until(ser, b"R\x01")
+        answer += ser.read(4 - len(answer))
+        assert answer[:2] == b"R\x01" and int.from_bytes(answer[2:4], "little") == 256
+        ser.write(b"print(7)\x04")
+        assert read_until(ser, b"\x04>").endswith(b"\x047\r\n\x04\x04>")
+        ser.write(b"\x02")
+        assert b"MicroPython v1.29" in read_until(ser, b">>> ")
+
+
+@pytest.mark.parametrize(("fault", "status"), [(None, 1010), ("no-ap", 201), ("wrong-password", 202),
+                                                ("timeout", 1001), ("fail", 203)])
+def test_wifi_faults(authprobe_virtual_boards, fault, status):
+    board = authprobe_virtual_boards(wifi_fault=fault, wifi_delay_ms=20)
+    code = ("import network, time\nw = network.WLAN(network.STA_IF)\nw.active(True)\nw.connect('lab', 'pw')\n"
+            "time.sleep_ms(60)\nprint(w.status(), w.isconnected(), w.ifconfig()[0])")
+    r = mpremote(board.port, "exec", code)
+    assert r.returncode == 0, r.stderr
+    got, connected, ip = r.stdout.split()
+    assert int(got) == status
+    assert (connected == "True") == (fault is None)
+    assert (ip != "0.0.0.0") == (fault is None)
+
+
+def test_wifi_networks_in_range_and_live_control_file(authprobe_virtual_boards, tmp_path):
+    control = tmp_path / "control.json"
+    board = authprobe_virtual_boards(wifi_networks={"lab": "secret"}, wifi_delay_ms=0, control_file=str(control))
+    probe = ("import network\nw = network.WLAN(network.STA_IF)\nw.active(True)\n"
+             "for ssid, key in (('lab', 'secret'), ('lab', 'nope'), ('cafe', 'x')):\n"
+             "    w.connect(ssid, key)\n    print(w.status())")
+    r = mpremote(board.port, "exec", probe)
+    assert r.stdout.split() == ["1010", "202", "201"]
+    control.write_text('{"wifi_fault": "no-ap"}')
+    r = mpremote(board.port, "exec", probe)   # mpremote soft-resets first: the control file is re-read
+    assert r.stdout.split() == ["201", "201", "201"]
+
+
+def test_machine_shim_and_board_identity(authprobe_virtual_boards):
+    a = authprobe_virtual_boards(name="a")
+    b = authprobe_virtual_boards(name="b", uid="a4cf12abcdef")
+    code = "import machine, binascii\nprint(binascii.hexlify(machine.unique_id()).decode(), machine.reset_cause())"
+    ra, rb = mpremote(a.port, "exec", code), mpremote(b.port, "exec", code)
+    assert rb.stdout.split() == ["a4cf12abcdef", "1"]       # power-on reset, as after plugging in
+    assert ra.stdout.split()[0] != "a4cf12abcdef" and len(ra.stdout.split()[0]) == 12
+
+
+def test_many_boards_at_once(authprobe_virtual_boards):
+    boards = [authprobe_virtual_boards(name=f"m{i}") for i in range(4)]
+    procs = [subprocess.Popen([*MPREMOTE, "connect", b.port, "exec", f"print({i} * 11)"], stdout=subprocess.PIPE,
+                              text=True) for i, b in enumerate(boards)]
+    outs = [p.communicate(timeout=30)[0].strip() for p in procs]
+    assert outs == ["0", "11", "22", "33"]
+    assert len({b.port for b in boards}) == 4
+
+
+def test_cli_prints_port_first_and_stops_cleanly(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "authprobe.cli", "virtual-board", "--flash", str(tmp_path / "f")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = proc.stdout.readline().strip()
+        assert Path(port).exists()
+        r = mpremote(port, "exec", "print('cli board')")
+        assert r.stdout.strip() == "cli board"
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
+    assert not Path(port).exists() or proc.returncode == 0

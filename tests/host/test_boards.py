@@ -1,0 +1,65 @@
+"""Board definitions: the shipped files load and say what the brief requires; bad files get one
+clear message per problem; USB ids and REPL banners are matched."""
+
+from __future__ import annotations
+
+import pytest
+
+from authprobe import boards
+from authprobe.errors import ConfigError
+
+
+def test_shipped_definitions_load():
+    reg = boards.load_boards([boards.BOARDS_DIR])
+    assert {"esp32-generic", "esp32-s3-devkitc", "esp32-c3", "adafruit-feather-esp32s3", "virtual"} <= set(reg)
+    esp32 = reg["esp32-generic"]
+    assert (esp32.chip, esp32.runtime, esp32.image_offset, esp32.mpy_version) == ("esp32", "micropython", 0x1000, "6.3")
+    assert {"10c4:ea60", "1a86:7523", "1a86:55d4"} <= set(esp32.usb_ids)
+    s3 = reg["esp32-s3-devkitc"]
+    assert s3.image_offset == 0 and s3.capabilities["native_usb"] and "303a:1001" in s3.usb_ids
+    assert reg["esp32-c3"].image_offset == 0
+    feather = reg["adafruit-feather-esp32s3"]
+    assert feather.runtime == "circuitpython" and feather.deploy == "circuitpy-drive" and feather.mpy_version == ""
+    assert all(not b.capabilities["alpn"] for b in reg.values())
+    assert reg["virtual"].is_virtual
+
+
+def test_every_problem_in_every_file_is_named(tmp_path):
+    (tmp_path / "a.toml").write_text(
+        'name = "Bad Name"\nchip = "esp8266"\nruntime = "micropython"\nmpy_version = "six"\ndeploy = "ftp"\n'
+        '[image]\noffset = "0x1000"\n[usb]\nids = ["10C4:EA60"]\n[capabilities]\nalpn = "no"\nwebsocket = true\n'
+        'psram = false\nnative_usb = false\nlasers = true\n')
+    (tmp_path / "b.toml").write_text("name = [unclosed\n")
+    with pytest.raises(ConfigError) as err:
+        boards.load_boards([tmp_path])
+    text = str(err.value)
+    for needle in ("a.toml: `name` 'Bad Name'", "`chip` is 'esp8266'", "`mpy_version` 'six'", "`deploy` is 'ftp'",
+                   "`image.offset` must be a int", "`usb.ids` entry '10C4:EA60'", "`capabilities.alpn` must be true",
+                   "`capabilities.lasers` is unknown", "b.toml: not valid TOML"):
+        assert needle in text, needle
+
+
+def test_duplicate_names_are_rejected(tmp_path):
+    src = (boards.BOARDS_DIR / "virtual.toml").read_text()
+    (tmp_path / "copy.toml").write_text(src)
+    with pytest.raises(ConfigError, match="already defined"):
+        boards.load_boards([boards.BOARDS_DIR, tmp_path])
+
+
+def test_usb_match_and_unknown_board():
+    reg = boards.load_boards([boards.BOARDS_DIR])
+    assert boards.match("10c4:ea60", reg) == ["esp32-c3", "esp32-generic"]
+    assert boards.match("239a:811c", reg) == ["adafruit-feather-esp32s3"]
+    assert boards.match(None, reg) == []
+    with pytest.raises(ConfigError, match="known boards"):
+        boards.get_board("esp9000", reg)
+
+
+def test_parse_banner():
+    mp = boards.parse_banner(b"\r\n>>> \r\nMicroPython v1.24.1 on 2024-11-29; Generic ESP32 module with ESP32\r\nType")
+    assert mp == {"runtime": "micropython", "version": "v1.24.1", "date": "2024-11-29",
+                  "machine": "Generic ESP32 module with ESP32"}
+    cp = boards.parse_banner(b"Adafruit CircuitPython 9.2.1 on 2024-11-20; Adafruit Feather ESP32S3 4MB Flash 2MB "
+                             b"PSRAM with ESP32S3\r\n>>> ")
+    assert cp["runtime"] == "circuitpython" and cp["version"] == "9.2.1"
+    assert boards.parse_banner(b"garbage") is None

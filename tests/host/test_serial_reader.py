@@ -1,0 +1,181 @@
+"""The record stream reader against recorded byte streams: boot noise, REPL echo, records split
+across reads, wrong CRCs, truncated lines, binary garbage and a port that disappears."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import serial
+
+from authprobe.collect import RunTracker
+from authprobe.serial_reader import Line, LineSplitter, RecordReader, classify
+from selftest import record
+
+BEGIN = record.encode({"k": "begin", "run": "r1", "board": "esp32", "runtime": "micropython", "uid": "a4cf12000001"})
+STEP = record.encode({"k": "step", "run": "r1", "seq": 1, "step": "config", "code": 100, "name": "config_ok",
+                      "status": "pass", "ms": 3, "d": {"note": "has } and \" inside"}})
+END = record.encode({"k": "end", "run": "r1", "verdict": "pass", "counts": {"pass": 1}, "ms": 9})
+
+ROM = (b"ets Jul 29 2019 12:21:46\r\n\r\nrst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
+       b"configsip: 0, SPIWP:0xee\r\nentry 0x400805cc\r\n")
+
+
+class Recorded:
+    """A pyserial-like port replaying recorded chunks, then (optionally) vanishing like an unplugged
+    USB device does in pyserial."""
+
+    def __init__(self, chunks: list[bytes], vanish: bool = False):
+        self.chunks = list(chunks)
+        self.vanish = vanish
+        self.drained = False
+
+    @property
+    def in_waiting(self) -> int:
+        return len(self.chunks[0]) if self.chunks else 0
+
+    def read(self, n: int) -> bytes:
+        if not self.chunks:
+            if self.vanish:
+                raise serial.SerialException("device reports readiness to read but returned no data "
+                                             "(device disconnected or multiple access on port?)")
+            self.drained = True
+            return b""
+        chunk = self.chunks.pop(0)
+        if len(chunk) > n:
+            self.chunks.insert(0, chunk[n:])
+            chunk = chunk[:n]
+        return chunk
+
+
+def read_all(chunks: list[bytes], vanish: bool = False, timeout: float = 0.3) -> list[Line]:
+    port = Recorded(chunks, vanish)
+    reader = RecordReader(port)
+    # Stop once the recording is played out (unless the port is to vanish after it).
+    lines = list(reader.lines(time.monotonic() + timeout, lambda: port.drained))
+    if not reader.vanished:
+        lines += list(reader.finish())
+    return lines
+
+
+def kinds(lines: list[Line]) -> list[str]:
+    return [ln.kind for ln in lines]
+
+
+def test_records_survive_boot_noise_and_echo():
+    stream = ROM + b">>> import machine; machine.reset()\r\n" + (BEGIN + "\r\n" + STEP + "\r\n" + END + "\r\n").encode()
+    lines = read_all([stream])
+    recs = [ln.record for ln in lines if ln.kind == "record"]
+    assert [r["k"] for r in recs] == ["begin", "step", "end"]
+    assert recs[1]["d"]["note"] == 'has } and " inside'
+    assert [ln.reason for ln in lines if ln.kind == "boot"] == ["rom"]
+    assert kinds(lines).count("noise") == 4
+
+
+def test_record_split_across_reads_at_every_byte():
+    data = (STEP + "\r\n").encode()
+    for cut in range(1, len(data)):
+        lines = read_all([data[:cut], data[cut:]])
+        assert kinds(lines) == ["record"], cut
+
+
+def test_wrong_crc_and_truncated_record_are_damaged_not_fatal():
+    bad_crc = STEP[:-8] + ("0" * 8 if not STEP.endswith("0" * 8) else "1" * 8)
+    truncated = STEP[: len(STEP) // 2]
+    stream = (bad_crc + "\r\n" + truncated + "\r\n" + END + "\r\n").encode()
+    lines = read_all([stream])
+    assert [(ln.kind, ln.reason) for ln in lines] == [("damaged", record.BAD_CRC), ("damaged", record.BAD_FRAME),
+                                                      ("record", None)]
+
+
+def test_flipped_byte_inside_json_is_a_crc_mismatch():
+    data = bytearray(STEP.encode())
+    data[data.index(b"config_ok")] ^= 0x20
+    line = classify(bytes(data))
+    assert (line.kind, line.reason) == ("damaged", record.BAD_CRC)
+
+
+def test_binary_garbage_and_overlong_lines_are_noise():
+    garbage = bytes(range(256)) * 80  # no newline for 20 KB
+    lines = read_all([garbage, b"\r\n", (END + "\n").encode()])
+    assert lines[-1].kind == "record"
+    assert all(ln.kind in ("noise", "boot") for ln in lines[:-1])
+
+
+def test_record_after_noise_on_the_same_line():
+    # Boot output without a newline, then the record: the prefix may appear anywhere in a line.
+    line = classify(b"I (312) wifi: mode : sta" + BEGIN.encode())
+    assert line.kind == "record" and line.record["k"] == "begin"
+
+
+def test_port_that_disappears_flushes_partial_line_then_reports_vanished():
+    partial = STEP[: len(STEP) - 5]
+    lines = read_all([(BEGIN + "\r\n").encode(), partial.encode()], vanish=True)
+    assert kinds(lines) == ["record", "damaged", "vanished"]
+    assert "disconnected" in lines[-1].reason
+
+
+def test_splitter_treats_lone_cr_as_line_end():
+    s = LineSplitter()
+    assert s.feed(b">>> \rabc\r\n") == [b">>> ", b"abc"]
+    assert s.feed(b"tail") == []
+    assert s.flush() == b"tail"
+
+
+def test_boot_patterns():
+    assert classify(b"MicroPython v1.24.1 on 2024-11-29; Generic ESP32 module with ESP32").reason == "banner"
+    assert classify(b"Adafruit CircuitPython 9.2.1 on 2024-11-20; Adafruit Feather ESP32S3 with ESP32S3").reason == "banner"
+    assert classify(b"MPY: soft reboot").reason == "soft-reboot"
+    assert classify(b"Guru Meditation Error: Core  1 panic'ed (LoadProhibited).").reason == "panic"
+    assert classify(b"ESP-ROM:esp32s3-20210327").reason == "rom"
+    assert classify(b"plain text").kind == "noise"
+
+
+def feed(tracker: RunTracker, *raws: bytes | str) -> bool:
+    done = False
+    for raw in raws:
+        done = tracker.add(classify(raw.encode() if isinstance(raw, str) else raw))
+    return done
+
+
+def test_tracker_complete_run():
+    t = RunTracker()
+    assert not feed(t, b"rst:0x1 (POWERON_RESET),boot:0x13", BEGIN, STEP)
+    assert feed(t, END)
+    assert t.status() == ("complete", None)
+    assert [r["k"] for r in t.records()] == ["begin", "step", "end"]
+
+
+def test_tracker_one_restart_mid_run_keeps_the_later_attempt():
+    t = RunTracker()
+    feed(t, BEGIN, STEP, b"rst:0xc (SW_CPU_RESET),boot:0x13", BEGIN, STEP)
+    assert not t.done
+    assert feed(t, END)
+    assert t.noise()["attempts"] == 2
+    assert len(t.records()) == 3
+
+
+def test_tracker_reset_loop_from_repeated_begins():
+    t = RunTracker(reset_loop_limit=3)
+    assert not feed(t, BEGIN, STEP, BEGIN, STEP, BEGIN)
+    assert feed(t, b"rst:0xc (SW_CPU_RESET),boot:0x13", BEGIN)
+    assert t.status() == ("incomplete", "reset-loop")
+    assert t.records()[0]["k"] == "begin"
+
+
+def test_tracker_reset_loop_before_any_record():
+    t = RunTracker(reset_loop_limit=3)
+    panic = b"Guru Meditation Error: Core  1 panic'ed (LoadProhibited)."
+    rom = b"rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)"
+    assert not feed(t, rom, panic, rom)
+    assert feed(t, panic, rom)
+    assert t.status()[1] == "reset-loop"
+
+
+@pytest.mark.parametrize(("raws", "hint_word"), [([], "nothing arrived"), ([b"hello"], "flash")])
+def test_tracker_timeout_hints(raws, hint_word):
+    t = RunTracker()
+    feed(t, *raws)
+    status, reason = t.status()
+    assert (status, reason) == ("incomplete", "timeout")
+    assert hint_word in t.hint(reason)
