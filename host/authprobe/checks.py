@@ -513,32 +513,38 @@ def check_logging(ctx: CheckContext) -> None:
 # --- replay and returned policy -----------------------------------------------------------------
 
 def replay_request(device: DeviceSettings) -> dict[str, Any]:
-    """The TestInvokeAuthorizer request for exactly what the device sends."""
+    """The TestInvokeAuthorizer request for exactly what the probe sends (its own code builds the
+    username / query string): WSS carries the credentials in the Upgrade, MQTT in the username."""
     req: dict[str, Any] = {}
     if device.token is not None:
         req["token"] = device.token
     if device.signature:
         req["tokenSignature"] = signing.normalise_signature(device.signature).base64
+    mqtt: dict[str, Any] = {}
     if device.transport == "wss":
-        headers = {}
-        if device.token is not None and device.token_key_name:
-            headers[device.token_key_name] = device.token
-        if device.signature:
-            headers["x-amz-customauthorizer-signature"] = req["tokenSignature"]
-        if device.authorizer:
-            headers["x-amz-customauthorizer-name"] = device.authorizer
-        req["httpContext"] = {"headers": headers, "queryString": ""}
+        if device.wss_auth == "query":
+            req["httpContext"] = {"headers": {}, "queryString": "?" + device.wss_query()}
+        else:
+            headers = {}
+            if device.authorizer:
+                headers["x-amz-customauthorizer-name"] = device.authorizer
+            if device.signature:
+                headers["x-amz-customauthorizer-signature"] = req["tokenSignature"]
+            if device.token is not None and device.token_key_name:
+                headers[device.token_key_name] = device.token
+            req["httpContext"] = {"headers": headers, "queryString": ""}
+        if device.username:
+            mqtt["username"] = device.username
     else:
-        mqtt: dict[str, Any] = {}
         username = device.mqtt_username()
         if username:
             mqtt["username"] = username
-        if device.password is not None:
-            mqtt["password"] = device.password.encode()
-        if device.client_id:
-            mqtt["clientId"] = device.client_id
-        if mqtt:
-            req["mqttContext"] = mqtt
+    if device.password is not None:
+        mqtt["password"] = device.password.encode()
+    if device.client_id:
+        mqtt["clientId"] = device.client_id
+    if mqtt:
+        req["mqttContext"] = mqtt
     if device.server_name:
         req["tlsContext"] = {"serverName": device.server_name}
     return req

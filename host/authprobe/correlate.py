@@ -381,3 +381,23 @@ def read_reports(paths: Iterable[str | Path]) -> tuple[list[dict[str, Any]], lis
             else:
                 problems.append(f"{path}: not an authprobe report (no steps)")
     return reports, problems
+
+
+def cloud_evidence(reports: list[dict[str, Any]], cloud: Any, *, function_name: str | None = None,
+                   device: Any = None, skew_s: float = DEFAULT_SKEW_S, replay: bool = True) -> list[Any]:
+    """One CloudEvidence per report (same order): the cloud's log events joined to the run and, with
+    `device` (DeviceSettings of the board), the cloud-check results. Feed each to
+    authprobe.diagnosis.diagnose(report, evidence)."""
+    from authprobe.diagnosis import CloudEvidence
+
+    checks: list[dict[str, Any]] = []
+    if device is not None:
+        from authprobe.checks import CheckContext, run_checks
+
+        ctx = CheckContext(cloud, device, replay=replay)
+        checks = [r.as_dict() for r in run_checks(ctx)]
+        if function_name is None and ctx.function:
+            function_name = ctx.function.get("FunctionName")
+    joiner = Joiner(reports, skew_s)
+    joiner.add_all(cloud.log_events(joiner.windows(), function_name))
+    return [CloudEvidence(list(checks), [e.as_dict() for e in c.events]) for c in joiner.finish()]

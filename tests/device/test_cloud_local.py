@@ -126,3 +126,26 @@ def test_refused_device_is_diagnosed_from_the_stand_in_logs(emu, tmp_path, capsy
 
     joined = correlate([report], cloud.log_events(Joiner([report]).windows(), "auth"))
     assert diagnose(report, CloudEvidence(events=[e.as_dict() for e in joined[0].events]))[0]["decided"]
+
+
+def test_publish_refused_by_the_returned_policy_is_decided_from_logs_and_checks(emu):
+    from authprobe.correlate import cloud_evidence
+
+    client_id = f"pub-{int(time.time() * 1000) % 100000}"
+    started = datetime.now(UTC)
+    d = PahoDevice(emu, client_id, username(client_id, "nopublish", sign("nopublish"), "DeviceAuth"), alpn=["mqtt"])
+    try:
+        assert d.connect(timeout=3) == "connack"
+        d.client.publish(f"selftest/{client_id}", b"x", qos=1)
+        wait_for_log(emu, clientId=client_id, eventType="Publish-In", status="Failure")
+    finally:
+        d.close()
+    report = cs.report("run-pub", client_id=client_id, utc=started.isoformat().replace("+00:00", "Z"),
+                       failing_code=1002)
+    settings = settings_from_config(device(client_id, token="nopublish", **{"device.transport": "mqtt"}))
+    (evidence,) = cloud_evidence([report], LocalCloud(emu.state_dir), device=settings)
+    assert any(e.get("eventType") == "Publish-In" for e in evidence.events)
+    out = diagnose(report, evidence)
+    assert out[0]["root_cause"] == "policy-denies-publish" and out[0]["decided"]
+    assert any("Publish-In" in e for e in out[0]["evidence"])
+    assert out[0]["decided_by"].startswith("cloud-check policy.publish")

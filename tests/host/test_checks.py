@@ -246,3 +246,20 @@ def test_window_is_respected_for_metrics(tmp_path):
     cloud = LocalCloud(state_dir)
     assert cloud.lambda_metric(cs.FUNCTION, "Errors", NOW - timedelta(minutes=30), NOW, "Sum") == 1
     assert cloud.lambda_metric(cs.FUNCTION, "Errors", NOW - timedelta(minutes=10), NOW, "Sum") is None
+
+
+def test_replay_request_is_what_the_probe_sends():
+    from urllib.parse import parse_qs
+
+    mqtt = checks.replay_request(settings_from_config(cs.device_config(**{
+        "device.transport": "mqtt", "auth.username": "probe", "auth.password": "pw"})))
+    user = mqtt["mqttContext"]["username"]
+    assert user.startswith("probe?") and "+" not in user.split("?", 1)[1]
+    params = parse_qs(user.split("?", 1)[1])
+    assert params["x-amz-customauthorizer-signature"] == [cs.signature()]  # decodes back exactly
+    assert params["token"] == [cs.TOKEN] and params["x-amz-customauthorizer-name"] == [cs.AUTHORIZER]
+    assert mqtt["mqttContext"]["password"] == b"pw" and mqtt["mqttContext"]["clientId"] == cs.CLIENT_ID
+    assert mqtt["tlsContext"] == {"serverName": cs.ENDPOINT} and mqtt["tokenSignature"] == cs.signature()
+    wss = checks.replay_request(settings_from_config(cs.device_config(**{"auth.wss_auth": "query"})))
+    assert parse_qs(wss["httpContext"]["queryString"][1:])["token"] == [cs.TOKEN]
+    assert "username" not in wss["mqttContext"]

@@ -8,12 +8,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from authprobe.errors import ConfigError
 
 SIGNATURE_PARAM = "x-amz-customauthorizer-signature"
-NAME_PARAM = "x-amz-customauthorizer-name"
 
 
 @dataclass
@@ -30,6 +28,7 @@ class DeviceSettings:
     signing_disabled: bool = False
     username: str | None = None
     password: str | None = None
+    wss_auth: str = "headers"
     topic: str | None = None
     source: str = ""
 
@@ -45,19 +44,15 @@ class DeviceSettings:
         return None
 
     def mqtt_username(self) -> str:
-        """The CONNECT username the probe sends: the user part, then the authorizer name, the
-        percent-encoded signature and the token as query parameters (as the AWS SDKs build it)."""
-        user = self.username or ""
-        if "?" in user or not (self.authorizer or self.token):
-            return user
-        params = []
-        if self.authorizer:
-            params.append(f"{NAME_PARAM}={quote(self.authorizer, safe='')}")
-        if self.signature:
-            params.append(f"{SIGNATURE_PARAM}={quote(self.signature, safe='')}")
-        if self.token is not None and self.token_key_name:
-            params.append(f"{self.token_key_name}={quote(self.token, safe='')}")
-        return user + "?" + "&".join(params)
+        """The CONNECT username the probe sends over direct MQTT, built by the probe's own code."""
+        from selftest import mqtt
+
+        return mqtt.auth_username(self.username, self.authorizer, self.signature, self.token_key_name, self.token)
+
+    def wss_query(self) -> str:
+        from selftest import mqtt
+
+        return mqtt.auth_params(self.authorizer, self.signature, self.token_key_name, self.token)
 
 
 def settings_from_config(cfg: dict[str, Any], source: str = "") -> DeviceSettings:
@@ -75,7 +70,8 @@ def settings_from_config(cfg: dict[str, Any], source: str = "") -> DeviceSetting
         custom_domain=bool(get("endpoint", "custom_domain")), authorizer=get("auth", "authorizer"),
         token_key_name=get("auth", "token_key_name"), token=get("auth", "token"), signature=signature,
         signing_disabled=bool(get("auth", "signing_disabled")), username=get("auth", "username"),
-        password=get("auth", "password"), topic=get("test", "topic"), source=source)
+        password=get("auth", "password"), wss_auth=get("auth", "wss_auth") or "headers",
+        topic=get("test", "topic") or f"authprobe/{get('device', 'client_id')}", source=source)
 
 
 def load_device_settings(path: str | Path) -> DeviceSettings:
