@@ -93,6 +93,16 @@ def check_authorizer(ctx: CheckContext) -> None:
     configuration's default, else the account's default (seed: authorizer name valid or default set)."""
     name = ctx.authorizer_name or ctx.device.authorizer
     title = "authorizer exists"
+    config = (ctx.domain or {}).get("authorizerConfig") or {}
+    if name and config.get("defaultAuthorizerName") and not config.get("allowAuthorizerOverride") \
+            and config["defaultAuthorizerName"] != name and not ctx.authorizer_name:
+        # The domain configuration decides; the name the device sends is not used.
+        ctx.add("authorizer.override", "the device's authorizer name is used", "warn",
+                f"domain configuration {ctx.domain.get('domainConfigurationName')} uses its default "
+                f"{config['defaultAuthorizerName']!r} and does not allow an override; the device names {name!r}",
+                remediation="Allow the override (`aws iot update-domain-configuration --authorizer-config "
+                "allowAuthorizerOverride=true,...`) or drop auth.authorizer from the device config.")
+        name = None
     if name:
         try:
             ctx.authorizer = ctx.cloud.describe_authorizer(name)

@@ -263,3 +263,30 @@ def test_replay_request_is_what_the_probe_sends():
     wss = checks.replay_request(settings_from_config(cs.device_config(**{"auth.wss_auth": "query"})))
     assert parse_qs(wss["httpContext"]["queryString"][1:])["token"] == [cs.TOKEN]
     assert "username" not in wss["mqttContext"]
+
+
+def test_domain_default_authorizer_without_override_wins(tmp_path):
+    cloud = cs.healthy_cloud()
+    cloud["authorizers"]["Factory"] = dict(cloud["authorizers"][cs.AUTHORIZER], authorizerName="Factory",
+                                           status="INACTIVE")
+    cloud["domain_configurations"] = {"probe": {
+        "domainConfigurationName": "probe", "domainName": "iot.example.com", "domainConfigurationStatus": "ENABLED",
+        "authenticationType": "CUSTOM_AUTH", "applicationProtocol": "MQTT_WSS",
+        "authorizerConfig": {"defaultAuthorizerName": "Factory", "allowAuthorizerOverride": False}}}
+    results, ctx = run(tmp_path, cloud, device=cs.device_config(**{"endpoint.host": "iot.example.com",
+                                                                      "endpoint.custom_domain": True}))
+    assert results["authorizer.override"].status == "warn"
+    assert ctx.authorizer["authorizerName"] == "Factory"
+    assert failed(results) == {"authorizer-inactive"}
+
+
+def test_cli_verify_with_the_authorizers_keys(tmp_path, capsys):
+    state = cs.write_state(tmp_path)
+    assert cli.main(["verify", "--token", cs.TOKEN, "--signature", cs.signature(), "--authorizer", cs.AUTHORIZER,
+                     "--cloud", f"local:{state}"]) == 0
+    assert f"{cs.AUTHORIZER}/key1" in capsys.readouterr().out
+    assert cli.main(["verify", "--token", "x", "--signature", cs.signature(), "--authorizer", cs.AUTHORIZER,
+                     "--cloud", f"local:{state}"]) == 1
+    assert cli.main(["verify", "--token", "x", "--signature", cs.signature(), "--authorizer", "Nope",
+                     "--cloud", f"local:{state}"]) == 5
+    assert "Nope" in capsys.readouterr().err

@@ -57,6 +57,8 @@ class AwsCloud(Cloud):
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
+            if self._session is None:
+                self._open_session()
             self._clients[service] = self._session.client(service, region_name=self.region)
         return self._clients[service]
 
