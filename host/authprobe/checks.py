@@ -542,7 +542,7 @@ def replay_request(device: DeviceSettings) -> dict[str, Any]:
                 headers["x-amz-customauthorizer-signature"] = req["tokenSignature"]
             if device.token is not None and device.token_key_name:
                 headers[device.token_key_name] = device.token
-            req["httpContext"] = {"headers": headers, "queryString": ""}
+            req["httpContext"] = {"headers": headers}  # queryString has a minimum length of 1
         if device.username:
             mqtt["username"] = device.username
     else:

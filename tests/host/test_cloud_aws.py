@@ -206,3 +206,62 @@ def test_with_moto_endpoint_function_and_permission(monkeypatch):
         assert not ok and "does not match" in why
         with pytest.raises(NotFound):
             cloud.get_function("nope")
+
+
+def test_cloud_check_against_aws_call_by_call(stubbed):
+    """The whole check sequence on the AWS backend: every request validated against the models."""
+    from authprobe import checks
+    from authprobe.cloud.device_settings import settings_from_config
+
+    cloud, st = stubbed
+    end = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    start = end - timedelta(hours=1)
+    iot, lam, cw = st["iot"], st["lambda"], st["cloudwatch"]
+    iot.add_response("describe_endpoint", {"endpointAddress": cs.ENDPOINT}, {"endpointType": "iot:Data-ATS"})
+    iot.add_response("list_domain_configurations", {"domainConfigurations": []}, {"serviceType": "DATA"})
+    desc = dict(AUTH_DESC, tokenSigningPublicKeys={"key1": cs.public_pem(cs.rsa_key())})
+    iot.add_response("describe_authorizer", {"authorizerDescription": desc}, {"authorizerName": cs.AUTHORIZER})
+    lam.add_response("get_function", {"Configuration": {"FunctionName": cs.FUNCTION, "FunctionArn": cs.FUNCTION_ARN,
+                                                        "Timeout": 3, "Runtime": "python3.12"}},
+                     {"FunctionName": cs.FUNCTION_ARN})
+    lam.add_response("get_policy", {"Policy": json.dumps(cs.permission_policy())}, {"FunctionName": cs.FUNCTION_ARN})
+    for metric, stat, value in (("Invocations", "Sum", 12.0), ("Errors", "Sum", 0.0), ("Throttles", "Sum", 0.0),
+                                ("Duration", "Maximum", 240.0)):
+        cw.add_response("get_metric_statistics", {"Datapoints": [{"Timestamp": start, stat: value}]},
+                        {"Namespace": "AWS/Lambda", "MetricName": metric,
+                         "Dimensions": [{"Name": "FunctionName", "Value": cs.FUNCTION}], "StartTime": start,
+                         "EndTime": end, "Period": 3600, "Statistics": [stat]})
+    iot.add_response("get_v2_logging_options", {"defaultLogLevel": "ERROR", "disableAllLogs": False})
+    iot.add_response("list_v2_logging_levels", {"logTargetConfigurations": []}, {})
+    arn = f"arn:aws:iot:{cs.REGION}:{cs.ACCOUNT}"
+    doc = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/${{iot:ClientId}}"},
+        {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": f"{arn}:topic/{cs.TOPIC}"}]})
+    iot.add_response("test_invoke_authorizer", {"isAuthenticated": True, "principalId": "dev01",
+                                                "policyDocuments": [doc], "refreshAfterInSeconds": 300,
+                                                "disconnectAfterInSeconds": 3600})
+    ctx = checks.CheckContext(cloud, settings_from_config(cs.device_config()), window_end=end)
+    results = {r.id: r for r in checks.run_checks(ctx)}
+    assert results["replay.invoke"].status == "pass", results["replay.invoke"].evidence
+    assert results["function.permission"].status == "pass"
+    assert results["metrics.invocations"].data["invocations"] == 12
+    assert results["logging.v2"].status == "warn" and cs.CLIENT_ID in results["logging.v2"].remediation
+    assert results["policy.connect"].status == "pass" and results["policy.publish"].status == "pass"
+    assert results["policy.subscribe"].status == "fail"  # no topicfilter statement
+    assert results["policy.subscribe"].root_cause == "policy-denies-subscribe"
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"auth.wss_auth": "query"}, {"device.transport": "mqtt", "auth.password": "pw", "auth.username": "u"},
+    {"device.transport": "auto", "auth.signature": None}, {"auth.authorizer": None},
+])
+def test_replay_requests_are_valid_for_the_service_model(changes):
+    import botocore.session
+    from botocore.validate import validate_parameters
+
+    from authprobe.checks import replay_request
+    from authprobe.cloud.device_settings import settings_from_config
+
+    shape = botocore.session.get_session().get_service_model("iot").operation_model("TestInvokeAuthorizer").input_shape
+    request = replay_request(settings_from_config(cs.device_config(**changes)))
+    validate_parameters({"authorizerName": cs.AUTHORIZER, **request}, shape)
