@@ -2,46 +2,23 @@
 # problem. MicroPython's `re` is limited, so every check is a plain character-class loop.
 #
 # The config is the nested dict of device.toml (sections device, endpoint, auth, wifi, test); on the
-# board it arrives as JSON. lint() returns problems as (code, status, field, message) tuples.
-
-try:
-    from typing import Any  # noqa: F401 - for type comments only; boards have no typing
-except ImportError:
-    pass
+# board it arrives as JSON. lint() returns problems as (code, status, field, message) tuples. The
+# board loads this module for the config step only (see probe.py); settings.py holds what the
+# other steps read.
+from selftest.settings import (  # noqa: F401 - re-exported for the host
+    FIELDS,
+    _only,
+    get,
+    looks_percent_encoded,
+    percent_decode,
+    split_address,
+)
 
 FAIL = "fail"
 WARN = "warn"
 
 TRANSPORTS = ("mqtt", "wss", "auto")
 WSS_AUTH = ("headers", "query")
-
-# (section, key, type name, default); None default = optional without value.
-FIELDS = (
-    ("device", "client_id", "str", None),
-    ("device", "transport", "str", "auto"),
-    ("device", "board", "str", None),
-    ("endpoint", "host", "str", None),
-    ("endpoint", "port", "int", 443),
-    ("endpoint", "connect_address", "str", None),
-    ("endpoint", "ca", "str", None),
-    ("endpoint", "custom_domain", "bool", False),
-    ("auth", "authorizer", "str", None),
-    ("auth", "token_key_name", "str", None),
-    ("auth", "token", "str", None),
-    ("auth", "signature", "str", None),
-    ("auth", "signing_disabled", "bool", False),
-    ("auth", "username", "str", None),
-    ("auth", "password", "str", None),
-    ("auth", "wss_auth", "str", "headers"),
-    ("wifi", "ssid", "str", None),
-    ("wifi", "password", "str", None),
-    ("wifi", "timeout_ms", "int", 15000),
-    ("test", "topic", "str", None),
-    ("test", "timeout_ms", "int", 8000),
-    ("test", "slow_close_ms", "int", 4500),
-    ("test", "ntp_host", "str", "pool.ntp.org"),
-    ("test", "library", "bool", True),
-)
 
 MAX_TOKEN = 6144
 MAX_SIGNATURE = 2560
@@ -53,15 +30,6 @@ MAX_TOPIC_SLASHES = 7
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _B64 = _ALNUM + "+/"
 _HOST = "abcdefghijklmnopqrstuvwxyz0123456789-."
-_HEX = "0123456789abcdefABCDEF"
-_HEXB = b"0123456789abcdefABCDEF"
-
-
-def _only(text, allowed):
-    for ch in text:
-        if ch not in allowed:
-            return False
-    return True
 
 
 def _is_word(text, extra):
@@ -82,42 +50,9 @@ def _typename(value):
     return "other"
 
 
-def get(cfg, section, key):
-    # type: (Any, str, str) -> Any
-    """A value with its default applied."""
-    sec = cfg.get(section) if isinstance(cfg, dict) else None
-    if isinstance(sec, dict) and sec.get(key) is not None:
-        return sec[key]
-    for s, k, _, default in FIELDS:
-        if s == section and k == key:
-            return default
-    return None
-
-
 def is_base64(text):
     body = text.rstrip("=")
     return bool(body) and len(text) - len(body) <= 2 and _only(body, _B64)
-
-
-def looks_percent_encoded(text):
-    i = text.find("%")
-    return 0 <= i < len(text) - 2 and _only(text[i + 1:i + 3], _HEX)
-
-
-def percent_decode(text):
-    out = bytearray()
-    raw = text.encode()
-    i = 0
-    while i < len(raw):
-        c = raw[i]
-        pair = raw[i + 1:i + 3] if c == 37 else b""
-        if len(pair) == 2 and pair[0] in _HEXB and pair[1] in _HEXB:
-            out.append(int(pair.decode(), 16))
-            i += 3
-        else:
-            out.append(c)
-            i += 1
-    return bytes(out).decode()
 
 
 def endpoint_kind(host):
@@ -328,24 +263,6 @@ def _lint_auth(val, add, bad_type):
     mode = val("auth", "wss_auth")
     if mode is not None and mode not in WSS_AUTH:
         add(117, FAIL, "auth.wss_auth", "auth.wss_auth is %r; use headers or query" % mode)
-
-
-def split_address(text, default_port):
-    """'host', 'host:port', '[v6]:port' -> (host, port); port None when it is not a number."""
-    if text.startswith("["):
-        end = text.find("]")
-        host, rest = text[1:end], text[end + 1:]
-        if not rest:
-            return host, default_port
-        text2 = rest[1:] if rest.startswith(":") else None
-    else:
-        if text.count(":") != 1:
-            return text, default_port
-        host, text2 = text.split(":")
-    try:
-        return host, int(text2) if text2 is not None else None
-    except ValueError:
-        return host, None
 
 
 def verdict(problems):

@@ -190,3 +190,14 @@ def _mm_close(client):
             client._sock.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+class MiniMqtt:
+    """The world's library check on runtimes that use adafruit_minimqtt."""
+
+    def __init__(self, pool, wrap):
+        self.pool = pool
+        self.wrap = wrap
+
+    def __call__(self, p):
+        return minimqtt_check(p, self.pool, self.wrap)

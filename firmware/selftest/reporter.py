@@ -1,7 +1,7 @@
 # Writes the serial report: a begin record, one step record per step, an end record, each through
 # record.encode so the host can pick them out of boot noise. Counts and the verdict are kept here.
 from selftest import record
-from selftest.catalogue import STEPS, name_of
+from selftest.codes import STEPS, name_of
 
 
 class Reporter:
@@ -24,8 +24,9 @@ class Reporter:
     def step(self, code, status, ms, d=None):
         self.seq += 1
         self.counts[status] += 1
-        rec = {"k": "step", "run": self.run, "seq": self.seq, "step": STEPS[code // 100 - 1] if code < 9000
-               else "probe", "code": code, "name": name_of(code), "status": status, "ms": ms, "d": d or {}}
+        i = code // 100 - 1
+        rec = {"k": "step", "run": self.run, "seq": self.seq, "step": STEPS[i] if 0 <= i < len(STEPS) else "probe",
+               "code": code, "name": name_of(code), "status": status, "ms": ms, "d": d or {}}
         utc = self.clock.utc()
         if utc:
             rec["t"] = utc

@@ -4,7 +4,7 @@
 import json
 import sys
 
-from selftest import clock, probe, roots, runtime, tls
+from selftest import memory
 
 try:
     from typing import Any  # noqa: F401 - for type comments only; boards have no typing
@@ -27,6 +27,8 @@ def read_config(path):
 
 
 def read_ca(path):
+    from selftest import tls
+
     """([DER, ...], None) or ([], why): a PEM (any number of certificates) or one DER file."""
     try:
         with open(path, "rb") as f:
@@ -51,6 +53,8 @@ def build(cfg, write=print):
     import ssl
     import time
 
+    from selftest import clock, probe, roots, runtime, tls
+
     name = runtime.name()
     radio = None
     ntp = None  # type: Any
@@ -73,26 +77,23 @@ def build(cfg, write=print):
     except ImportError:
         pass
 
-    def wrap(sock, host, cas, alpn, addr=None):
-        return tls.wrap(ssl, sock, host, cas, alpn)
+    wrap = tls.Wrap(ssl)
 
     w = probe.World(name, runtime.version(), socket, clock.Clock(time, ntp, "ntp" if ntp else "system"),
                     write, wrap, tls.can_alpn(ssl))
     w.radio = radio
     w.uid, w.reset = runtime.machine_identity()
-    w.heap_free = runtime.heap_free
+    w.heap_free = memory.heap_free
     w.board = (cfg or {}).get("device", {}).get("board") if isinstance((cfg or {}).get("device"), dict) else None
     w.board = w.board or getattr(sys, "platform", None)
     w.firmware = getattr(sys.implementation, "_machine", None) or sys.version.split()[0]
     w.cas = [(label, der) for label, der in roots.ROOTS]
     if name == "micropython":
-        from selftest import library
-
-        w.library = library.umqtt_check
+        w.library = _umqtt
     elif name == "cpython":
         from selftest import library
 
-        w.library = lambda p: library.minimqtt_check(p, socket, wrap)
+        w.library = library.MiniMqtt(socket, wrap)
     return w
 
 
@@ -105,6 +106,7 @@ def main(path="authprobe.json", write=print):
 def run(cfg, write=print, problem=None):
     """Run the probe on a config dict (endpoint.ca a file path); returns the verdict."""
     w = build(cfg, write)
+    memory.unload("runtime")
     if problem:
         w.config_problem = problem
         cfg = {}
@@ -114,4 +116,13 @@ def run(cfg, write=print, problem=None):
         if why:
             w.ca_problem = why
         w.cas = [("configured CA %d" % (i + 1), der) for i, der in enumerate(ders)] + w.cas
+    from selftest import probe
+
     return probe.run(cfg, w)
+
+
+def _umqtt(p):
+    # Loaded at the library step only, after the probe's own connection is gone.
+    from selftest import library
+
+    return library.umqtt_check(p)

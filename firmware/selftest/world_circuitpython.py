@@ -7,7 +7,7 @@
 import binascii
 import sys
 
-from selftest import clock, config, probe, runtime
+from selftest import clock, probe, runtime, settings
 
 try:
     from typing import Any  # noqa: F401 - for type comments only; boards have no typing
@@ -21,7 +21,7 @@ CA_FILE = "authprobe_ca.pem"
 def read_settings(getenv):
     """The nested config from settings.toml keys AUTHPROBE_<SECTION>_<KEY> (bools stored as 0/1)."""
     cfg = {}
-    for section, key, kind, _ in config.FIELDS:
+    for section, key, kind, _ in settings.FIELDS:
         value = getenv((SETTINGS_PREFIX + section + "_" + key).upper())
         if value is None:
             continue
@@ -79,7 +79,7 @@ def build(cfg, write, modules):
 
         ntp = _ntp
 
-    timeout = config.get(cfg or {}, "test", "timeout_ms") / 1000
+    timeout = settings.get(cfg or {}, "test", "timeout_ms") / 1000
     wrap = Tls(ssl_mod, pool, timeout)
     w = probe.World("circuitpython", runtime.version(), pool,
                     clock.Clock(modules["time"], ntp, "ntp" if ntp else "rtc"), write, wrap, False)
@@ -101,14 +101,14 @@ def build(cfg, write, modules):
     from selftest import library, roots
 
     w.cas = list(roots.ROOTS)
-    w.library = lambda p: library.minimqtt_check(p, pool, wrap)
+    w.library = library.MiniMqtt(pool, wrap)
     return w
 
 
 def main(getenv, write, modules, open_file=open):
     cfg = read_settings(getenv)
     w = build(cfg, write, modules)
-    ca = config.get(cfg, "endpoint", "ca")
+    ca = settings.get(cfg, "endpoint", "ca")
     if ca:
         try:
             with open_file(ca) as f:

@@ -1,0 +1,30 @@
+# Heap housekeeping for boards without PSRAM, where the probe's own code is the biggest heap user:
+# modules are loaded when a step needs them and forgotten after (see probe._PLAN).
+import gc
+import sys
+
+
+def load(name):
+    full = "selftest." + name
+    __import__(full)
+    return sys.modules[full]
+
+
+def unload(name):
+    """Forget a selftest module so its code can be collected (boards only: on CPython the host
+    keeps its own references to shared modules such as the catalogue)."""
+    if sys.implementation.name == "cpython":
+        return
+    sys.modules.pop("selftest." + name, None)
+    pkg = sys.modules.get("selftest")
+    if pkg is not None and name in pkg.__dict__:
+        delattr(pkg, name)
+    gc.collect()
+
+
+def heap_free():
+    try:
+        gc.collect()
+        return gc.mem_free()  # type: ignore[attr-defined]
+    except AttributeError:
+        return None

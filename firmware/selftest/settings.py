@@ -1,0 +1,96 @@
+# The settings every step reads: the fields of device.toml with their defaults, and the few string
+# helpers the probe needs after the config step. Kept apart from config.py (the lint) so the board
+# can drop the lint's code once the config step is done.
+try:
+    from typing import Any  # noqa: F401 - for type comments only; boards have no typing
+except ImportError:
+    pass
+
+_HEX = "0123456789abcdefABCDEF"
+_HEXB = b"0123456789abcdefABCDEF"
+
+# (section, key, type name, default); None default = optional without value.
+FIELDS = (
+    ("device", "client_id", "str", None),
+    ("device", "transport", "str", "auto"),
+    ("device", "board", "str", None),
+    ("endpoint", "host", "str", None),
+    ("endpoint", "port", "int", 443),
+    ("endpoint", "connect_address", "str", None),
+    ("endpoint", "ca", "str", None),
+    ("endpoint", "custom_domain", "bool", False),
+    ("auth", "authorizer", "str", None),
+    ("auth", "token_key_name", "str", None),
+    ("auth", "token", "str", None),
+    ("auth", "signature", "str", None),
+    ("auth", "signing_disabled", "bool", False),
+    ("auth", "username", "str", None),
+    ("auth", "password", "str", None),
+    ("auth", "wss_auth", "str", "headers"),
+    ("wifi", "ssid", "str", None),
+    ("wifi", "password", "str", None),
+    ("wifi", "timeout_ms", "int", 15000),
+    ("test", "topic", "str", None),
+    ("test", "timeout_ms", "int", 8000),
+    ("test", "slow_close_ms", "int", 4500),
+    ("test", "ntp_host", "str", "pool.ntp.org"),
+    ("test", "library", "bool", True),
+)
+
+
+def _only(text, allowed):
+    for ch in text:
+        if ch not in allowed:
+            return False
+    return True
+
+
+def get(cfg, section, key):
+    # type: (Any, str, str) -> Any
+    """A value with its default applied."""
+    sec = cfg.get(section) if isinstance(cfg, dict) else None
+    if isinstance(sec, dict) and sec.get(key) is not None:
+        return sec[key]
+    for s, k, _, default in FIELDS:
+        if s == section and k == key:
+            return default
+    return None
+
+
+def looks_percent_encoded(text):
+    i = text.find("%")
+    return 0 <= i < len(text) - 2 and _only(text[i + 1:i + 3], _HEX)
+
+
+def percent_decode(text):
+    out = bytearray()
+    raw = text.encode()
+    i = 0
+    while i < len(raw):
+        c = raw[i]
+        pair = raw[i + 1:i + 3] if c == 37 else b""
+        if len(pair) == 2 and pair[0] in _HEXB and pair[1] in _HEXB:
+            out.append(int(pair.decode(), 16))
+            i += 3
+        else:
+            out.append(c)
+            i += 1
+    return bytes(out).decode()
+
+
+def split_address(text, default_port):
+    """'host', 'host:port', '[v6]:port' -> (host, port); port None when it is not a number."""
+    if text.startswith("["):
+        end = text.find("]")
+        host, rest = text[1:end], text[end + 1:]
+        if not rest:
+            return host, default_port
+        text2 = rest[1:] if rest.startswith(":") else None
+    else:
+        if text.count(":") != 1:
+            return text, default_port
+        host, text2 = text.split(":")
+    try:
+        return host, int(text2) if text2 is not None else None
+    except ValueError:
+        return host, None

@@ -1,0 +1,168 @@
+# Steps that speak MQTT: transport (direct MQTT with ALPN, or the WebSocket upgrade), CONNECT with
+# the custom-auth credentials, and the publish/subscribe round trip on the test topic.
+from selftest import mqtt, net, record, settings
+from selftest.probe import FAIL, PASS, short
+from selftest.tls import ALPN
+
+
+def s_transport(p):
+    t = p.transport
+    if t == "auto":
+        p.mode = "mqtt" if p.w.alpn else "wss"
+        why = ("runtime sends ALPN 'mqtt'" if p.w.alpn else
+               "runtime cannot send ALPN, so MQTT over WebSockets (no ALPN needed)")
+    else:
+        p.mode = t
+        why = "configured"
+    d = {"mode": p.mode, "why": why, "alpn": p.alpn}
+    if p.mode == "wss":
+        return _upgrade(p, d)
+    return _first_answer(p, d)
+
+
+def _first_answer(p, d):
+    # Whether the server speaks MQTT here shows only in its answer to CONNECT: an endpoint that
+    # got no ALPN treats the stream as HTTPS and answers HTTP (or just closes).
+    p.stream.write(mqtt.connect(p.client_id, mqtt.auth_username(
+        p.user, p.authorizer, p.signature, p.key, p.token), p.password))
+    p.t_connect = p.w.clock.ms()
+    try:
+        first = bytes(p.stream.peek_some()[:8])
+    except net.Closed:
+        p.early = "closed"
+        # A domain configuration (CUSTOM_AUTH + SECURE_MQTT) needs no ALPN; there a close is the
+        # authorizer's answer, for the connect step to judge.
+        if p.alpn != ALPN and not settings.get(p.cfg, "endpoint", "custom_domain"):
+            d["why"] = "closed before any MQTT answer and no ALPN 'mqtt' was negotiated"
+            d["elapsed_ms"] = p.w.clock.since(p.t_connect)
+            return 801, FAIL, d
+        return 800, PASS, d
+    except net.Timeout:
+        p.early = "timeout"
+        return 800, PASS, d
+    if first.startswith(b"HTTP/") or first.startswith(b"<"):
+        d["answer"] = "".join(chr(b) if 32 <= b < 127 else "." for b in first)
+        d["why"] = "the server answered MQTT with HTTP: it did not see ALPN 'mqtt'"
+        return 802, FAIL, d
+    return 800, PASS, d
+
+
+def _upgrade(p, d):
+    from selftest import wss
+
+    key = wss.new_key()
+    query = settings.get(p.cfg, "auth", "wss_auth") == "query"
+    p.stream.write(wss.upgrade_request(p.host, key, p.authorizer, p.signature, p.key,
+                                          p.token, query))
+    d["credentials"] = "query" if query else "headers"
+    try:
+        status, reason, headers = wss.read_head(p.stream)
+    except net.Closed:
+        return 807, FAIL, d
+    except net.Timeout:
+        return 808, FAIL, d
+    except ValueError as e:
+        d["error"] = short(e)
+        return 806, FAIL, d
+    d["status"] = status
+    d["reason"] = reason[:40]
+    if status == 101:
+        expect = wss.accept_for(key)
+        got = headers.get("sec-websocket-accept")
+        if expect is not None and got != expect:
+            d["why"] = "Sec-WebSocket-Accept does not match the key"
+            return 806, FAIL, d
+        p.stream = wss.WsStream(p.stream)
+        return 800, PASS, d
+    code = {401: 803, 403: 804, 426: 805}.get(status, 806)
+    return code, FAIL, d
+
+
+def s_connect(p):
+    d = {"username_len": 0, "token": record.fingerprint(p.token),
+         "signature": record.fingerprint(p.signature), "password": record.fingerprint(p.password)}
+    if p.mode == "wss":
+        user = p.user if p.user is not None or p.password is None else ""
+        d["username_len"] = len(user or "")
+        p.stream.write(mqtt.connect(p.client_id, user, p.password))
+        p.t_connect = p.w.clock.ms()
+    else:
+        d["username_len"] = len(mqtt.auth_username(p.user, p.authorizer, p.signature, p.key,
+                                                   p.token))
+    if p.early == "closed":
+        return _closed(p, d)
+    try:
+        first, body = mqtt.read_packet(p.stream)
+    except net.Closed:
+        return _closed(p, d)
+    except net.Timeout:
+        d["elapsed_ms"] = p.w.clock.since(p.t_connect)
+        return 908, FAIL, d
+    d["elapsed_ms"] = p.w.clock.since(p.t_connect)
+    if first != mqtt.CONNACK or len(body) != 2:
+        d["packet"] = first
+        return 909, FAIL, d
+    rc = body[1]
+    d["rc"] = rc
+    if rc == 0:
+        return 900, PASS, d
+    return (900 + rc if rc <= 5 else 909), FAIL, d
+
+
+def _closed(p, d):
+    ms = p.w.clock.since(p.t_connect)
+    d["elapsed_ms"] = ms
+    if ms >= settings.get(p.cfg, "test", "slow_close_ms"):
+        d["why"] = "closed after %d ms: near the 5 s authorizer limit" % ms
+        return 907, FAIL, d
+    return 906, FAIL, d
+
+
+def s_pubsub(p):
+    d = {"topic": p.topic}
+    s = p.stream
+    payload = ("authprobe " + p.nonce).encode()
+    s.write(mqtt.subscribe(1, p.topic, 0))
+    try:
+        while True:
+            first, body = mqtt.read_packet(p.stream)
+            if first == mqtt.SUBACK:
+                break
+    except net.Closed:
+        return 1001, FAIL, d
+    except net.Timeout:
+        d["why"] = "no SUBACK within %d ms" % p.timeout_ms
+        return 1004, FAIL, d
+    d["suback"] = body[-1]
+    if body[-1] & 0x80:
+        return 1004, FAIL, d
+    s.write(mqtt.publish(p.topic, payload, 2, 1))
+    puback = False
+    try:
+        while True:
+            first, body = mqtt.read_packet(p.stream)
+            kind = first & 0xF0
+            if kind == mqtt.PUBACK:
+                puback = True
+            elif kind == mqtt.PUBLISH:
+                ack = mqtt.puback(first, body)
+                if ack:
+                    s.write(ack)
+                topic, got = mqtt.parse_publish(first, body)
+                if topic == p.topic and got == payload:
+                    break
+    except net.Closed:
+        d["puback"] = puback
+        return 1002, FAIL, d
+    except net.Timeout:
+        d["puback"] = puback
+        d["why"] = "own message not received within %d ms" % p.timeout_ms
+        return 1003, FAIL, d
+    d["puback"] = puback
+    try:
+        s.write(mqtt.DISCONNECT)
+    except Exception:  # noqa: BLE001 - the round trip is done; a late close is not a failure
+        pass
+    p.close()
+    p.pubsub_ok = True
+    return 1000, PASS, d
