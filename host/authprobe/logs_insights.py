@@ -53,6 +53,7 @@ class Progress:
     split: int = 0
     rows: int = 0
     throttled: int = 0
+    truncated: int = 0  # one-second windows still at the row limit: some rows were not returned
     queries: list[str] = field(default_factory=list)
 
 
@@ -183,6 +184,8 @@ class InsightsRunner:
                         pending.extend(self._halves(spec))
                         self.progress.split += 1
                     else:
+                        if len(rows) >= self.row_limit:
+                            self.progress.truncated += 1
                         self.progress.completed += 1
                         self.progress.rows += len(rows)
                         yield spec, rows

@@ -213,3 +213,27 @@ def test_window_falls_back_to_the_host_clock_when_the_device_clock_is_off():
     r["collection"] = {"started": "2026-11-26T09:10:00.000Z", "ended": "2026-11-26T09:10:09.000Z"}
     w = run_window(r, skew_s=0)
     assert (w.clock, w.start_ms, w.end_ms) == ("host", START, START + 9000)
+
+
+def test_cli_correlate_with_cloud_check_results(tmp_path, capsys):
+    checks = {"client_id": cs.CLIENT_ID, "checks": [
+        {"id": "function.permission", "title": "AWS IoT may invoke the function", "status": "fail",
+         "evidence": ["no resource-based policy"], "root_cause": "lambda-permission-missing"},
+        {"id": "signature.verifies", "title": "signature verifies", "status": "pass", "evidence": ["ok"],
+         "root_cause": "signature-invalid"}]}
+    checks_file = tmp_path / "checks.json"
+    checks_file.write_text(json.dumps(checks))
+    reports = tmp_path / "r.json"
+    reports.write_text(json.dumps([cs.report("mine"), cs.report("theirs", client_id="another")]))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert cli.main(["correlate", "--report", str(reports), "--iot-log", str(empty), "--checks", str(checks_file),
+                     "--json"]) == 1
+    mine, theirs = json.loads(capsys.readouterr().out)["runs"]
+    assert mine["diagnosis"][0]["root_cause"] == "lambda-permission-missing"
+    assert "signature-invalid" not in [d["root_cause"] for d in mine["diagnosis"]]  # ruled out for this device
+    assert theirs["diagnosis"][0]["root_cause"] == "lambda-permission-missing"  # account-wide evidence
+    assert "signature-invalid" in [d["root_cause"] for d in theirs["diagnosis"]]  # not checked for this one
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1]")
+    assert cli.main(["correlate", "--report", str(reports), "--iot-log", str(empty), "--checks", str(bad)]) == 2

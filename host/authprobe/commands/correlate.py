@@ -97,13 +97,16 @@ def run(args: argparse.Namespace) -> int:
     if not reports:
         raise ConfigError("no runs to correlate" + (" (see above)" if problems else ""))
     checks: list[dict[str, Any]] = []
+    checked_client = None
     if args.checks:
         try:
-            checks = json.loads(open(args.checks).read()).get("checks", [])
-        except (OSError, ValueError, AttributeError) as exc:
+            data = json.loads(open(args.checks).read())
+            checks, checked_client = list(data["checks"]), data.get("client_id")
+        except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
             raise ConfigError(f"--checks {args.checks}: not cloud-check --json output ({exc})") from None
     joiner = Joiner(reports, args.skew)
     wanted = joiner.client_ids()
+    cloud = None
     if args.iot_log or args.function_log:
         events = chain(chain.from_iterable(read_log_file(p, client_ids=wanted, source="iot") for p in args.iot_log),
                        chain.from_iterable(read_log_file(p, client_ids=wanted, source="lambda")
@@ -120,13 +123,19 @@ def run(args: argparse.Namespace) -> int:
         source = cloud.label
     joiner.add_all(events)
     results = joiner.finish()
-    if args.cloud == "aws" and not args.json and not (args.iot_log or args.function_log):
+    progress = getattr(cloud, "insights_progress", None)
+    if progress is not None and not args.json:
         print(file=sys.stderr)
+    if progress is not None and progress.truncated:
+        problems.append(f"{progress.truncated} Logs Insights window(s) of one second still hit the row limit: "
+                        "some log records were not read; correlate fewer runs at once")
+        print(f"authprobe: {problems[-1]}", file=sys.stderr)
     out = []
     failing = 0
     for c in results:
-        diagnosis = diagnose(c.report, CloudEvidence(checks, [e.as_dict() for e in c.events]))
         w = c.window
+        own = checks if w.client_id == checked_client else [ch for ch in checks if _account_wide(ch)]
+        diagnosis = diagnose(c.report, CloudEvidence(own, [e.as_dict() for e in c.events]))
         item = {"run_id": c.report.get("run_id"), "client_id": w.client_id, "verdict": c.report.get("verdict"),
                 "window": {"start": iso_ms(w.start_ms) if w.start_ms is not None else None,
                            "end": iso_ms(w.end_ms) if w.end_ms is not None else None, "clock": w.clock},
@@ -146,6 +155,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         render(out, source)
     return EXIT_FAIL if failing else 0
+
+
+# Checks about the authorizer and its function hold for every device; the others (names, signature,
+# endpoint, replay, returned policy) only for the device config cloud-check was given.
+_ACCOUNT_WIDE = ("authorizer.status", "function.", "metrics.", "logging.")
+
+
+def _account_wide(check: dict[str, Any]) -> bool:
+    return str(check.get("id", "")).startswith(_ACCOUNT_WIDE)
 
 
 def _save(args: argparse.Namespace, store_ids: list[str] | None, results: list[Any], items: list[dict[str, Any]],
