@@ -76,6 +76,38 @@ def iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# Authorizer functions often log their whole event: its token, password and signature must not
+# reach a report. Values are replaced by their length and SHA-256 fingerprint (selftest.record).
+_SECRET_FIELD = re.compile(
+    r"""(["']?(?:token|password|tokenSignature|signature|x-amz-customauthorizer-signature)["']?\s*[:=]\s*)"""
+    r"""(?:"([^"]*)"|'([^']*)'|([^\s"',&}]+))""", re.IGNORECASE)
+_QUERY_IN_USERNAME = re.compile(r"""("username"\s*:\s*"[^"?]*\?)([^"]*)""")
+
+
+def _masked(value: str) -> str:
+    from selftest.record import fingerprint
+
+    fp = fingerprint(value)
+    return f"<redacted len={fp['len']} sha256={fp['sha256']}>"
+
+
+def redact(message: str) -> str:
+    """The message with secret values replaced by their fingerprint."""
+    if "oken" not in message and "ssword" not in message and "ignature" not in message \
+            and "username" not in message:
+        return message
+    message = _QUERY_IN_USERNAME.sub(lambda m: m.group(1) + _masked(m.group(2)), message)
+
+    def repl(m: re.Match) -> str:
+        value = next(v for v in (m.group(2), m.group(3), m.group(4)) if v is not None)
+        if value.startswith("<redacted"):
+            return m.group(0)
+        quote = '"' if m.group(2) is not None else "'" if m.group(3) is not None else ""
+        return f"{m.group(1)}{quote}{_masked(value)}{quote}"
+
+    return _SECRET_FIELD.sub(repl, message)
+
+
 def client_in_text(message: str) -> str | None:
     m = _CLIENT_IN_TEXT.search(message)
     return m.group(1) if m else None
@@ -101,7 +133,7 @@ def lambda_event(ts_ms: int, message: str, request_id: str | None = None) -> Log
     if request_id is None:
         m = _REQUEST_ID.search(message)
         request_id = m.group(0) if m else None
-    return LogEvent("lambda", ts_ms, client_in_text(message), {"message": message, "requestId": request_id})
+    return LogEvent("lambda", ts_ms, client_in_text(message), {"message": redact(message), "requestId": request_id})
 
 
 def event_from_insights_row(row: dict[str, str], source: str) -> LogEvent | None:

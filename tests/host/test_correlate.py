@@ -237,3 +237,22 @@ def test_cli_correlate_with_cloud_check_results(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("[1]")
     assert cli.main(["correlate", "--report", str(reports), "--iot-log", str(empty), "--checks", str(bad)]) == 2
+
+
+def test_secrets_in_function_logs_never_reach_events_or_diagnosis(tmp_path, capsys):
+    secret_token, secret_pw = "tok-SECRET-77", "hunter2-SECRET"
+    event = {"token": secret_token, "protocolData": {"mqtt": {
+        "username": f"u?x-amz-customauthorizer-signature=SIG%2BSECRET&mytoken={secret_token}",
+        "password": secret_pw, "clientId": cs.CLIENT_ID}}}
+    fn = tmp_path / "fn.jsonl"
+    fn.write_text("\n".join(json.dumps(fn_rec(START + 100 + i, m)) for i, m in enumerate(
+        ["EVENT " + json.dumps(event), f"[ERROR] KeyError: token={secret_token} clientId={cs.CLIENT_ID}"])))
+    reports = tmp_path / "r.json"
+    reports.write_text(json.dumps(cs.report("r1")))
+    assert cli.main(["correlate", "--report", str(reports), "--function-log", str(fn), "--json", "--events"]) == 1
+    out = capsys.readouterr().out
+    run = json.loads(out)["runs"][0]
+    assert run["matched"]["lambda"] == 2 and run["diagnosis"][0]["root_cause"] == "lambda-error"
+    for secret in (secret_token, secret_pw, "SIG%2BSECRET"):
+        assert secret not in out
+    assert "<redacted len=13 sha256=" in out
