@@ -42,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"  broker      mqtt://{emu.broker_address[0]}:{emu.broker_address[1]}  ({config.broker})")
             print(f"  cloud logs  {emu.state_dir / 'logs'}")
             print("  stop with Ctrl-C", flush=True)
-            stop.wait()
+            # A timed wait: the signal may land on another thread, and only a main thread that
+            # wakes up now and then runs the Python handler.
+            while not stop.wait(0.25):
+                pass
             print("authprobe stand-in: stopping", flush=True)
     finally:
         for sig, handler in previous.items():

@@ -1,21 +1,25 @@
 """Byte channels an MQTT session runs over: MQTT directly on TLS, or MQTT in WebSocket binary
-messages on TLS. Both are blocking, with a send lock (two relay threads write to the client)."""
+messages on TLS.
+
+One thread owns a channel and does all its reads and writes: an OpenSSL connection must not be
+read and written from two threads at once. Other threads may only hard_close() it (a plain
+shutdown(2) on the descriptor), which wakes the owner up."""
 
 from __future__ import annotations
 
 import socket
 import ssl
-import threading
 
 from authprobe.emulator import websocket as ws
 
 _CLOSED_ERRORS = (OSError, ValueError, ssl.SSLError, AttributeError)
+IO_TIMEOUT_S = 5.0  # a TLS record or a send may take this long before the peer counts as gone
 
 
 def hard_close(sock: socket.socket | None) -> None:
-    """Shut the descriptor down so a recv() blocked in another thread returns at once. The plain
+    """Shut the descriptor down so the owning thread's select()/recv() returns at once. The plain
     socket shutdown is used on purpose: SSLSocket.shutdown() also drops the SSL object under the
-    reader's feet."""
+    owner's feet."""
     if sock is None:
         return
     try:
@@ -28,24 +32,41 @@ class TlsChannel:
     def __init__(self, sock: ssl.SSLSocket, initial: bytes = b"") -> None:
         self.sock = sock
         self._initial = initial
-        self._lock = threading.Lock()
+        sock.settimeout(IO_TIMEOUT_S)
 
-    def recv(self) -> bytes:
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def buffered(self) -> bool:
+        """Data already decrypted (or handed over) that select() cannot see."""
+        try:
+            return bool(self._initial) or self.sock.pending() > 0
+        except _CLOSED_ERRORS:
+            return False
+
+    def _recv_tls(self) -> bytes | None:
+        """One read: bytes, b"" when nothing complete arrived in time, None at end of stream."""
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            return b""
+        except _CLOSED_ERRORS:
+            return None
+        return data or None
+
+    def read(self) -> bytes | None:
+        """MQTT bytes available now (b"" if none yet), or None when the client is gone."""
         if self._initial:
             data, self._initial = self._initial, b""
             return data
-        try:
-            return self.sock.recv(65536)
-        except _CLOSED_ERRORS:
-            return b""
+        return self._recv_tls()
 
     def send(self, data: bytes) -> bool:
-        with self._lock:
-            try:
-                self.sock.sendall(data)
-                return True
-            except _CLOSED_ERRORS:
-                return False
+        try:
+            self.sock.sendall(data)
+            return True
+        except _CLOSED_ERRORS:
+            return False
 
     def close(self) -> None:
         hard_close(self.sock)
@@ -57,40 +78,35 @@ class WebSocketChannel(TlsChannel):
     def __init__(self, sock: ssl.SSLSocket, initial: bytes = b"") -> None:
         super().__init__(sock)
         self._frames = ws.FrameReader(initial)
-        self._eof = False
+        self._fresh = bool(initial)
 
-    def recv(self) -> bytes:
-        while not self._eof:
+    def buffered(self) -> bool:
+        return self._fresh or super().buffered()
+
+    def read(self) -> bytes | None:
+        if self._fresh:
+            self._fresh = False
+        else:
+            chunk = self._recv_tls()
+            if chunk is None:
+                return None
+            self._frames.feed(chunk)
+        out = bytearray()
+        while True:
             try:
                 message = self._frames.next_message()
             except ws.WebSocketError:
-                return b""
-            if message is not None:
-                opcode, payload = message
-                if opcode in (ws.OP_BINARY, ws.OP_TEXT):
-                    if payload:
-                        return payload
-                    continue
-                if opcode == ws.OP_PING:
-                    self._send_raw(ws.frame(payload, ws.OP_PONG))
-                    continue
-                if opcode == ws.OP_CLOSE:
-                    self._send_raw(ws.frame(payload[:2], ws.OP_CLOSE))
-                    self._eof = True
-                    return b""
-                continue
-            try:
-                chunk = self.sock.recv(65536)
-            except _CLOSED_ERRORS:
-                chunk = b""
-            if not chunk:
-                self._eof = True
-                return b""
-            self._frames.feed(chunk)
-        return b""
-
-    def _send_raw(self, data: bytes) -> bool:
-        return super().send(data)
+                return None
+            if message is None:
+                return bytes(out)
+            opcode, payload = message
+            if opcode in (ws.OP_BINARY, ws.OP_TEXT):
+                out += payload
+            elif opcode == ws.OP_PING:
+                super().send(ws.frame(payload, ws.OP_PONG))
+            elif opcode == ws.OP_CLOSE:
+                super().send(ws.frame(payload[:2], ws.OP_CLOSE))
+                return bytes(out) or None
 
     def send(self, data: bytes) -> bool:
-        return self._send_raw(ws.frame(data))
+        return super().send(ws.frame(data))

@@ -14,8 +14,10 @@ MQTT 3.1.1 refusals as AWS documents them (reference §5):
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -87,15 +89,25 @@ class MqttSession:
     def closed(self) -> bool:
         return self._closed.is_set()
 
-    def _next_client_packet(self) -> mp.Packet | None:
-        while True:
+    def _next_client_packet(self, wait_s: float) -> mp.Packet | None:
+        """The next packet from the client within wait_s (CONNECT phase only)."""
+        deadline = time.monotonic() + wait_s
+        while not self.closed:
             packet = self._reader.next_packet()
             if packet is not None:
                 return packet
-            data = self.channel.recv()
-            if not data:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            if not self.channel.buffered():
+                ready, _, _ = select.select([self.channel], [], [], min(left, 0.5))
+                if not ready:
+                    continue
+            data = self.channel.read()
+            if data is None:
                 return None
             self._reader.feed(data)
+        return None
 
     # -- the session ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -111,8 +123,7 @@ class MqttSession:
                 self.broker.close()
 
     def _run(self) -> None:
-        self.channel.sock.settimeout(CONNECT_WAIT_S)
-        first = self._next_client_packet()
+        first = self._next_client_packet(CONNECT_WAIT_S)
         if first is None:
             return
         connect = mp.parse_connect(first)
@@ -144,14 +155,10 @@ class MqttSession:
             return
         self.log("Connect", "Success")
         self._schedule(outcome)
-        self.channel.sock.settimeout(1.5 * connect.keepalive if connect.keepalive else None)
-        relay = threading.Thread(target=self._broker_to_client, name=f"relay-{self.client_id}", daemon=True)
-        relay.start()
         try:
-            self._client_to_broker()
+            self._relay(1.5 * connect.keepalive if connect.keepalive else None)
         finally:
             self.close("CONNECTION_LOST")
-            relay.join(5)
 
     def _refuse(self, outcome: AuthOutcome) -> None:
         self.principal_id = outcome.principal_id
@@ -216,39 +223,75 @@ class MqttSession:
             return False
         return self.channel.send(ack.encode())
 
-    # -- relays --------------------------------------------------------------------------------
+    # -- relay: one thread does every read and write of this connection ------------------------
     def _to_broker(self, packet: mp.Packet) -> bool:
         try:
             assert self.broker is not None
             self.broker.sendall(packet.encode())
             return True
-        except OSError:
+        except OSError as exc:
+            self.close("SERVER_ERROR", status="Failure", reason="SERVER_ERROR",
+                       details=f"Message broker connection failed: {exc}")
             return False
 
-    def _client_to_broker(self) -> None:
+    def _relay(self, keepalive_limit: float | None) -> None:
+        """Client and broker packets in both directions until either side goes. AWS closes a
+        connection silent for 1.5 x its keep-alive (DG mqtt.html, MQTT_KEEP_ALIVE_TIMEOUT)."""
+        assert self.broker is not None
+        last_heard = time.monotonic()
         while not self.closed:
-            packet = self._next_client_packet()
-            if packet is None:
-                return
-            if packet.type == mp.PUBLISH:
-                if not self._client_publish(packet):
+            if self.channel.buffered():
+                client_ready, broker_ready = True, False
+            else:
+                try:
+                    ready, _, _ = select.select([self.channel, self.broker], [], [], 0.5)
+                except (OSError, ValueError):
                     return
-            elif packet.type == mp.SUBSCRIBE:
-                if not self._client_subscribe(packet):
+                client_ready, broker_ready = self.channel in ready, self.broker in ready
+            if client_ready:
+                data = self.channel.read()
+                if data is None:
+                    self.close("CONNECTION_LOST")
                     return
-            elif packet.type == mp.UNSUBSCRIBE:
-                self.log("Unsubscribe", "Success")
-                if not self._to_broker(packet):
+                if data:
+                    last_heard = time.monotonic()
+                    self._reader.feed(data)
+                while (packet := self._reader.next_packet()) is not None:
+                    if not self._from_client(packet):
+                        return
+            if broker_ready:
+                try:
+                    data = self.broker.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    self.close("SERVER_ERROR", status="Failure", reason="SERVER_ERROR",
+                               details="Message broker closed the connection")
                     return
-            elif packet.type == mp.DISCONNECT:
-                self._to_broker(packet)
-                self.close("CLIENT_INITIATED_DISCONNECT")
+                self._broker_reader.feed(data)
+                while (packet := self._broker_reader.next_packet()) is not None:
+                    if not self._from_broker(packet):
+                        return
+            if keepalive_limit and time.monotonic() - last_heard > keepalive_limit:
+                self.close("MQTT_KEEP_ALIVE_TIMEOUT")
                 return
-            elif packet.type == mp.CONNECT:
-                self.close("CLIENT_ERROR", status="Failure", reason="CLIENT_ERROR", details="Second CONNECT")
-                return
-            elif not self._to_broker(packet):
-                return
+
+    def _from_client(self, packet: mp.Packet) -> bool:
+        if packet.type == mp.PUBLISH:
+            return self._client_publish(packet)
+        if packet.type == mp.SUBSCRIBE:
+            return self._client_subscribe(packet)
+        if packet.type == mp.UNSUBSCRIBE:
+            self.log("Unsubscribe", "Success")
+            return self._to_broker(packet)
+        if packet.type == mp.DISCONNECT:
+            self._to_broker(packet)
+            self.close("CLIENT_INITIATED_DISCONNECT")
+            return False
+        if packet.type == mp.CONNECT:
+            self.close("CLIENT_ERROR", status="Failure", reason="CLIENT_ERROR", details="Second CONNECT")
+            return False
+        return self._to_broker(packet)
 
     def _client_publish(self, packet: mp.Packet) -> bool:
         pub = mp.parse_publish(packet)
@@ -291,39 +334,20 @@ class MqttSession:
             at += 1
         return self._to_broker(mp.Packet(packet.type, packet.flags, bytes(body)))
 
-    def _broker_to_client(self) -> None:
-        reader = self._broker_reader
-        try:
-            while not self.closed:
-                packet = reader.next_packet()
-                if packet is None:
-                    assert self.broker is not None
-                    try:
-                        data = self.broker.recv(65536)
-                    except OSError:
-                        data = b""
-                    if not data:
-                        if not self.closed:
-                            self.close("SERVER_ERROR", status="Failure", reason="SERVER_ERROR",
-                                       details="Message broker closed the connection")
-                        return
-                    reader.feed(data)
-                    continue
-                if packet.type == mp.PUBLISH:
-                    pub = mp.parse_publish(packet)
-                    decision = self.allowed("iot:Receive", pub.topic)
-                    if not decision.allowed:
-                        self.log("Publish-Out", "Failure", topicName=pub.topic, reason=REASON_AUTH,
-                                 details="Authorization Failure")
-                        self.emu.note_refusal(self, "policy-denies-receive", decision.explain())
-                        if pub.qos == 1 and pub.packet_id is not None:
-                            self._to_broker(mp.puback(pub.packet_id))
-                        continue
-                    self.log("Publish-Out", "Success", topicName=pub.topic)
-                if not self.channel.send(packet.encode()):
-                    return
-        except mp.ProtocolError:
-            self.close("SERVER_ERROR", status="Failure")
-        except Exception:  # a relay bug must not leave the device hanging
-            self.close("SERVER_ERROR", status="Failure")
-            raise
+    def _from_broker(self, packet: mp.Packet) -> bool:
+        if packet.type == mp.PUBLISH:
+            pub = mp.parse_publish(packet)
+            decision = self.allowed("iot:Receive", pub.topic)
+            if not decision.allowed:
+                self.log("Publish-Out", "Failure", topicName=pub.topic, reason=REASON_AUTH,
+                         details="Authorization Failure")
+                self.emu.note_refusal(self, "policy-denies-receive", decision.explain())
+                # Not delivered; the broker still gets its acknowledgement so it stops retrying.
+                if pub.qos == 1 and pub.packet_id is not None:
+                    return self._to_broker(mp.puback(pub.packet_id))
+                return True
+            self.log("Publish-Out", "Success", topicName=pub.topic)
+        if not self.channel.send(packet.encode()):
+            self.close("CONNECTION_LOST")
+            return False
+        return True

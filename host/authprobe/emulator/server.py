@@ -165,9 +165,6 @@ class Emulator:
             self._broker.close()
             self._broker = None
 
-    def wait(self, stop: threading.Event) -> None:
-        stop.wait()
-
     # -- accept and dispatch -------------------------------------------------------------------
     def _accept_loop(self, listener: socket.socket, handler) -> None:
         with selectors.DefaultSelector() as sel:
