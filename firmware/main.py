@@ -5,4 +5,9 @@ import sys
 
 from selftest import world
 
-world.main(sys.argv[1] if len(getattr(sys, "argv", ())) > 1 else "authprobe.json")
+cfg, w = world.prepare(sys.argv[1] if len(getattr(sys, "argv", ())) > 1 else "authprobe.json")
+del world
+from selftest import memory, probe  # noqa: E402 - after the world's builder is forgotten
+
+memory.unload("world")
+probe.run(cfg, w)

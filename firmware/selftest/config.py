@@ -6,13 +6,43 @@
 # board loads this module for the config step only (see probe.py); settings.py holds what the
 # other steps read.
 from selftest.settings import (  # noqa: F401 - re-exported for the host
-    FIELDS,
+    DEFAULTS,
     _only,
     get,
     looks_percent_encoded,
     percent_decode,
     split_address,
 )
+
+# Every setting: (section, key, type name); defaults are in settings.DEFAULTS.
+FIELDS = (
+    ("device", "client_id", "str"),
+    ("device", "transport", "str"),
+    ("device", "board", "str"),
+    ("endpoint", "host", "str"),
+    ("endpoint", "port", "int"),
+    ("endpoint", "connect_address", "str"),
+    ("endpoint", "ca", "str"),
+    ("endpoint", "custom_domain", "bool"),
+    ("auth", "authorizer", "str"),
+    ("auth", "token_key_name", "str"),
+    ("auth", "token", "str"),
+    ("auth", "signature", "str"),
+    ("auth", "signing_disabled", "bool"),
+    ("auth", "username", "str"),
+    ("auth", "password", "str"),
+    ("auth", "wss_auth", "str"),
+    ("wifi", "ssid", "str"),
+    ("wifi", "password", "str"),
+    ("wifi", "timeout_ms", "int"),
+    ("test", "topic", "str"),
+    ("test", "timeout_ms", "int"),
+    ("test", "slow_close_ms", "int"),
+    ("test", "ntp_host", "str"),
+    ("test", "library", "bool"),
+)
+
+
 
 FAIL = "fail"
 WARN = "warn"
@@ -113,7 +143,7 @@ def lint(cfg):
         add(116, FAIL, "", "the config is not a table of sections")
         return out
     known = {}
-    for s, k, _, _ in FIELDS:
+    for s, k, _ in FIELDS:
         known.setdefault(s, []).append(k)
     for section in cfg:
         if section not in known:
@@ -127,7 +157,7 @@ def lint(cfg):
                 add(118, WARN, section + "." + key, "unknown setting %s.%s; known: %s"
                     % (section, key, ", ".join(known[section])))
     bad_type = {}
-    for s, k, t, _ in FIELDS:
+    for s, k, t in FIELDS:
         sec = cfg.get(s)
         value = sec.get(k) if isinstance(sec, dict) else None
         if value is not None and _typename(value) != t:

@@ -22,6 +22,17 @@ def unload(name):
     gc.collect()
 
 
+def lint(cfg):
+    """The config lint's problems, with the lint's code (the biggest module) loaded only meanwhile:
+    run first, while little else is on the heap."""
+    config = load("config")
+    problems = config.lint(cfg)
+    del config
+    unload("config")
+    unload("settings")
+    return problems
+
+
 def heap_free():
     try:
         gc.collect()

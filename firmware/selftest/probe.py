@@ -5,7 +5,7 @@
 import binascii
 import os
 
-from selftest import PROBE_VERSION, settings
+from selftest import PROBE_VERSION
 from selftest.codes import STEPS
 from selftest.memory import load, unload
 from selftest.reporter import Reporter
@@ -44,6 +44,7 @@ class World:
         self.cas = []               # [(label, DER)], the configured CA first, then the Amazon roots
         self.ca_problem = None  # type: Any  # why the configured CA could not be read
         self.config_problem = None  # type: Any  # why the config file could not be read
+        self.problems = None  # type: Any  # config lint problems, when linted ahead (memory.lint)
         self.radio = None  # type: Any  # .join(ssid, password, timeout_ms, clock) -> (code, details)
         self.library = None  # type: Any  # (probe) -> (code, status, details)
         self.board = None  # type: Any
@@ -73,6 +74,8 @@ class Probe:
         self.pubsub_ok = False
         self.no_tls = None          # why TLS cannot be judged (clock unset)
         self.addr = None  # type: Any
+        from selftest import settings
+
         c = cfg if isinstance(cfg, dict) else {}
         g = settings.get
         self.client_id = g(c, "device", "client_id") or ""
@@ -91,8 +94,18 @@ class Probe:
         self.user = g(c, "auth", "username")
         self.password = g(c, "auth", "password")
         self.timeout_ms = g(c, "test", "timeout_ms")
+        self.slow_close_ms = g(c, "test", "slow_close_ms")
+        self.custom_domain = g(c, "endpoint", "custom_domain")
+        self.wss_query = g(c, "auth", "wss_auth") == "query"
+        self.ssid = g(c, "wifi", "ssid")
+        self.wifi_password = g(c, "wifi", "password")
+        self.wifi_timeout_ms = g(c, "wifi", "timeout_ms")
+        self.ntp_host = g(c, "test", "ntp_host")
+        self.library_on = g(c, "test", "library")
         self.topic = g(c, "test", "topic") or "authprobe/" + self.client_id
         self.nonce = binascii.hexlify(os.urandom(6)).decode()
+        del settings
+        unload("settings")
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -137,7 +150,7 @@ class Probe:
         self.stream = self.sock = None
 
     def s_library(self):
-        if not settings.get(self.cfg, "test", "library"):
+        if not self.library_on:
             return 1100, SKIP, {"why": "test.library = false"}
         if self.mode != "mqtt":
             return 1100, SKIP, {"why": "client libraries here speak MQTT over TLS only; this run used wss"}
@@ -145,6 +158,8 @@ class Probe:
             return 1100, SKIP, {"why": "no client library on this runtime"}
         if not self.pubsub_ok:
             return 1100, SKIP, {"why": "the probe's own round trip failed; the library would repeat it"}
+        for name in ("wss", "tls_errors"):
+            unload(name)
         return self.w.library(self)
 
 

@@ -9,33 +9,19 @@ except ImportError:
 _HEX = "0123456789abcdefABCDEF"
 _HEXB = b"0123456789abcdefABCDEF"
 
-# (section, key, type name, default); None default = optional without value.
-FIELDS = (
-    ("device", "client_id", "str", None),
-    ("device", "transport", "str", "auto"),
-    ("device", "board", "str", None),
-    ("endpoint", "host", "str", None),
-    ("endpoint", "port", "int", 443),
-    ("endpoint", "connect_address", "str", None),
-    ("endpoint", "ca", "str", None),
-    ("endpoint", "custom_domain", "bool", False),
-    ("auth", "authorizer", "str", None),
-    ("auth", "token_key_name", "str", None),
-    ("auth", "token", "str", None),
-    ("auth", "signature", "str", None),
-    ("auth", "signing_disabled", "bool", False),
-    ("auth", "username", "str", None),
-    ("auth", "password", "str", None),
-    ("auth", "wss_auth", "str", "headers"),
-    ("wifi", "ssid", "str", None),
-    ("wifi", "password", "str", None),
-    ("wifi", "timeout_ms", "int", 15000),
-    ("test", "topic", "str", None),
-    ("test", "timeout_ms", "int", 8000),
-    ("test", "slow_close_ms", "int", 4500),
-    ("test", "ntp_host", "str", "pool.ntp.org"),
-    ("test", "library", "bool", True),
-)
+# Defaults of the optional settings (section.key); config.FIELDS lists every setting and its type.
+DEFAULTS = {
+    "device.transport": "auto",
+    "endpoint.port": 443,
+    "endpoint.custom_domain": False,
+    "auth.signing_disabled": False,
+    "auth.wss_auth": "headers",
+    "wifi.timeout_ms": 15000,
+    "test.timeout_ms": 8000,
+    "test.slow_close_ms": 4500,
+    "test.ntp_host": "pool.ntp.org",
+    "test.library": True,
+}
 
 
 def _only(text, allowed):
@@ -51,10 +37,7 @@ def get(cfg, section, key):
     sec = cfg.get(section) if isinstance(cfg, dict) else None
     if isinstance(sec, dict) and sec.get(key) is not None:
         return sec[key]
-    for s, k, _, default in FIELDS:
-        if s == section and k == key:
-            return default
-    return None
+    return DEFAULTS.get(section + "." + key)
 
 
 def looks_percent_encoded(text):

@@ -1,7 +1,6 @@
 # Steps that look at the board itself: config (the lint, loaded for this step only), runtime,
 # Wi-Fi, clock. Functions of the Probe state `p`; probe.py loads this module and drops it after.
-from selftest import settings
-from selftest.probe import FAIL, LOW_HEAP, PASS, SKIP, WARN, short, unload
+from selftest.probe import FAIL, LOW_HEAP, PASS, SKIP, WARN, short
 
 
 def s_config(p):
@@ -9,14 +8,14 @@ def s_config(p):
         p.blocked = "config unreadable"
         return 116, FAIL, {"problems": [{"code": 116, "status": FAIL, "field": "",
                                          "msg": p.w.config_problem}]}
-    from selftest import config
+    problems = p.w.problems
+    if problems is None:
+        from selftest import memory
 
-    problems = config.lint(p.cfg)
+        problems = memory.lint(p.cfg)
     if p.w.ca_problem:
         problems.append((114, FAIL, "endpoint.ca", p.w.ca_problem))
-    code, status = config.verdict(problems)
-    del config
-    unload("config")
+    code, status = _verdict(problems)
     d = {}
     if problems:
         d["problems"] = [{"code": x[0], "status": x[1], "field": x[2], "msg": x[3]} for x in problems]
@@ -42,11 +41,10 @@ def s_runtime(p):
 def s_wifi(p):
     if p.w.radio is None:
         return 300, SKIP, {"why": "no Wi-Fi radio on this runtime (host network)"}
-    ssid = settings.get(p.cfg, "wifi", "ssid")
+    ssid = p.ssid
     if not ssid:
         return 300, SKIP, {"why": "no wifi.ssid configured; assuming the board is already online"}
-    code, d = p.w.radio.join(ssid, settings.get(p.cfg, "wifi", "password"),
-                             settings.get(p.cfg, "wifi", "timeout_ms"), p.w.clock)
+    code, d = p.w.radio.join(ssid, p.wifi_password, p.wifi_timeout_ms, p.w.clock)
     if code != 300:
         p.blocked = "wifi failed"
         return code, FAIL, d
@@ -57,7 +55,7 @@ def s_clock(p):
     clk = p.w.clock
     d = {"source": clk.source}
     if not clk.valid():
-        host = settings.get(p.cfg, "test", "ntp_host")
+        host = p.ntp_host
         try:
             synced = clk.sync(host)
         except Exception as e:  # noqa: BLE001
@@ -71,3 +69,13 @@ def s_clock(p):
         d["source"] = clk.source
     d["utc"] = clk.utc()
     return 400, PASS, d
+
+
+def _verdict(problems):
+    for x in problems:
+        if x[1] == FAIL:
+            return x[0], FAIL
+    for x in problems:
+        if x[1] == WARN:
+            return x[0], WARN
+    return 100, PASS

@@ -1,6 +1,6 @@
 # Steps that speak MQTT: transport (direct MQTT with ALPN, or the WebSocket upgrade), CONNECT with
 # the custom-auth credentials, and the publish/subscribe round trip on the test topic.
-from selftest import mqtt, net, record, settings
+from selftest import mqtt, net, record
 from selftest.probe import FAIL, PASS, short
 from selftest.tls import ALPN
 
@@ -32,7 +32,7 @@ def _first_answer(p, d):
         p.early = "closed"
         # A domain configuration (CUSTOM_AUTH + SECURE_MQTT) needs no ALPN; there a close is the
         # authorizer's answer, for the connect step to judge.
-        if p.alpn != ALPN and not settings.get(p.cfg, "endpoint", "custom_domain"):
+        if p.alpn != ALPN and not p.custom_domain:
             d["why"] = "closed before any MQTT answer and no ALPN 'mqtt' was negotiated"
             d["elapsed_ms"] = p.w.clock.since(p.t_connect)
             return 801, FAIL, d
@@ -51,7 +51,7 @@ def _upgrade(p, d):
     from selftest import wss
 
     key = wss.new_key()
-    query = settings.get(p.cfg, "auth", "wss_auth") == "query"
+    query = p.wss_query
     p.stream.write(wss.upgrade_request(p.host, key, p.authorizer, p.signature, p.key,
                                           p.token, query))
     d["credentials"] = "query" if query else "headers"
@@ -112,7 +112,7 @@ def s_connect(p):
 def _closed(p, d):
     ms = p.w.clock.since(p.t_connect)
     d["elapsed_ms"] = ms
-    if ms >= settings.get(p.cfg, "test", "slow_close_ms"):
+    if ms >= p.slow_close_ms:
         d["why"] = "closed after %d ms: near the 5 s authorizer limit" % ms
         return 907, FAIL, d
     return 906, FAIL, d

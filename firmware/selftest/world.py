@@ -97,15 +97,18 @@ def build(cfg, write=print):
     return w
 
 
-def main(path="authprobe.json", write=print):
-    """Read the config, build the world, run the probe; returns the verdict."""
+def prepare(path="authprobe.json", write=print):
+    """(config, world) from the config file on flash; a config or CA that cannot be read becomes a
+    problem for the config step to report, not an exception."""
     cfg, problem = read_config(path)
-    return run(cfg, write, problem)
+    return setup(cfg, write, problem)
 
 
-def run(cfg, write=print, problem=None):
-    """Run the probe on a config dict (endpoint.ca a file path); returns the verdict."""
+def setup(cfg, write=print, problem=None):
+    """(config, world) for a config dict (endpoint.ca a file path)."""
+    problems = None if problem else memory.lint(cfg)
     w = build(cfg, write)
+    w.problems = problems
     memory.unload("runtime")
     if problem:
         w.config_problem = problem
@@ -116,6 +119,20 @@ def run(cfg, write=print, problem=None):
         if why:
             w.ca_problem = why
         w.cas = [("configured CA %d" % (i + 1), der) for i, der in enumerate(ders)] + w.cas
+    return cfg, w
+
+
+def main(path="authprobe.json", write=print):
+    """Read the config, build the world, run the probe; returns the verdict."""
+    cfg, w = prepare(path, write)
+    from selftest import probe
+
+    return probe.run(cfg, w)
+
+
+def run(cfg, write=print, problem=None):
+    """Run the probe on a config dict; returns the verdict."""
+    cfg, w = setup(cfg, write, problem)
     from selftest import probe
 
     return probe.run(cfg, w)

@@ -21,7 +21,9 @@ CA_FILE = "authprobe_ca.pem"
 def read_settings(getenv):
     """The nested config from settings.toml keys AUTHPROBE_<SECTION>_<KEY> (bools stored as 0/1)."""
     cfg = {}
-    for section, key, kind, _ in settings.FIELDS:
+    from selftest import config
+
+    for section, key, kind in config.FIELDS:
         value = getenv((SETTINGS_PREFIX + section + "_" + key).upper())
         if value is None:
             continue
@@ -107,7 +109,11 @@ def build(cfg, write, modules):
 
 def main(getenv, write, modules, open_file=open):
     cfg = read_settings(getenv)
+    from selftest import memory
+
+    problems = memory.lint(cfg)
     w = build(cfg, write, modules)
+    w.problems = problems
     ca = settings.get(cfg, "endpoint", "ca")
     if ca:
         try:
