@@ -94,6 +94,7 @@ def _refused(emu, devices, client_id, user, **kw) -> dict:
     ("ref-toomany", "NoSign", "toomany", "Invalid authorizer response: policyDocuments has 11", True),
     ("ref-seconds", "NoSign", "badseconds", "Invalid authorizer response: refreshAfterInSeconds = 10", True),
     ("ref-noconnect", "NoSign", "noconnect", "Authorization Failure", True),
+    ("ref-throttled", "Throttled", "allow", "Authorizer function throttled", False),
 ])
 def test_authentication_refusals_close_without_connack(emu, devices, client_id, authorizer, token, details,
                                                        invoked):
@@ -105,6 +106,25 @@ def test_authentication_refusals_close_without_connack(emu, devices, client_id, 
     after = metric_sum(emu, "auth", "Invocations") + metric_sum(emu, "noperm", "Invocations") \
         + metric_sum(emu, "wrongarn", "Invocations")
     assert (after > before) == invoked
+
+
+def test_throttled_function_counts_throttles_not_invocations(emu, devices):
+    before = metric_sum(emu, "throttled", "Throttles")
+    _refused(emu, devices, "thr01", username("thr01", "allow", None, "Throttled"))
+    assert metric_sum(emu, "throttled", "Throttles") == before + 1
+    assert metric_sum(emu, "throttled", "Invocations") == 0
+    assert lambda_log(emu, "throttled") == []
+
+
+def test_refresh_after_seconds_reinvokes_the_authorizer(emu, devices):
+    d = device(devices, emu, "refr01", username("refr01", "refresh", None, "NoSign"))
+    before = metric_sum(emu, "auth", "Invocations")
+    assert d.connect() == "connack"
+    deadline = time.monotonic() + 4
+    while metric_sum(emu, "auth", "Invocations") < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric_sum(emu, "auth", "Invocations") >= before + 2  # connect, then one refresh at 1.2 s
+    assert not d.disconnected.is_set()
 
 
 def test_lambda_error_is_in_the_function_log_and_errors_metric(emu, devices):

@@ -110,9 +110,13 @@ class CloudRecords:
                 desc["authorizerConfig"] = {"defaultAuthorizerName": d.default_authorizer,
                                             "allowAuthorizerOverride": d.allow_authorizer_override}
             domains[d.key] = desc
-        functions = {f.name: {"FunctionName": f.name, "FunctionArn": cfg.function_arn(f.name),
-                              "Handler": f.handler, "Timeout": f.timeout_s, "Runtime": "python3.11",
-                              "MemorySize": f.memory_mb} for f in cfg.functions.values()}
+        functions = {}
+        for f in cfg.functions.values():
+            functions[f.name] = {"FunctionName": f.name, "FunctionArn": cfg.function_arn(f.name),
+                                 "Handler": f.handler, "Timeout": f.timeout_s, "Runtime": "python3.11",
+                                 "MemorySize": f.memory_mb}
+            if f.reserved_concurrency is not None:  # GetFunctionConcurrency's field
+                functions[f.name]["ReservedConcurrentExecutions"] = f.reserved_concurrency
         policies = {f.name: json.dumps(f.resource_policy) for f in cfg.functions.values()
                     if f.resource_policy is not None}
         data = {

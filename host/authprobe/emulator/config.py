@@ -40,6 +40,7 @@ class FunctionConfig:
     resource_policy: dict | None  # the policy document; None: IoT may not invoke it
     timeout_s: float = LAMBDA_TIMEOUT_LIMIT_S
     memory_mb: int = 128
+    reserved_concurrency: int | None = None  # Lambda throttles beyond it; 0 throttles every call
 
 
 @dataclass
@@ -231,8 +232,12 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         elif timeout > LAMBDA_TIMEOUT_LIMIT_S:
             problems.append(f"{where}.timeout_s = {timeout}: AWS IoT waits at most "
                             f"{LAMBDA_TIMEOUT_LIMIT_S:g} s for an authorizer function")
+        reserved = section.get("reserved_concurrency")
+        if reserved is not None and (not isinstance(reserved, int) or isinstance(reserved, bool) or reserved < 0):
+            problems.append(f"{where}.reserved_concurrency must be a whole number >= 0")
+            reserved = None
         functions[name] = FunctionConfig(name, handler_file, m.group("func"), handler, policy, float(timeout),
-                                         int(section.get("memory_mb", 128)))
+                                         int(section.get("memory_mb", 128)), reserved)
 
     authorizers: dict[str, AuthorizerConfig] = {}
     for name, section in _table(data, "authorizers", problems).items():

@@ -48,6 +48,7 @@ DETAILS_FUNCTION_MISSING = "Authorizer function not found"
 DETAILS_PERMISSION = "AWS IoT is not permitted to invoke the authorizer function"
 DETAILS_TIMEOUT = "Authorizer function timed out"
 DETAILS_FUNCTION_ERROR = "Authorizer function failed"
+DETAILS_THROTTLED = "Authorizer function throttled"
 DETAILS_INVALID_RESPONSE = "Invalid authorizer response"
 DETAILS_DENIED = "Authorizer returned isAuthenticated false"
 DETAILS_POLICY_DENIES_CONNECT = "Authorization Failure"  # documented (cwl-format sample)
@@ -219,6 +220,8 @@ class CustomAuth:
             return AuthOutcome(False, "lambda-timeout",
                                f"{DETAILS_TIMEOUT} after {runtime.fn.timeout_s:.2f} seconds", name,
                                invocation=invocation, connection_id=cid)
+        if invocation.status == "throttled":
+            return AuthOutcome(False, "lambda-error", DETAILS_THROTTLED, name, connection_id=cid)
         if invocation.status != "ok":
             kind = (invocation.error or {}).get("errorType", "Error")
             # The error message may quote the token; the function's log group keeps the full trace.

@@ -108,6 +108,7 @@ class FunctionRuntime:
         self._all: set[_Environment] = set()
         self._cond = threading.Condition()
         self._closed = False
+        self._in_flight = 0
 
     def _acquire(self) -> _Environment | None:
         with self._cond:
@@ -136,6 +137,24 @@ class FunctionRuntime:
 
     def invoke(self, event: dict) -> Invocation:
         request_id = str(uuid.uuid4())
+        reserved = self.fn.reserved_concurrency
+        with self._cond:
+            throttled = reserved is not None and self._in_flight >= reserved
+            if not throttled:
+                self._in_flight += 1
+        if throttled:
+            # A throttled call never runs: no log lines, no Invocations, only Throttles
+            # (Lambda monitoring-functions-metrics: Invocations excludes throttled requests).
+            self.records.metric(self.fn.name, "Throttles", 1, "Count")
+            return Invocation(request_id, "throttled", error={
+                "errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded."})
+        try:
+            return self._invoke(request_id, event)
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+
+    def _invoke(self, request_id: str, event: dict) -> Invocation:
         env = self._acquire()
         if env is None:
             return Invocation(request_id, "error", error={"errorType": "ServiceUnavailable",
