@@ -76,6 +76,8 @@ def mount_flash(flash):
 def main():
     shims = sys.argv[1]
     flash = sys.argv[2]
+    # A board has no command line: programs that look at sys.argv must see what they see there.
+    del sys.argv[:]
     sys.path.insert(0, shims)
     import machine  # noqa: F401 - the ESP32-like shims must be loaded before the host fs disappears
     import network  # noqa: F401

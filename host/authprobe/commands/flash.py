@@ -1,0 +1,68 @@
+"""`authprobe flash`: deploy the self-test (and optionally a firmware image) to one board or many.
+
+An unchanged board costs one round trip and nothing is sent; one board failing never stops the
+others. Exit code: 0 when every board holds the self-test, 4 when any failed, 2 for a bad config."""
+
+from __future__ import annotations
+
+import argparse
+
+from authprobe.errors import EXIT_OK, EXIT_TOOL
+
+HELP = "deploy the self-test (and optionally a firmware image) to boards"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", "-p", action="append", default=[], metavar="PORT",
+                        help="serial port or pyserial URL (repeatable)")
+    parser.add_argument("--all", action="store_true", help="every connected port that matches a board definition")
+    parser.add_argument("--config", "-c", metavar="DEVICE_TOML",
+                        help="device.toml to put on the board (without it only the self-test is deployed)")
+    parser.add_argument("--board", help="board definition name (default: matched from the USB id)")
+    parser.add_argument("--firmware", metavar="IMAGE",
+                        help="first write this MicroPython/CircuitPython image (.bin with esptool at the board's "
+                             "offset, .uf2 to the bootloader drive)")
+    parser.add_argument("--source", action="store_true", help="deploy .py sources instead of mpy-cross bytecode")
+    parser.add_argument("--drive", metavar="DIR", help="CircuitPython: the CIRCUITPY drive (default: found by name)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from authprobe import device_config
+    from authprobe.commands.run import resolve_ports
+    from authprobe.flash import flash
+
+    ports = resolve_ports(args)
+    cfg = device_config.load(args.config) if args.config else None
+    console = Console(stderr=True)
+    if cfg is None:
+        console.print("[yellow]no --config: deploying the self-test only; the board keeps the config it has[/yellow]")
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
+                  console=console, transient=False, disable=not console.is_terminal) as bars:
+        tasks = {p: bars.add_task(p, total=None) for p in ports}
+
+        def progress(port: str, done: int, total: int) -> None:
+            bars.update(tasks[port], completed=done, total=total or 1)
+
+        results = flash(ports, cfg, board=args.board, firmware=args.firmware, source=args.source,
+                        drive=args.drive, progress=progress)
+    out = Console()
+    for r in results:
+        if r.status == "error":
+            out.print(f"[bold red]{r.port}: failed[/bold red] {r.error}")
+            continue
+        what = (f"{len(r.sent)} files, {r.bytes_sent} bytes sent" if r.status == "deployed"
+                else "unchanged, nothing sent")
+        if r.removed:
+            what += f", {len(r.removed)} stale removed"
+        if r.firmware:
+            what = f"{r.firmware}; {what}"
+        out.print(f"[green]{r.port}[/green]: {what} ({r.method}, {r.round_trips} round trips, {r.seconds:.2f} s)")
+    failed = [r for r in results if r.status == "error"]
+    if failed and len(failed) < len(results):
+        out.print(f"{len(failed)} of {len(results)} boards failed; the others are flashed")
+    return EXIT_TOOL if failed else EXIT_OK
+
+

