@@ -15,6 +15,7 @@ import pytest
 from tests.fixtures.emulator import (
     DOMAIN,
     ENDPOINT,
+    ROOT,
     PahoDevice,
     iot_logs,
     make_ca,
@@ -26,6 +27,7 @@ from tests.fixtures.emulator import (
 )
 
 OPENSSL = shutil.which("openssl")
+MP_CLIENT = ROOT / "tests" / "fixtures" / "emulator_mp_client.py"
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if shutil.which("/usr/sbin/mosquitto") else None)
 
 
@@ -219,3 +221,26 @@ def test_mosquitto_pub_refused_is_closed_without_connack(mosquitto_emu):
     record = wait_for_log(emu, eventType="Connect", clientId="mdeny", status="Failure")
     assert record["reason"] == "AUTHORIZATION_FAILURE"
     assert not any(r.get("clientId") == "mdeny" and r["status"] == "Success" for r in iot_logs(emu))
+
+
+# -- the real MicroPython interpreter (mbedTLS, no ALPN) -----------------------------------------
+MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
+
+
+def _micropython(emu, server_name: str, client_id: str, user: str) -> str:
+    if not MICROPYTHON.exists():
+        pytest.skip("MicroPython unix port not installed (make setup installs it)")
+    proc = subprocess.run([str(MICROPYTHON), str(MP_CLIENT), str(emu.port), str(emu.ca_der), server_name,
+                           client_id, user], capture_output=True, text=True, timeout=30)
+    return proc.stdout + proc.stderr
+
+
+def test_micropython_reaches_mqtt_through_the_custom_auth_domain(emu):
+    out = _micropython(emu, DOMAIN, "mp01", "mp01?token=allow")
+    assert "ANSWER b' \\x02\\x00\\x00'" in out  # CONNACK, accepted
+    wait_for_log(emu, eventType="Connect", clientId="mp01", status="Success")
+
+
+def test_micropython_on_the_default_endpoint_gets_http(emu):
+    out = _micropython(emu, ENDPOINT, "mp02", "mp02?token=allow")
+    assert "ANSWER b'HTTP'" in out  # the start of an HTTP 400 answer
