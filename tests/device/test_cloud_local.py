@@ -31,7 +31,9 @@ from tests.fixtures.emulator import (
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory):
     ca = make_ca(tmp_path_factory.mktemp("cloud-ca"), [ENDPOINT, DOMAIN])
-    path = standard_config(tmp_path_factory.mktemp("cloud-emulator"))
+    # Each replay through the state dir starts a fresh worker; 2.5 s keeps a loaded machine from
+    # turning a fast handler into a timeout, and the `sleep` case still ends well inside the test.
+    path = standard_config(tmp_path_factory.mktemp("cloud-emulator"), timeout_s=2.5)
     emulator = start_emulator(path, ca)
     yield emulator
     emulator.close()
