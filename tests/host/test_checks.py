@@ -290,3 +290,11 @@ def test_cli_verify_with_the_authorizers_keys(tmp_path, capsys):
     assert cli.main(["verify", "--token", "x", "--signature", cs.signature(), "--authorizer", "Nope",
                      "--cloud", f"local:{state}"]) == 5
     assert "Nope" in capsys.readouterr().err
+
+
+def test_table_output_keeps_bracketed_config_sections(tmp_path, capsys):
+    state = cs.write_state(tmp_path)
+    config = tmp_path / "device.toml"
+    config.write_text(cs.toml_text(cs.device_config(**{"auth.token_key_name": "tok"})))
+    assert cli.main(["cloud-check", "--config", str(config), "--cloud", f"local:{state}", "--no-replay"]) == 1
+    assert '[auth] token_key_name = "token"' in capsys.readouterr().out.replace("\n", " ")

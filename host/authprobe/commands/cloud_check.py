@@ -58,18 +58,20 @@ _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
 def render(results, verdict: str, label: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
-    table = Table(title=f"cloud-check ({label}): {verdict}", show_lines=False)
+    table = Table(title=escape(f"cloud-check ({label}): {verdict}"), show_lines=False)
     table.add_column("status")
     table.add_column("check")
     table.add_column("evidence", overflow="fold")
     table.add_column("root cause")
     for r in results:
-        table.add_row(f"[{_STYLE[r.status]}]{r.status}[/]", r.title, "\n".join(r.evidence),
+        # Evidence and fixes quote config sections like [auth]: never read them as markup.
+        table.add_row(f"[{_STYLE[r.status]}]{r.status}[/]", escape(r.title), escape("\n".join(r.evidence)),
                       r.root_cause if r.status in ("fail", "warn") and r.root_cause else "")
     console.print(table)
     for r in results:
         if r.status in ("fail", "warn") and r.remediation:
-            console.print(f"[{_STYLE[r.status]}]{r.status}[/] {r.id}: {r.remediation}", highlight=False)
+            console.print(f"[{_STYLE[r.status]}]{r.status}[/] {r.id}: {escape(r.remediation)}", highlight=False)

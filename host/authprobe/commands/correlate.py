@@ -201,10 +201,11 @@ def _function_of(cloud: Any, authorizer: str | None) -> str | None:
 
 def render(items: list[dict[str, Any]], source: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
-    table = Table(title=f"correlate ({source}): {len(items)} run(s)")
+    table = Table(title=escape(f"correlate ({source}): {len(items)} run(s)"))
     for col in ("run", "client id", "verdict", "IoT/fn events", "diagnosis"):
         table.add_column(col, overflow="fold")
     for it in items:
@@ -212,7 +213,7 @@ def render(items: list[dict[str, Any]], source: str) -> None:
         lead = it["diagnosis"][:3]
         diag = "\n".join(f"{d['root_cause']} ({d['confidence']:.2f}{', decided' if d.get('decided') else ''})"
                          for d in lead) or "-"
-        table.add_row(str(it["run_id"]), str(it["client_id"]), str(it["verdict"]),
+        table.add_row(escape(str(it["run_id"])), escape(str(it["client_id"])), str(it["verdict"]),
                       f"{m['iot']}/{m['lambda']}" + (f" (+{m['lambda_time_only']} by time)" if m["lambda_time_only"]
                                                      else ""), diag)
     console.print(table)
@@ -220,4 +221,4 @@ def render(items: list[dict[str, Any]], source: str) -> None:
         decided = [d for d in it["diagnosis"] if d.get("decided")]
         if decided:
             d = decided[0]
-            console.print(f"{it['run_id']}: {d['root_cause']}: {d['remediation']}", highlight=False)
+            console.print(escape(f"{it['run_id']}: {d['root_cause']}: {d['remediation']}"), highlight=False)
