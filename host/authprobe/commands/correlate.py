@@ -217,8 +217,16 @@ def render(items: list[dict[str, Any]], source: str) -> None:
                       f"{m['iot']}/{m['lambda']}" + (f" (+{m['lambda_time_only']} by time)" if m["lambda_time_only"]
                                                      else ""), diag)
     console.print(table)
+    timeless = [str(it["run_id"]) for it in items if it["window"]["clock"] == "none"]
+    if timeless:
+        console.print(escape(f"not correlated (no device UTC and no host collection time): {', '.join(timeless[:10])}"
+                             + (" ..." if len(timeless) > 10 else "")), highlight=False)
     for it in items:
         decided = [d for d in it["diagnosis"] if d.get("decided")]
         if decided:
             d = decided[0]
             console.print(escape(f"{it['run_id']}: {d['root_cause']}: {d['remediation']}"), highlight=False)
+        elif it["diagnosis"]:
+            d = it["diagnosis"][0]
+            console.print(escape(f"{it['run_id']}: undecided; {d['root_cause']} is likeliest, decided by: "
+                                 f"{d['decided_by']} (`authprobe cloud-check` reads most of it)"), highlight=False)
