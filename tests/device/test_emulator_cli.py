@@ -125,3 +125,33 @@ def test_invoke_from_state_dir_runs_the_function_in_its_own_pool(emu):
     assert out["isAuthenticated"] is True
     assert metric_sum(emu, "auth", "Invocations") == before + 1
     assert any(m.startswith("START RequestId") for m in lambda_log(emu, "auth"))
+
+
+def test_close_leaves_no_threads_processes_or_listeners(tmp_path):
+    import os
+    import threading
+
+    from tests.fixtures.emulator import PahoDevice, username
+
+    threads_before = set(threading.enumerate())
+    emu = start_emulator(standard_config(tmp_path))
+    device = PahoDevice(emu, "leak01", username("leak01", "allow", None, "NoSign"))
+    try:
+        assert device.connect() == "connack"
+        pids = [env.proc.pid for rt in emu.lambdas._runtimes.values() for env in rt._all]
+        assert pids, "the connection must have started a Lambda worker"
+    finally:
+        device.close()
+        emu.close()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        leftover = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        if not leftover:
+            break
+        time.sleep(0.05)
+    assert not leftover, leftover
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", emu.port), timeout=1).close()
