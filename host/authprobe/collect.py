@@ -191,9 +191,12 @@ def combined_exit_code(results: Iterable[RunResult]) -> int:
 
 
 def open_port(url: str, baudrate: int = 115200) -> Any:
+    """Any pyserial URL; a device path is locked so two tools never read the same board."""
     import serial
 
-    return serial.serial_for_url(url, baudrate=baudrate, timeout=0.05)
+    if "://" in url:
+        return serial.serial_for_url(url, baudrate=baudrate, timeout=0.05)
+    return serial.serial_for_url(url, baudrate=baudrate, timeout=0.05, exclusive=True)
 
 
 def trigger_reset(ser: Any, method: str, runtime: str = "micropython") -> str:
