@@ -145,6 +145,9 @@ class InsightsRunner:
                 self.progress.throttled += 1
                 return None  # the account is at its concurrent-query limit: wait and retry
             if code == "ResourceNotFoundException":
+                if spec.log_group.startswith("/aws/lambda/"):
+                    raise CloudError(f"log group {spec.log_group} does not exist in this region: the function has "
+                                     "never logged here (never invoked?); check --region and --function") from None
                 raise CloudError(f"log group {spec.log_group} does not exist in this region: turn on AWS IoT V2 "
                                  "logging (or check --region), then run the devices again") from None
             raise
@@ -158,16 +161,23 @@ class InsightsRunner:
         self.progress.planned += len(pending)
         running: dict[str, tuple[QuerySpec, float]] = {}
         delay = self.poll_initial_s
+        refused_since: float | None = None
         self._report()
         while pending or running:
             while pending and len(running) < self.max_concurrent:
                 spec = pending[0]
                 query_id = self._start(spec)
                 if query_id is None:
+                    refused_since = refused_since if refused_since is not None else self.clock()
                     break
+                refused_since = None
                 pending.popleft()
                 running[query_id] = (spec, self.clock())
             if not running:
+                if refused_since is not None and self.clock() - refused_since > self.query_timeout_s:
+                    raise CloudError("Logs Insights kept refusing new queries (LimitExceeded: other queries in "
+                                     "this account use the concurrency limit); try again later or lower "
+                                     "--max-concurrent")
                 self.sleep(delay)
                 delay = min(delay * 2, self.poll_max_s)
                 continue

@@ -156,3 +156,35 @@ def test_aws_log_events_parses_rows_and_drops_duplicate_pointers():
     assert [e.source for e in events] == ["iot", "lambda"]
     assert events[0].client_id == "dev01" and events[0].fields["reason"] == "AUTHORIZATION_FAILURE"
     assert cloud.insights_progress.started == 2
+
+
+def test_endless_limit_exceeded_gives_up_with_a_clear_message():
+    from authprobe.errors import CloudError
+
+    class AlwaysFull:
+        def start_query(self, **kw):
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "LimitExceededException", "Message": "full"}}, "StartQuery")
+
+    now = [0.0]
+
+    def sleep(s):
+        now[0] += s
+
+    runner = InsightsRunner(AlwaysFull(), sleep=sleep, clock=lambda: now[0], query_timeout_s=60)
+    with pytest.raises(CloudError, match="max-concurrent"):
+        list(runner.run([QuerySpec("AWSIotLogsV2", "q", 1, 2, 0)]))
+    assert runner.progress.throttled > 3
+
+
+def test_missing_log_groups_are_named():
+    from authprobe.errors import CloudError
+
+    client = _logs()
+    for group, words in (("AWSIotLogsV2", "V2 logging"), ("/aws/lambda/fn", "never logged")):
+        runner = InsightsRunner(client, sleep=lambda s: None)
+        with Stubber(client) as st:
+            st.add_client_error("start_query", "ResourceNotFoundException", "no group", 400)
+            with pytest.raises(CloudError, match=words):
+                list(runner.run([QuerySpec(group, "q", 1, 2, 0)]))
