@@ -180,3 +180,28 @@ def test_cli_prints_port_first_and_stops_cleanly(tmp_path):
         proc.terminate()
         assert proc.wait(timeout=10) == 0
     assert not Path(port).exists() or proc.returncode == 0
+
+
+def test_boards_probe_reads_the_banner(authprobe_virtual_board, capsys):
+    from authprobe import cli
+
+    assert cli.main(["boards", "--port", authprobe_virtual_board.port, "--probe", "--json"]) == 0
+    import json
+
+    found = [p for p in json.loads(capsys.readouterr().out) if p["device"] == authprobe_virtual_board.port]
+    assert found[0]["runtime"] == "micropython"
+    assert found[0]["board_candidates"] == ["virtual"]
+    assert "authprobe virtual board" in found[0]["banner"]
+
+
+def test_monitor_shows_records_live(authprobe_virtual_board, capsys):
+    from authprobe import cli
+    from tests.fixtures.board_programs import PASSING, install
+
+    install(authprobe_virtual_board.flash_dir, PASSING)
+    assert cli.main(["monitor", "--port", authprobe_virtual_board.port, "--reset", "--until-end", "--timeout", "10",
+                     "--raw"]) == 0
+    out = capsys.readouterr().out
+    assert "begin run=dev-run" in out and "config_ok" in out and "end pass" in out
+    assert "rst:0xc (SW_CPU_RESET)" in out       # --raw shows the boot log too
+    assert "3 records, 0 damaged" in out

@@ -179,3 +179,23 @@ def test_tracker_timeout_hints(raws, hint_word):
     status, reason = t.status()
     assert (status, reason) == ("incomplete", "timeout")
     assert hint_word in t.hint(reason)
+
+
+def test_read_records_from_a_pyserial_url(monkeypatch):
+    # loop:// echoes what is written: a recorded stream fed through a real pyserial URL handler.
+    from authprobe import serial_reader
+
+    opened = []
+    real = serial.serial_for_url
+
+    def recording(url, **kw):
+        port = real(url, **kw)
+        port.write(ROM + (BEGIN + "\r\n" + STEP + "\r\nnoise\r\n" + END + "\r\nafter end\r\n").encode())
+        opened.append(port)
+        return port
+
+    monkeypatch.setattr(serial, "serial_for_url", recording)
+    lines = list(serial_reader.read_records("loop://", timeout=2))
+    assert [ln.record["k"] for ln in lines if ln.kind == "record"] == ["begin", "step", "end"]
+    assert lines[-1].record["k"] == "end"           # stops at the end record
+    assert not opened[0].is_open

@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
                 port.banner = f"{found['version']} {found['machine']}"
                 same = [n for n in port.candidates if registry[n].runtime == port.runtime]
                 port.candidates = same or port.candidates
+                if not port.candidates and "virtual board" in found["machine"] and "virtual" in registry:
+                    port.candidates = ["virtual"]
             else:
                 port.banner = "no banner"
     if args.json:
