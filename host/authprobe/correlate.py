@@ -40,14 +40,30 @@ def _days(y: int, m: int, d: int) -> int:
     return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
 
 
+_SECONDS: dict[str, int] = {}  # "YYYY-MM-DD HH:MM:SS" -> epoch ms; log lines share their seconds
+
+
 def parse_timestamp(value: Any) -> int | None:
     """Epoch ms from an IoT V2 timestamp ("2017-08-10 15:37:23.476", UTC), an ISO-8601 string or an
     epoch number (ms, or seconds when small)."""
+    if type(value) is str and len(value) == 23 and value[19] == "." and value[10] == " ":
+        base = _SECONDS.get(value[:19])
+        if base is not None and value[20:23].isdigit():
+            return base + int(value[20:23])
+        parsed = _parse_text(value)
+        if parsed is not None:
+            if len(_SECONDS) > 200_000:
+                _SECONDS.clear()
+            _SECONDS[value[:19]] = parsed - parsed % 1000
+        return parsed
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
         return int(value if value > 1e11 else value * 1000)
-    text = str(value).strip()
+    return _parse_text(str(value).strip())
+
+
+def _parse_text(text: str) -> int | None:
     try:
         if len(text) >= 19 and text[4] == "-" and text[10] in " T":
             ms = 0
