@@ -110,7 +110,8 @@ def check_authorizer(ctx: CheckContext) -> None:
             ctx.add("authorizer.exists", title, "fail", [f"DescribeAuthorizer {name!r}: not found", str(exc)],
                     root_cause="authorizer-unknown",
                     remediation=f"Check the name against `aws iot list-authorizers --region {ctx.region or 'REGION'}` "
-                    f"(names are case-sensitive), or create it; the device sends {name!r}.")
+                    f"(names are case-sensitive; authorizers live in one region, so pass --region if yours is "
+                    f"elsewhere), or create it; the device sends {name!r}.")
             return
         ctx.add("authorizer.exists", title, "pass", f"DescribeAuthorizer {name!r}: {ctx.authorizer.get('authorizerArn')}",
                 root_cause="authorizer-unknown", name=name)
@@ -295,6 +296,10 @@ def check_endpoint(ctx: CheckContext) -> None:
     ctx.domain = domains.get(sni.lower())
     if kind is None:
         evidence = [f"device SNI {sni!r}", f"iot:Data-ATS is {ats!r}"]
+        parts = sni.lower().split(".")
+        if len(parts) > 3 and parts[1] == "iot" and ctx.region and parts[2] != ctx.region:
+            evidence.append(f"the device's endpoint is in region {parts[2]}, these checks read {ctx.region}: "
+                            f"pass --region {parts[2]} if that is where your authorizer lives")
         if domains:
             evidence.append("domain configurations: " + ", ".join(sorted(domains)))
         legacy = None

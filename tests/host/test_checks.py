@@ -133,6 +133,8 @@ def test_sni_mismatch_and_domain_configuration(tmp_path):
     results, _ = run(tmp_path, device=cs.device_config(**{"endpoint.host": "wrong-ats.iot.eu-west-1.amazonaws.com"}))
     assert failed(results) == {"sni-mismatch"}
     assert cs.ENDPOINT in results["endpoint.sni"].remediation
+    results, _ = run(tmp_path, device=cs.device_config(**{"endpoint.host": "a1b2c3d4e5f6g7-ats.iot.us-west-2.amazonaws.com"}))
+    assert any("--region us-west-2" in e for e in results["endpoint.sni"].evidence)
     cloud = cs.healthy_cloud()
     cloud["domain_configurations"] = {"probe": {
         "domainConfigurationName": "probe", "domainName": "iot.example.com", "domainConfigurationStatus": "ENABLED",
