@@ -75,8 +75,12 @@ def test_garbage_and_damaged_records_are_counted(authprobe_virtual_boards):
 
 def test_board_vanishing_mid_run_keeps_every_record(authprobe_virtual_boards, authprobe_store):
     board = board_with(authprobe_virtual_boards, programs.HANGING)
-    threading.Timer(0.6, board.stop).start()
-    result = collect(board.port, timeout=10, store=authprobe_store, reopen_s=0.3)
+
+    def unplug_after_first_step(port, line):
+        if line.kind == "record" and line.record.get("k") == "step":
+            threading.Thread(target=board.stop).start()
+
+    result = collect(board.port, timeout=10, store=authprobe_store, reopen_s=0.3, on_line=unplug_after_first_step)
     assert (result.status, result.reason, result.exit_code) == ("incomplete", "vanished", 3)
     assert [s["name"] for s in result.report["steps"]] == ["config_ok"]
     assert result.report["device"]["uid"] == board.uid
@@ -100,12 +104,13 @@ def test_parallel_boards_and_combined_exit_code(authprobe_virtual_boards):
     assert combined_exit_code(results[:3]) == 0
 
 
-@pytest.mark.parametrize(("program", "code"), [(programs.PASSING, 0), (programs.FAILING, 1), (programs.HANGING, 3)])
-def test_cli_run_exit_codes_json_junit_and_runs(authprobe_virtual_boards, tmp_path, capsys, program, code):
+@pytest.mark.parametrize(("program", "code", "timeout"), [(programs.PASSING, 0, "20"), (programs.FAILING, 1, "20"),
+                                                       (programs.HANGING, 3, "3")])
+def test_cli_run_exit_codes_json_junit_and_runs(authprobe_virtual_boards, tmp_path, capsys, program, code, timeout):
     board = board_with(authprobe_virtual_boards, program)
     store = tmp_path / "runs.sqlite"
     out_json, out_xml = tmp_path / "r.json", tmp_path / "j.xml"
-    rc = cli.main(["run", "--port", board.port, "--store", str(store), "--timeout", "1.5",
+    rc = cli.main(["run", "--port", board.port, "--store", str(store), "--timeout", timeout,
                    "--json", str(out_json), "--junit", str(out_xml)])
     assert rc == code
     report = json.loads(out_json.read_text())
@@ -128,3 +133,14 @@ def test_cli_run_exit_codes_json_junit_and_runs(authprobe_virtual_boards, tmp_pa
 def test_cli_run_without_port_is_usage_error(capsys):
     assert cli.main(["run"]) == 2
     assert "--port" in capsys.readouterr().err
+
+
+def test_native_usb_board_reenumerates_and_collection_follows_it(authprobe_virtual_boards, tmp_path):
+    # An ESP32-S3 on its USB-Serial-JTAG port: the reset makes the port vanish and come back; a
+    # self-test there waits a moment for the host before reporting.
+    board = authprobe_virtual_boards(native_usb=True, port_link=tmp_path / "usb-Espressif_ESP32-S3-if00")
+    programs.install(board.flash_dir, "import time\ntime.sleep_ms(700)\n" + programs.PASSING)
+    assert board.port == str(tmp_path / "usb-Espressif_ESP32-S3-if00")
+    result = collect(board.port, timeout=15, reopen_s=3)
+    assert (result.status, result.verdict) == ("complete", "pass"), result.report["collection"]
+    assert any(k.startswith("reconnect") for k in result.report["noise"]["boots"])

@@ -56,6 +56,8 @@ RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 RAW_PASTE_WINDOW = 256
 # How long an interrupted program may take to unwind before the interpreter is restarted instead.
 INTERRUPT_GRACE_S = 1.5
+# How long a native-USB board is gone from the host while it resets and enumerates again.
+REENUMERATE_S = 0.3
 
 
 def micropython_path() -> str:
@@ -83,7 +85,8 @@ class VirtualBoard:
     def __init__(self, flash_dir: str | os.PathLike[str], *, name: str = "virtual", uid: str | None = None,
                  wifi_fault: str | None = None, wifi_networks: dict[str, str] | None = None,
                  wifi_delay_ms: int = 50, heap: str = "512k", control_file: str | None = None,
-                 machine_label: str = "authprobe virtual board with ESP32"):
+                 machine_label: str = "authprobe virtual board with ESP32", native_usb: bool = False,
+                 port_link: str | os.PathLike[str] | None = None):
         self.flash_dir = Path(flash_dir).resolve()
         self.flash_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -94,6 +97,11 @@ class VirtualBoard:
         self.heap = heap
         self.control_file = control_file
         self.machine_label = machine_label
+        # Native USB (ESP32-S3/C3 USB-Serial-JTAG, CircuitPython boards): the port disappears on
+        # every hard reset and comes back after enumeration. The port is then a stable symlink
+        # (like /dev/serial/by-id/...) re-pointed at a new pty each time.
+        self.native_usb = native_usb
+        self.port_link = Path(port_link) if port_link else None
         self.port: str | None = None
         self.resets = 0
         self._master = -1
@@ -110,18 +118,44 @@ class VirtualBoard:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> str:
+    def _open_pty(self) -> str:
         master, slave = os.openpty()
         tty.setraw(slave)
         attrs = termios.tcgetattr(slave)
         attrs[3] &= ~termios.ECHO
         termios.tcsetattr(slave, termios.TCSANOW, attrs)
-        self.port = os.ttyname(slave)
+        path = os.ttyname(slave)
         # Closing our slave end lets the master see a hang-up whenever no client has the port open,
         # so output nobody listens to is dropped, as on a UART.
         os.close(slave)
         os.set_blocking(master, False)
         self._master = master
+        if self.native_usb:
+            link = self.port_link or self.flash_dir.parent / f"{self.name}-usb"
+            self.port_link = link
+            tmp = link.with_name(link.name + ".new")
+            if tmp.is_symlink() or tmp.exists():
+                tmp.unlink()
+            tmp.symlink_to(path)
+            os.replace(tmp, link)
+            return str(link)
+        return path
+
+    def reenumerate(self) -> None:
+        """Native USB only: the port vanishes (open handles see EIO), then a new one appears."""
+        if not self.native_usb or self._master < 0:
+            return
+        if self.port_link is not None and self.port_link.is_symlink():
+            self.port_link.unlink()
+        os.close(self._master)
+        self._master = -1
+        self._client_present = False
+        self._out.clear()
+        time.sleep(REENUMERATE_S)
+        self._open_pty()
+
+    def start(self) -> str:
+        self.port = self._open_pty()
         self._wake_r, self._wake_w = os.pipe()
         self.repl.power_on()
         self._thread = threading.Thread(target=self._serve, name=f"virtual-board {self.name}", daemon=True)
@@ -134,6 +168,8 @@ class VirtualBoard:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._kill_child()
+        if self.native_usb and self.port_link is not None and self.port_link.is_symlink():
+            self.port_link.unlink()
         for fd in (self._master, self._wake_r, self._wake_w):
             if fd >= 0:
                 try:
@@ -401,10 +437,13 @@ class ReplMachine:
     # -- resets ------------------------------------------------------------------------------------
 
     def power_on(self) -> None:
-        self.hard_reset(PWRON_RESET)
+        self.hard_reset(PWRON_RESET, powering_on=True)
 
-    def hard_reset(self, cause: int) -> None:
+    def hard_reset(self, cause: int, powering_on: bool = False) -> None:
         self.board.resets += 1
+        if not powering_on:
+            self.board._kill_child()
+            self.board.reenumerate()
         self.mode = "friendly"
         self.pending_input.clear()
         self.line.clear()
