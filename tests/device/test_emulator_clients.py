@@ -244,3 +244,54 @@ def test_micropython_reaches_mqtt_through_the_custom_auth_domain(emu):
 def test_micropython_on_the_default_endpoint_gets_http(emu):
     out = _micropython(emu, ENDPOINT, "mp02", "mp02?token=allow")
     assert "ANSWER b'HTTP'" in out  # the start of an HTTP 400 answer
+
+
+# -- HTTPS publish (http.client from the standard library) ---------------------------------------
+def _https_post(emu, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
+    import http.client
+    import json
+
+    from tests.fixtures.emulator import client_context
+
+    conn = http.client.HTTPSConnection("127.0.0.1", emu.port, timeout=10,
+                                       context=client_context(emu.ca_pem, ENDPOINT, None))
+    try:
+        conn.request("POST", path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        conn.close()
+
+
+def test_https_publish_reaches_a_subscriber(emu, devices):
+    sub = PahoDevice(emu, "hsub", username("hsub", "allowshared", None, "NoSign"))
+    devices.append(sub)
+    assert sub.connect() == "connack"
+    sub.client.subscribe("selftest/shared", qos=1)
+    assert sub.subscribed.wait(3)
+    status, answer = _https_post(emu, "/topics/selftest/shared?qos=1", b"over-https",
+                                 {"x-amz-customauthorizer-name": "NoSign", "token": "allowshared"})
+    assert (status, answer["message"]) == (200, "OK")
+    assert sub.got_message.wait(3)
+    assert sub.messages == [("selftest/shared", b"over-https")]
+    record = wait_for_log(emu, eventType="Publish-In", protocol="HTTP", status="Success")
+    assert record["topicName"] == "selftest/shared" and record["principalId"] == "testprincipal"
+
+
+def test_https_publish_signed_in_query_string(emu):
+    path = ("/topics/selftest/shared?qos=0&x-amz-customauthorizer-name=DeviceAuth"
+            f"&x-amz-customauthorizer-signature={quote(sign('allowshared'), safe='')}&token=allowshared")
+    status, _ = _https_post(emu, path, b"x", {})
+    assert status == 200
+
+
+@pytest.mark.parametrize("token, topic, details", [
+    ("deny", "selftest/shared", "Authorizer returned isAuthenticated false"),
+    ("allowshared", "selftest/elsewhere", "Authorization Failure"),
+])
+def test_https_publish_refused_is_forbidden(emu, token, topic, details):
+    status, answer = _https_post(emu, f"/topics/{topic}", b"x",
+                                 {"x-amz-customauthorizer-name": "NoSign", "token": token})
+    assert (status, answer["message"]) == (403, "Forbidden")
+    record = wait_for_log(emu, eventType="Publish-In", protocol="HTTP", status="Failure", topicName=topic)
+    assert record["details"] == details and record["reason"] == "AUTHORIZATION_FAILURE"

@@ -6,6 +6,7 @@ do (DG protocols.html, reference §1.1):
 |-------------------------------|---------|-----------------------|----------------------------------|
 | endpoint / DEFAULT domain     | mqtt    | MQTT CONNECT          | MQTT with custom auth            |
 | endpoint / DEFAULT domain     | none    | GET /mqtt + Upgrade   | MQTT over WebSockets, custom auth|
+| endpoint / DEFAULT domain     | none    | POST /topics/<topic>  | HTTPS publish with custom auth   |
 | endpoint / DEFAULT domain     | none    | anything else         | an HTTPS endpoint: HTTP 400      |
 | CUSTOM_AUTH + SECURE_MQTT     | any     | MQTT CONNECT          | MQTT with custom auth            |
 | anything else / no SNI        |         |                       | handshake refused, logged        |
@@ -30,6 +31,7 @@ from authprobe.emulator.channels import TlsChannel, WebSocketChannel, hard_close
 from authprobe.emulator.cloud_records import CloudRecords
 from authprobe.emulator.config import DomainConfig, EmulatorConfig, load_config
 from authprobe.emulator.custom_auth import Credentials, CustomAuth, query_params
+from authprobe.emulator.http_publish import serve_publish
 from authprobe.emulator.lambda_runtime import LambdaService
 from authprobe.emulator.local_ca import LocalCA, ensure_local_ca
 from authprobe.emulator.mqtt_session import REASON_AUTH, MqttSession
@@ -277,9 +279,7 @@ class Emulator:
             self._send_quietly(tls, ws.http_response(426, "Upgrade Required"))
             return
         if request.path.startswith("/topics/"):
-            self._send_quietly(tls, ws.http_response(
-                501, "Not Implemented", b'{"message":"HTTPS publish is not emulated by the authprobe stand-in"}',
-                {"content-type": "application/json"}))
+            serve_publish(self, tls, request, peer, sni, domain)
             return
         self._send_quietly(tls, ws.http_response(404, "Not Found", b'{"message":"Not Found"}',
                                                  {"content-type": "application/json"}))
