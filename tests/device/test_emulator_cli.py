@@ -155,3 +155,30 @@ def test_close_leaves_no_threads_processes_or_listeners(tmp_path):
     assert not leftover, leftover
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", emu.port), timeout=1).close()
+
+
+def test_cloud_json_describes_the_account_in_aws_shapes(emu):
+    import json
+
+    data = json.loads((emu.state_dir / "cloud.json").read_text())
+    assert data["endpoints"] == {"iot:Data-ATS": ENDPOINT}
+    assert data["default_authorizer"] == "DeviceAuth"
+    auth = data["authorizers"]["DeviceAuth"]
+    assert auth["authorizerArn"] == "arn:aws:iot:us-east-1:111111111111:authorizer/DeviceAuth"
+    assert auth["authorizerFunctionArn"] == "arn:aws:lambda:us-east-1:111111111111:function:auth"
+    assert auth["tokenKeyName"] == "token" and auth["status"] == "ACTIVE" and auth["signingDisabled"] is False
+    assert auth["tokenSigningPublicKeys"]["key1"].startswith("-----BEGIN PUBLIC KEY-----")
+    assert auth["creationDate"].endswith("Z")
+    assert data["authorizers"]["Inactive"]["status"] == "INACTIVE"
+    assert data["authorizers"]["Gone"]["authorizerFunctionArn"].endswith(":function:deleted-function")
+    assert "deleted-function" not in data["functions"]
+    domain = data["domain_configurations"]["factory"]
+    assert (domain["domainName"], domain["authenticationType"], domain["applicationProtocol"]) == (
+        "iot.example.com", "CUSTOM_AUTH", "SECURE_MQTT")
+    assert domain["authorizerConfig"] == {"defaultAuthorizerName": "NoSign", "allowAuthorizerOverride": False}
+    assert data["functions"]["auth"]["Timeout"] == 4
+    assert data["functions"]["throttled"]["ReservedConcurrentExecutions"] == 0
+    policy = json.loads(data["function_policies"]["auth"])  # GetPolicy returns the policy as a string
+    assert policy["Statement"][0]["Principal"] == {"Service": "iot.amazonaws.com"}
+    assert "noperm" not in data["function_policies"]
+    assert data["logging"]["defaultLogLevel"] == "DEBUG"
