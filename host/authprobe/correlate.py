@@ -290,9 +290,12 @@ class Correlated:
     report: dict[str, Any]
     window: RunWindow
     events: list[LogEvent] = field(default_factory=list)
+    counted: dict[str, int] = field(default_factory=dict)  # events matched but not kept (passing runs)
 
     def counts(self) -> dict[str, int]:
         out = {"iot": 0, "lambda": 0, "lambda_time_only": 0}
+        for key, n in self.counted.items():
+            out[key] += n
         for e in self.events:
             if e.source == "iot":
                 out["iot"] += 1
@@ -306,8 +309,12 @@ class Correlated:
 class Joiner:
     """Feed events in any order; ask for each run's events at the end."""
 
-    def __init__(self, reports: list[dict[str, Any]], skew_s: float = DEFAULT_SKEW_S):
+    def __init__(self, reports: list[dict[str, Any]], skew_s: float = DEFAULT_SKEW_S, *,
+                 keep_passing: bool = True):
+        """keep_passing=False only counts the events of passing runs (their diagnosis is empty
+        anyway), which keeps fleet-size correlation small."""
         self.runs = [Correlated(r, run_window(r, i, skew_s)) for i, r in enumerate(reports)]
+        self.keep = [keep_passing or r.get("verdict") != "pass" for r in reports]
         self.by_client: dict[str, list[RunWindow]] = {}
         for c in self.runs:
             if c.window.client_id and c.window.start_ms is not None:
@@ -328,7 +335,12 @@ class Joiner:
         hit = False
         for w in self.by_client.get(client_id, ()):
             if w.start_ms <= event.ts_ms <= w.end_ms:  # type: ignore[operator]
-                self.runs[w.index].events.append(event)
+                if self.keep[w.index]:
+                    self.runs[w.index].events.append(event)
+                else:
+                    key = "iot" if event.source == "iot" else "lambda"
+                    counted = self.runs[w.index].counted
+                    counted[key] = counted.get(key, 0) + 1
                 hit = True
         return hit
 

@@ -256,3 +256,17 @@ def test_secrets_in_function_logs_never_reach_events_or_diagnosis(tmp_path, caps
     for secret in (secret_token, secret_pw, "SIG%2BSECRET"):
         assert secret not in out
     assert "<redacted len=13 sha256=" in out
+
+
+def test_passing_runs_can_be_counted_without_keeping_their_events():
+    from authprobe.correlate import iot_event
+
+    reports = [cs.report("ok", client_id="a", failing_code=None), cs.report("bad", client_id="b")]
+    events = [iot_event(iot_rec("a", START + 10, status="Success")), iot_event(iot_rec("b", START + 10))]
+    ok, bad = correlate(reports, events)
+    assert len(ok.events) == 1
+    joiner = Joiner(reports, keep_passing=False)
+    joiner.add_all([iot_event(iot_rec("a", START + 10, status="Success")), iot_event(iot_rec("b", START + 10))])
+    ok, bad = joiner.finish()
+    assert ok.events == [] and ok.counts()["iot"] == 1
+    assert len(bad.events) == 1 and bad.counts()["iot"] == 1

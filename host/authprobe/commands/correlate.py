@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             checks, checked_client = list(data["checks"]), data.get("client_id")
         except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
             raise ConfigError(f"--checks {args.checks}: not cloud-check --json output ({exc})") from None
-    joiner = Joiner(reports, args.skew)
+    joiner = Joiner(reports, args.skew, keep_passing=args.events or args.save)
     wanted = joiner.client_ids()
     cloud = None
     if args.iot_log or args.function_log:
