@@ -188,3 +188,13 @@ def test_missing_log_groups_are_named():
             st.add_client_error("start_query", "ResourceNotFoundException", "no group", 400)
             with pytest.raises(CloudError, match=words):
                 list(runner.run([QuerySpec(group, "q", 1, 2, 0)]))
+
+
+def test_progress_is_reported_while_queries_run():
+    seen: list[tuple[int, int]] = []
+    fake = CountingLogs()
+    runner = InsightsRunner(fake, max_concurrent=2, sleep=lambda s: None,
+                            on_progress=lambda p: seen.append((p.started, p.completed)))
+    list(runner.run([QuerySpec("g", "q", 1, 2, i) for i in range(4)]))
+    assert seen[0] == (0, 0) and seen[-1] == (4, 4)
+    assert any(0 < done < 4 for _, done in seen)  # reported along the way, not only at the end
