@@ -84,9 +84,18 @@ def main():
 
     sys.stdout = _ToCapture()
     sys.stderr = _ToCapture()
+    current = {"id": ""}
+
+    class _LambdaFormat(logging.Formatter):
+        # The Lambda Python runtime's format: [LEVEL] <ISO time>Z <request id> <message>
+        def format(self, record):
+            when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            return (f"[{record.levelname}]\t{when}.{int(record.msecs):03d}Z\t{current['id']}\t"
+                    f"{record.getMessage()}")
+
     root = logging.getLogger()
     handler_out = logging.StreamHandler(sys.stdout)
-    handler_out.setFormatter(logging.Formatter("[%(levelname)s]\t%(asctime)s\t%(message)s"))
+    handler_out.setFormatter(_LambdaFormat())
     root.addHandler(handler_out)
     root.setLevel(logging.INFO)
     started = time.time()
@@ -98,6 +107,7 @@ def main():
         request = json.loads(line)
         capture_holder[0] = _Capture()
         reply = {"requestId": request["requestId"]}
+        current["id"] = request["requestId"]
         t0 = time.time()
         if init_error is not None:
             reply["error"] = init_error
