@@ -167,6 +167,17 @@ def cause_from_text(text: str) -> str | None:
     return next((c for w, c in _IOT_REASON_WORDS if w in low), None)
 
 
+_ACTION_CAUSES = {"Publish-In": "policy-denies-publish", "Subscribe": "policy-denies-subscribe",
+                  "Publish-Out": "policy-denies-receive"}
+_NO_CAUSE_WORDS = ("throttl", "message broker", "server_error")
+
+
+def _denied(rec: dict[str, Any]) -> bool:
+    """An authorization failure as AWS logs it (reason AUTHORIZATION_FAILURE / "Authorization Failure")."""
+    text = _iot_text(rec)
+    return "authorization" in text or "not authorized" in text or "forbidden" in text
+
+
 _DURATION = re.compile(r"Duration:\s*([0-9.]+)\s*ms")
 
 
@@ -198,19 +209,21 @@ def findings_from_events(events: list[dict[str, Any]], client_id: str | None = N
                     if named == "signature-invalid":
                         # A raw '+' decoded as a space fails the same way; the config decides.
                         out.append(Finding("signature-not-urlencoded", SUPPORTS, line, "IoT log"))
-                elif "authorization" in text or "not authorized" in text or "forbidden" in text:
+                elif any(w in text for w in _NO_CAUSE_WORDS):
+                    pass  # throttling, broker trouble: no root cause of ours; the event stays in the output
+                elif _denied(ev):
                     for cause in ("authorizer-denied", "policy-denies-connect"):
                         out.append(Finding(cause, SUPPORTS, line, "IoT log"))
                 else:
                     for cause in CONNECT_STAGE:
                         out.append(Finding(cause, SUPPORTS, line, "IoT log"))
-            elif etype == "Publish-In" and status == "Failure":
-                out.append(Finding("policy-denies-publish", CONFIRMS, line + f" on {ev.get('topicName')}", "IoT log"))
-            elif etype == "Subscribe" and status == "Failure":
-                out.append(Finding("policy-denies-subscribe", CONFIRMS, line + f" on {ev.get('topicName')}",
-                                   "IoT log"))
-            elif etype == "Publish-Out" and status == "Failure":
-                out.append(Finding("policy-denies-receive", CONFIRMS, line + f" on {ev.get('topicName')}", "IoT log"))
+            elif status == "Failure" and etype in _ACTION_CAUSES:
+                # Only an authorization failure is the policy's doing (not e.g. QoS 2 or a broker error).
+                cause = _ACTION_CAUSES[etype]
+                line += f" on {ev.get('topicName')}"
+                if _denied(ev):
+                    out.append(Finding(cause, SUPPORTS if ev.get("attributed") == "time" else CONFIRMS, line,
+                                       "IoT log"))
         elif ev.get("source") == "lambda":
             message = str(ev.get("message") or "")
             by_time = ev.get("attributed") == "time"
@@ -295,7 +308,7 @@ def _combine(report: dict[str, Any], findings: list[Finding]) -> list[dict[str, 
                 rest.append(((0.3 if not candidates else 0.15) * scale, cause, [x.text for x in f[SUPPORTS]]))
     rest.sort(key=lambda r: (-r[0], order.get(r[1], len(order))))
     total = sum(r[0] for r in rest)
-    if not out and total > 1.0:
+    if not out and total > 1.05:  # (entries carry rounded confidences; only rescale real excess)
         rest = [(w / total, c, e) for w, c, e in rest]
     out.extend(_entry(c, w, e) for w, c, e in rest)
     if ruled_out_notes and out:
@@ -313,6 +326,8 @@ def diagnose(report: dict[str, Any], cloud: Any = None) -> list[dict[str, Any]]:
         return device_candidates(report)
     findings = findings_from_checks(evidence.checks)
     findings += findings_from_events(evidence.events, (report.get("device") or {}).get("client_id"))
+    if not findings:
+        return device_candidates(report)
     return _combine(report, findings)
 
 

@@ -200,3 +200,16 @@ def test_passing_run_has_no_diagnosis_even_with_cloud_failures():
 def test_dict_evidence_is_accepted():
     out = diagnose(cs.report(failing_code=1005), {"events": LOG_CASES["client-id-conflict"][1]})
     assert out[0]["root_cause"] == "client-id-conflict"
+
+
+@pytest.mark.parametrize("record", [
+    iot("Publish-In", "Failure", reason="CLIENT_ERROR", details="QoS 2 is not supported", topicName=cs.TOPIC),
+    iot("Connect", "Failure", reason="AUTHORIZATION_FAILURE", details="Authorizer function throttled"),
+    iot("Connect", "Failure", reason="SERVER_ERROR", details="Message broker unavailable"),
+])
+def test_failures_that_are_not_a_policy_or_authorizer_decision_decide_nothing(record):
+    out = diagnose(cs.report(failing_code=1002 if record["eventType"] == "Publish-In" else 906),
+                   CloudEvidence(events=[record]))
+    assert not any(d["decided"] for d in out)
+    # Neutral evidence leaves the device-side candidates exactly as they were.
+    assert diagnose(cs.report(failing_code=906), CloudEvidence(events=[record])) == diagnose(cs.report(failing_code=906))
