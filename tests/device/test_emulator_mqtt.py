@@ -275,3 +275,25 @@ def test_event_has_the_documented_shape(emu, devices):
     assert mqtt_data["password"] == "c2VjcmV0"  # base64("secret")
     assert mqtt_data["username"].startswith("echo01?x-amz-customauthorizer-name=Echo")
     assert len(event["connectionMetadata"]["id"]) == 36
+
+
+def test_mqtt5_client_is_told_the_version_is_unsupported(emu, devices):
+    import paho.mqtt.client as mqtt
+
+    from tests.fixtures.emulator import client_context
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="v5", protocol=mqtt.MQTTv5)
+    c.tls_set_context(client_context(emu.ca_pem, ENDPOINT, ["mqtt"]))
+    codes = []
+    c.on_connect = lambda client, userdata, flags, rc, props: codes.append(rc)
+    c.connect(emu.host, emu.port)
+    c.loop_start()
+    try:
+        deadline = time.monotonic() + 3
+        while not codes and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+    assert codes and codes[0].value == 0x84
+    wait_for_log(emu, eventType="Connect", clientId="v5", status="Failure", reason="CLIENT_ERROR")

@@ -88,6 +88,20 @@ def _utf8(raw: bytes) -> str:
         raise ProtocolError("string is not UTF-8") from None
 
 
+def _skip_properties(body: bytes, at: int) -> int:
+    length, mult = 0, 1
+    for _ in range(4):
+        if at >= len(body):
+            raise ProtocolError("truncated properties")
+        byte = body[at]
+        at += 1
+        length += (byte & 0x7F) * mult
+        if not byte & 0x80:
+            return at + length
+        mult *= 128
+    raise ProtocolError("malformed property length")
+
+
 @dataclass
 class Connect:
     protocol_name: str
@@ -123,9 +137,13 @@ def parse_connect(packet: Packet) -> Connect:
     level, flags = body[at], body[at + 1]
     (keepalive,) = struct.unpack_from("!H", body, at + 2)
     at += 4
+    if level == 5:  # MQTT 5 properties: skipped, only read far enough to name the client
+        at = _skip_properties(body, at)
     raw_id, at = _string(body, at)
     will_topic = will_msg = None
     if flags & 0x04:
+        if level == 5:
+            at = _skip_properties(body, at)
         raw_topic, at = _string(body, at)
         will_topic = _utf8(raw_topic)
         will_msg, at = _string(body, at)

@@ -132,7 +132,9 @@ class MqttSession:
             # AWS IoT speaks MQTT 3.1.1 and 5; the stand-in only 3.1.1 (level 4): answer as 3.1.1 does.
             self.log("Connect", "Failure", reason="CLIENT_ERROR",
                      details=f"Unsupported protocol level {connect.level} (the stand-in speaks MQTT 3.1.1)")
-            self.channel.send(mp.connack(1).encode())
+            # MQTT 5 clients get the v5 refusal "0x84 Unsupported Protocol Version", others 3.1.1's 0x01.
+            refusal = mp.Packet(mp.CONNACK, 0, b"\x00\x84\x00") if connect.level == 5 else mp.connack(1)
+            self.channel.send(refusal.encode())
             return
         creds = credentials_from_mqtt(connect.username, connect.password, connect.client_id or None,
                                       self.server_name, self.base_creds)
