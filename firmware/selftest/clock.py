@@ -32,7 +32,9 @@ class Clock:
 
     def now(self):
         """gmtime tuple of the current UTC time."""
-        return self.t.gmtime(int(self.t.time()))
+        # CircuitPython's time has no gmtime; its localtime is UTC (boards keep no time zone).
+        conv = getattr(self.t, "gmtime", None) or self.t.localtime
+        return conv(int(self.t.time()))
 
     def valid(self):
         return self.now()[0] >= MIN_YEAR

@@ -172,11 +172,19 @@ class _WrapOnConnect:
         self._ctx = ctx
         self._raw = sock
         self._s = sock
+        self._timeout = None
+
+    def settimeout(self, seconds):
+        # Kept for the TLS socket too: a runtime's wrapper may dial a fresh socket.
+        self._timeout = seconds
+        self._s.settimeout(seconds)
 
     def connect(self, _addr):
         c = self._ctx
         self._raw.connect(c.dial)
         self._s = c.wrap(self._raw, c.p.host, [der for _, der in c.p.w.cas], c.p.w.alpn, c.dial)[0]
+        if self._timeout is not None and hasattr(self._s, "settimeout"):
+            self._s.settimeout(self._timeout)
 
     def __getattr__(self, name):
         return getattr(self._s, name)

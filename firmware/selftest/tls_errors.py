@@ -14,6 +14,7 @@ _PATTERNS = (
     ("NOT_TRUSTED", 701),
     ("CA_CHAIN_REQUIRED", 701),
     ("unknown ca", 701),
+    ("Certificate verification failed", 701),   # CircuitPython: one mbedTLS code for every verify flag
     ("has expired", 703),
     ("validity has expired", 703),
     ("CERT_EXPIRED", 703),
