@@ -33,8 +33,9 @@ def emulator_ca(tmp_path_factory):
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory, emulator_ca):
     path = standard_config(tmp_path_factory.mktemp("emulator"), listen_8883=True)
-    # 300 s (the smallest disconnectAfterInSeconds) becomes 1.2 s.
-    emulator = start_emulator(path, emulator_ca, time_scale=0.004)
+    # 300 s (the smallest disconnectAfterInSeconds) becomes 1.2 s; keep-alives under 30 s are kept
+    # as asked (IoT raises them to 30 s) so the keep-alive timeout shows in 1.5 s.
+    emulator = start_emulator(path, emulator_ca, time_scale=0.004, keepalive_floor_s=1)
     yield emulator
     emulator.close()
 
@@ -297,3 +298,25 @@ def test_mqtt5_client_is_told_the_version_is_unsupported(emu, devices):
         c.disconnect()
     assert codes and codes[0].value == 0x84
     wait_for_log(emu, eventType="Connect", clientId="v5", status="Failure", reason="CLIENT_ERROR")
+
+
+def test_silent_client_is_dropped_after_one_and_a_half_keepalives(emu):
+    import socket
+    import struct
+
+    from tests.fixtures.emulator import client_context
+
+    def field(b: bytes) -> bytes:
+        return struct.pack("!H", len(b)) + b
+
+    user = username("quiet", "allow", None, "NoSign").encode()
+    body = field(b"MQTT") + bytes([4, 0x02 | 0x80 | 0x40]) + struct.pack("!H", 1) + field(b"quiet") \
+        + field(user) + field(b"pw")
+    raw = socket.create_connection((emu.host, emu.port), timeout=5)
+    with client_context(emu.ca_pem, ENDPOINT, ["mqtt"]).wrap_socket(raw, server_hostname=ENDPOINT) as tls:
+        tls.sendall(bytes([0x10, len(body)]) + body)
+        assert tls.recv(4) == b"\x20\x02\x00\x00"
+        started = time.monotonic()
+        assert tls.recv(1) == b""  # closed by the stand-in, no PINGREQ was sent
+        assert 1.4 <= time.monotonic() - started < 4
+    wait_for_log(emu, eventType="Disconnect", clientId="quiet", disconnectReason="MQTT_KEEP_ALIVE_TIMEOUT")

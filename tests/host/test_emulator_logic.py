@@ -318,3 +318,14 @@ def test_event_leaves_out_what_was_not_sent():
 def test_iot_timestamp_format():
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}", iot_timestamp(0.5))
     assert iot_timestamp(0.5) == "1970-01-01 00:00:00.500"
+
+
+def test_keepalive_limits_of_iot_core():
+    from authprobe.emulator.server import Emulator
+
+    emu = Emulator.__new__(Emulator)
+    emu.keepalive_floor_s = 30.0
+    assert emu.effective_keepalive(5) == 30.0
+    assert emu.effective_keepalive(60) == 60.0
+    assert emu.effective_keepalive(5000) == 1200.0
+    assert emu.effective_keepalive(0) == 1200.0

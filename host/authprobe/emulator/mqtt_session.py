@@ -158,7 +158,7 @@ class MqttSession:
         self.log("Connect", "Success")
         self._schedule(outcome)
         try:
-            self._relay(1.5 * connect.keepalive if connect.keepalive else None)
+            self._relay(1.5 * self.emu.effective_keepalive(connect.keepalive))
         finally:
             self.close("CONNECTION_LOST")
 
@@ -236,7 +236,7 @@ class MqttSession:
                        details=f"Message broker connection failed: {exc}")
             return False
 
-    def _relay(self, keepalive_limit: float | None) -> None:
+    def _relay(self, keepalive_limit: float) -> None:
         """Client and broker packets in both directions until either side goes. AWS closes a
         connection silent for 1.5 x its keep-alive (DG mqtt.html, MQTT_KEEP_ALIVE_TIMEOUT)."""
         assert self.broker is not None
@@ -274,7 +274,7 @@ class MqttSession:
                 while (packet := self._broker_reader.next_packet()) is not None:
                     if not self._from_broker(packet):
                         return
-            if keepalive_limit and time.monotonic() - last_heard > keepalive_limit:
+            if time.monotonic() - last_heard > keepalive_limit:
                 self.close("MQTT_KEEP_ALIVE_TIMEOUT")
                 return
 

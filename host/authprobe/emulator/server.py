@@ -37,6 +37,7 @@ from authprobe.emulator.local_ca import LocalCA, ensure_local_ca
 from authprobe.emulator.mqtt_session import REASON_AUTH, MqttSession
 
 HANDSHAKE_S = 5.0
+KEEPALIVE_FLOOR_S, KEEPALIVE_MAX_S = 30.0, 1200.0
 FIRST_BYTES_S = 10.0
 _HTTP_METHODS = (b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC")
 # Ours (AWS documents that SNI failures are logged for custom auth, not the strings).
@@ -48,10 +49,12 @@ class Emulator:
     """`with Emulator(config) as emu:` serves until the block ends; emu.host/port, emu.ca_pem,
     emu.state_dir, emu.endpoint tell a client where to go and what to trust."""
 
-    def __init__(self, config: EmulatorConfig | str | Path, *, time_scale: float = 1.0) -> None:
+    def __init__(self, config: EmulatorConfig | str | Path, *, time_scale: float = 1.0,
+                 keepalive_floor_s: float = KEEPALIVE_FLOOR_S) -> None:
         self.config = config if isinstance(config, EmulatorConfig) else load_config(config)
         # Scales disconnectAfterInSeconds / refreshAfterInSeconds so tests need not wait 300 s.
         self.time_scale = time_scale
+        self.keepalive_floor_s = keepalive_floor_s
         self.records = CloudRecords(self.config)
         self.lambdas = LambdaService(self.config, self.records)
         self.auth = CustomAuth(self.config, self.lambdas)
@@ -71,6 +74,14 @@ class Emulator:
         self._tls_state = threading.local()
         self._names = {n.lower() for n in [self.config.endpoint]
                        + [d.name for d in self.config.domains.values() if d.status == "ENABLED"]}
+
+    def effective_keepalive(self, requested: int) -> float:
+        """IoT Core treats a keep-alive under 30 s as 30 s and allows at most 1,200 s (General Reference,
+        iot-core.html message broker limits); 0 gets the maximum [I] (aws-c-mqtt: AWS IoT "maxes out at
+        (and defaults to) 1200 seconds"). Tests may lower the floor to see the timeout quickly."""
+        if requested <= 0:
+            return KEEPALIVE_MAX_S
+        return min(max(float(requested), self.keepalive_floor_s), KEEPALIVE_MAX_S)
 
     # -- properties for clients ----------------------------------------------------------------
     @property
