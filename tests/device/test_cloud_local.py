@@ -192,6 +192,7 @@ CHAIN = [
     (dict(token="allow-probe", authorizer="NoPerm", signed=False), "lambda-permission-missing", True),
     (dict(token="allow-probe", authorizer="WrongArn", signed=False), "lambda-permission-missing", True),
     (dict(token="raise"), "lambda-error", True),
+    (dict(token="sleep"), "lambda-timeout", True),
     (dict(token="badprincipal"), "lambda-response-invalid", True),
     (dict(token="deny"), "authorizer-denied", True),
     (dict(token="noconnect"), "policy-denies-connect", False),
