@@ -218,9 +218,16 @@ def read_log_file(path: str | Path, *, client_ids: set[str] | None = None,
                 continue
             event = _event_from_record(record, source)
             if event is not None:
-                if event.source == "iot" and client_ids is not None and event.client_id not in client_ids:
+                if event.source == "iot" and client_ids is not None and event.client_id not in client_ids \
+                        and not _refused_before_mqtt(event):
                     continue
                 yield event
+
+
+def _refused_before_mqtt(event: LogEvent) -> bool:
+    """A Connect failure logged before the client sent an id (SNI, domain): kept for time matching."""
+    return event.client_id is None and event.fields.get("eventType") == "Connect" \
+        and event.fields.get("status") == "Failure"
 
 
 def _event_from_record(record: dict[str, Any], source: str | None) -> LogEvent | None:
@@ -298,7 +305,7 @@ class Correlated:
             out[key] += n
         for e in self.events:
             if e.source == "iot":
-                out["iot"] += 1
+                out["iot"] += 1  # (IoT records matched by time alone carry fields["attributed"] == "time")
             elif e.fields.get("attributed") == "time":
                 out["lambda_time_only"] += 1
             else:
@@ -396,20 +403,28 @@ class Joiner:
         stamps = [e.ts_ms for e in leftovers]
         for c in self.runs:
             w = c.window
-            if w.start_ms is None or w.end_ms is None or not _failed_at_auth(c.report):
+            stage = _failing_step(c.report)
+            if w.start_ms is None or w.end_ms is None or stage not in ("tls", "transport", "connect"):
                 continue
             lo = bisect.bisect_left(stamps, w.start_ms)
             hi = bisect.bisect_right(stamps, w.end_ms)
-            for e in leftovers[lo:min(hi, lo + MAX_TIME_ONLY_EVENTS)]:
+            taken = 0
+            for e in leftovers[lo:hi]:
+                # A TLS-stage failure is only explained by a refusal logged before MQTT (SNI, domain).
+                if stage == "tls" and e.source != "iot":
+                    continue
                 c.events.append(LogEvent(e.source, e.ts_ms, None, {**e.fields, "attributed": "time"}))
+                taken += 1
+                if taken >= MAX_TIME_ONLY_EVENTS:
+                    break
         for c in self.runs:
             c.events.sort(key=lambda e: e.ts_ms)
         return self.runs
 
 
-def _failed_at_auth(report: dict[str, Any]) -> bool:
+def _failing_step(report: dict[str, Any]) -> str | None:
     failing = next((s for s in report.get("steps", []) if s.get("status") == "fail"), None)
-    return failing is not None and failing.get("step") in ("transport", "connect")
+    return failing.get("step") if failing else None
 
 
 def correlate(reports: list[dict[str, Any]], events: Iterable[LogEvent], *,

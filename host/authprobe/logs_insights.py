@@ -63,8 +63,10 @@ def _quote(client_id: str) -> str:
 
 def iot_query(client_ids: list[str], limit: int) -> str:
     ids = ", ".join(_quote(c) for c in client_ids)
-    return (f"fields @timestamp, @message | filter clientId in [{ids}] "
-            f"| sort @timestamp asc | limit {limit}")
+    # Refusals before MQTT (SNI, domain configuration) carry no client id; correlation matches
+    # them by time to runs that failed in TLS or the transport.
+    return (f"fields @timestamp, @message | filter clientId in [{ids}] or (eventType = \"Connect\" and "
+            f"status = \"Failure\" and not ispresent(clientId)) | sort @timestamp asc | limit {limit}")
 
 
 def _regex_escape(client_id: str) -> str:

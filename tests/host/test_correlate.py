@@ -106,7 +106,8 @@ def test_function_lines_follow_their_request_to_the_client():
 
 
 def test_failures_without_a_client_are_attributed_by_time_only_to_runs_failing_at_auth():
-    reports = [cs.report("r1", client_id="a", failing_code=906), cs.report("r2", client_id="b", failing_code=501)]
+    reports = [cs.report("r1", client_id="a", failing_code=906), cs.report("r2", client_id="b", failing_code=501),
+               cs.report("r3", client_id="c", failing_code=705)]
     joiner = Joiner(reports)
     joiner.add(lambda_event(START + 500, "[ERROR] Runtime.ExitError"))
     from authprobe.correlate import iot_event
@@ -114,9 +115,10 @@ def test_failures_without_a_client_are_attributed_by_time_only_to_runs_failing_a
     rec = iot_rec(None, START + 600, reason="AUTHORIZATION_FAILURE", details="TLS SNI missing")
     rec.pop("clientId")
     joiner.add(iot_event(rec))
-    a, b = joiner.finish()
+    a, b, c = joiner.finish()
     assert [e.fields["attributed"] for e in a.events] == ["time", "time"]
     assert b.events == []  # failed at DNS: the cloud never saw it
+    assert [e.source for e in c.events] == ["iot"]  # failed in TLS: only a refusal before MQTT explains it
 
 
 def test_unreadable_reports_are_listed_and_readable_ones_kept(tmp_path):
