@@ -33,6 +33,18 @@ def lint(cfg):
     return problems
 
 
+class Lazy:
+    """A function of a selftest module, imported only when first called (e.g. the library check,
+    whose module and client library would otherwise sit on the heap through every step)."""
+
+    def __init__(self, module, function):
+        self.module = module
+        self.function = function
+
+    def __call__(self, *args):
+        return getattr(load(self.module), self.function)(*args)
+
+
 def heap_free():
     try:
         gc.collect()

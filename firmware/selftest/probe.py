@@ -25,7 +25,7 @@ LOW_HEAP = 16 * 1024  # below this a board is likely to fail TLS for want of mem
 _PLAN = (
     ("steps_board", "s_config"), ("steps_board", "s_runtime"), ("steps_board", "s_wifi"),
     ("steps_board", "s_clock"), ("steps_net", "s_dns"), ("steps_net", "s_tcp"), ("steps_net", "s_tls"),
-    ("steps_mqtt", "s_transport"), ("steps_mqtt", "s_connect"), ("steps_mqtt", "s_pubsub"),
+    ("steps_transport", "s_transport"), ("steps_session", "s_connect"), ("steps_session", "s_pubsub"),
     (None, "s_library"),
 )
 

@@ -89,11 +89,9 @@ def build(cfg, write=print):
     w.firmware = getattr(sys.implementation, "_machine", None) or sys.version.split()[0]
     w.cas = [(label, der) for label, der in roots.ROOTS]
     if name == "micropython":
-        w.library = _umqtt
+        w.library = memory.Lazy("library", "umqtt_check")
     elif name == "cpython":
-        from selftest import library
-
-        w.library = library.MiniMqtt(socket, wrap)
+        w.library = memory.Lazy("library_minimqtt", "check")
     return w
 
 
@@ -137,9 +135,3 @@ def run(cfg, write=print, problem=None):
 
     return probe.run(cfg, w)
 
-
-def _umqtt(p):
-    # Loaded at the library step only, after the probe's own connection is gone.
-    from selftest import library
-
-    return library.umqtt_check(p)

@@ -100,10 +100,10 @@ def build(cfg, write, modules):
         w.heap_free = gc.mem_free
     w.board = getattr(modules.get("board"), "board_id", None) or sys.platform
     w.firmware = getattr(sys.implementation, "_machine", None)
-    from selftest import library, roots
+    from selftest import memory, roots
 
     w.cas = list(roots.ROOTS)
-    w.library = library.MiniMqtt(pool, wrap)
+    w.library = memory.Lazy("library_minimqtt", "check")
     return w
 
 

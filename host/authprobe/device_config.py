@@ -145,7 +145,7 @@ def settings_toml(cfg: dict[str, Any]) -> str:
     """CircuitPython's settings.toml: flat keys, strings and integers only (booleans as 0/1), plus
     the standard CIRCUITPY_WIFI_* keys so the board joins the network at boot."""
     lines = ["# written by authprobe from device.toml; read by code.py through os.getenv"]
-    for section, key, _, _ in lint_rules.FIELDS:
+    for section, key, _ in lint_rules.FIELDS:
         sec = cfg.get(section)
         value = sec.get(key) if isinstance(sec, dict) else None
         if value is None:
@@ -160,11 +160,22 @@ def settings_toml(cfg: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Modules one runtime never imports (the other runtime's adapter and client-library check).
+NOT_ON = {
+    "micropython": ("selftest/world_circuitpython.py", "selftest/library_minimqtt.py"),
+    "circuitpython": ("selftest/world.py", "selftest/vendor/umqtt_simple.py"),
+}
+
+
 def firmware_files(runtime: str = "micropython") -> dict[str, bytes]:
-    """The self-test itself: the selftest package (vendored umqtt included) and the entry file."""
+    """The self-test itself for one runtime: the selftest package (with the vendored umqtt.simple on
+    MicroPython) and the entry file."""
     files: dict[str, bytes] = {}
+    skip = NOT_ON.get(runtime, ())
     for path in sorted((FIRMWARE / "selftest").rglob("*.py")):
-        files[path.relative_to(FIRMWARE).as_posix()] = path.read_bytes()
+        rel = path.relative_to(FIRMWARE).as_posix()
+        if rel not in skip:
+            files[rel] = path.read_bytes()
     entry = "main.py" if runtime == "micropython" else "code.py"
     files[entry] = (FIRMWARE / entry).read_bytes()
     return files

@@ -209,6 +209,8 @@ def test_example_config_is_valid():
 def test_firmware_files_hold_the_package_and_entry():
     files = device_config.firmware_files("micropython")
     assert "main.py" in files and "selftest/probe.py" in files and "selftest/record.py" in files
-    assert "code.py" in device_config.firmware_files("circuitpython")
+    assert "selftest/world_circuitpython.py" not in files and "selftest/vendor/umqtt_simple.py" in files
+    cp = device_config.firmware_files("circuitpython")
+    assert "code.py" in cp and "selftest/world_circuitpython.py" in cp and "selftest/world.py" not in cp
     with pytest.raises(ConfigError):
         device_config.device_files({}, "zephyr")

@@ -11,7 +11,7 @@ import types
 
 import pytest
 
-from selftest import clock, mqtt, net, tls, tls_errors, wifi, wss
+from selftest import clock, mqtt, net, tls, tls_errors, wifi, wss, wss_upgrade
 from selftest.probe import Probe, World
 
 # --- MQTT ---------------------------------------------------------------------------------------
@@ -74,17 +74,17 @@ class _Bytes:
 
 def test_upgrade_request_headers_and_query_variant():
     key = b"dGhlIHNhbXBsZSBub25jZQ=="
-    head = wss.upgrade_request("a-ats.iot.x.amazonaws.com", key, "Auth", "s+g=", "tok", "T").decode()
+    head = wss_upgrade.upgrade_request("a-ats.iot.x.amazonaws.com", key, "Auth", "s+g=", "tok", "T").decode()
     assert head.startswith("GET /mqtt HTTP/1.1\r\nHost: a-ats.iot.x.amazonaws.com\r\n")
     assert "Sec-WebSocket-Protocol: mqtt\r\n" in head and "x-amz-customauthorizer-signature: s+g=\r\n" in head
     assert "tok: T\r\n" in head and head.endswith("\r\n\r\n")
-    q = wss.upgrade_request("h", key, "Auth", "s+g=", "tok", "T", query=True).decode()
+    q = wss_upgrade.upgrade_request("h", key, "Auth", "s+g=", "tok", "T", query=True).decode()
     assert q.startswith("GET /mqtt?x-amz-customauthorizer-name=Auth&x-amz-customauthorizer-signature=s%2Bg%3D&tok=T ")
     assert "x-amz-customauthorizer" not in q.split("\r\n", 1)[1]
 
 
 def test_accept_key_matches_rfc6455_example():
-    assert wss.accept_for(b"dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    assert wss_upgrade.accept_for(b"dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 
 
 def test_frames_are_masked_and_read_back():
@@ -104,10 +104,10 @@ def test_frames_are_masked_and_read_back():
 
 
 def test_parse_head():
-    status, reason, headers = wss.parse_head(b"HTTP/1.1 403 Forbidden\r\nX-A: b\r\n\r\n")
+    status, reason, headers = wss_upgrade.parse_head(b"HTTP/1.1 403 Forbidden\r\nX-A: b\r\n\r\n")
     assert (status, reason, headers) == (403, "Forbidden", {"x-a": "b"})
     with pytest.raises(ValueError):
-        wss.parse_head(b"\x20\x02\x00\x00")
+        wss_upgrade.parse_head(b"\x20\x02\x00\x00")
 
 
 # --- TLS error texts ----------------------------------------------------------------------------

@@ -1,0 +1,94 @@
+# The MQTT session steps: CONNECT with the custom-auth credentials (CONNACK code, or a close and
+# how long it took), then the publish/subscribe round trip on the test topic.
+from selftest import mqtt, net, record
+from selftest.probe import FAIL, PASS
+
+
+def s_connect(p):
+    d = {"username_len": 0, "token": record.fingerprint(p.token),
+         "signature": record.fingerprint(p.signature), "password": record.fingerprint(p.password)}
+    if p.mode == "wss":
+        user = p.user if p.user is not None or p.password is None else ""
+        d["username_len"] = len(user or "")
+        p.stream.write(mqtt.connect(p.client_id, user, p.password))
+        p.t_connect = p.w.clock.ms()
+    else:
+        d["username_len"] = len(mqtt.auth_username(p.user, p.authorizer, p.signature, p.key,
+                                                   p.token))
+    if p.early == "closed":
+        return _closed(p, d)
+    try:
+        first, body = mqtt.read_packet(p.stream)
+    except net.Closed:
+        return _closed(p, d)
+    except net.Timeout:
+        d["elapsed_ms"] = p.w.clock.since(p.t_connect)
+        return 908, FAIL, d
+    d["elapsed_ms"] = p.w.clock.since(p.t_connect)
+    if first != mqtt.CONNACK or len(body) != 2:
+        d["packet"] = first
+        return 909, FAIL, d
+    rc = body[1]
+    d["rc"] = rc
+    if rc == 0:
+        return 900, PASS, d
+    return (900 + rc if rc <= 5 else 909), FAIL, d
+
+
+def _closed(p, d):
+    ms = p.w.clock.since(p.t_connect)
+    d["elapsed_ms"] = ms
+    if ms >= p.slow_close_ms:
+        d["why"] = "closed after %d ms: near the 5 s authorizer limit" % ms
+        return 907, FAIL, d
+    return 906, FAIL, d
+
+
+def s_pubsub(p):
+    d = {"topic": p.topic}
+    s = p.stream
+    payload = ("authprobe " + p.nonce).encode()
+    s.write(mqtt.subscribe(1, p.topic, 0))
+    try:
+        while True:
+            first, body = mqtt.read_packet(p.stream)
+            if first == mqtt.SUBACK:
+                break
+    except net.Closed:
+        return 1001, FAIL, d
+    except net.Timeout:
+        d["why"] = "no SUBACK within %d ms" % p.timeout_ms
+        return 1004, FAIL, d
+    d["suback"] = body[-1]
+    if body[-1] & 0x80:
+        return 1004, FAIL, d
+    s.write(mqtt.publish(p.topic, payload, 2, 1))
+    puback = False
+    try:
+        while True:
+            first, body = mqtt.read_packet(p.stream)
+            kind = first & 0xF0
+            if kind == mqtt.PUBACK:
+                puback = True
+            elif kind == mqtt.PUBLISH:
+                ack = mqtt.puback(first, body)
+                if ack:
+                    s.write(ack)
+                topic, got = mqtt.parse_publish(first, body)
+                if topic == p.topic and got == payload:
+                    break
+    except net.Closed:
+        d["puback"] = puback
+        return 1002, FAIL, d
+    except net.Timeout:
+        d["puback"] = puback
+        d["why"] = "own message not received within %d ms" % p.timeout_ms
+        return 1003, FAIL, d
+    d["puback"] = puback
+    try:
+        s.write(mqtt.DISCONNECT)
+    except Exception:  # noqa: BLE001 - the round trip is done; a late close is not a failure
+        pass
+    p.close()
+    p.pubsub_ok = True
+    return 1000, PASS, d

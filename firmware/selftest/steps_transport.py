@@ -1,0 +1,78 @@
+# The transport step: direct MQTT (CONNECT sent, the first answer read: MQTT, HTTP or a close) or
+# the WebSocket upgrade with the custom-auth credentials.
+from selftest import mqtt, net
+from selftest.probe import FAIL, PASS, short
+from selftest.tls import ALPN
+
+
+def s_transport(p):
+    t = p.transport
+    if t == "auto":
+        p.mode = "mqtt" if p.w.alpn else "wss"
+        why = ("runtime sends ALPN 'mqtt'" if p.w.alpn else
+               "runtime cannot send ALPN, so MQTT over WebSockets (no ALPN needed)")
+    else:
+        p.mode = t
+        why = "configured"
+    d = {"mode": p.mode, "why": why, "alpn": p.alpn}
+    if p.mode == "wss":
+        return _upgrade(p, d)
+    return _first_answer(p, d)
+
+
+def _first_answer(p, d):
+    # Whether the server speaks MQTT here shows only in its answer to CONNECT: an endpoint that
+    # got no ALPN treats the stream as HTTPS and answers HTTP (or just closes).
+    p.stream.write(mqtt.connect(p.client_id, mqtt.auth_username(
+        p.user, p.authorizer, p.signature, p.key, p.token), p.password))
+    p.t_connect = p.w.clock.ms()
+    try:
+        first = bytes(p.stream.peek_some()[:8])
+    except net.Closed:
+        p.early = "closed"
+        # A domain configuration (CUSTOM_AUTH + SECURE_MQTT) needs no ALPN; there a close is the
+        # authorizer's answer, for the connect step to judge.
+        if p.alpn != ALPN and not p.custom_domain:
+            d["why"] = "closed before any MQTT answer and no ALPN 'mqtt' was negotiated"
+            d["elapsed_ms"] = p.w.clock.since(p.t_connect)
+            return 801, FAIL, d
+        return 800, PASS, d
+    except net.Timeout:
+        p.early = "timeout"
+        return 800, PASS, d
+    if first.startswith(b"HTTP/") or first.startswith(b"<"):
+        d["answer"] = "".join(chr(b) if 32 <= b < 127 else "." for b in first)
+        d["why"] = "the server answered MQTT with HTTP: it did not see ALPN 'mqtt'"
+        return 802, FAIL, d
+    return 800, PASS, d
+
+
+def _upgrade(p, d):
+    from selftest import wss, wss_upgrade
+
+    key = wss_upgrade.new_key()
+    query = p.wss_query
+    p.stream.write(wss_upgrade.upgrade_request(p.host, key, p.authorizer, p.signature, p.key,
+                                          p.token, query))
+    d["credentials"] = "query" if query else "headers"
+    try:
+        status, reason, headers = wss_upgrade.read_head(p.stream)
+    except net.Closed:
+        return 807, FAIL, d
+    except net.Timeout:
+        return 808, FAIL, d
+    except ValueError as e:
+        d["error"] = short(e)
+        return 806, FAIL, d
+    d["status"] = status
+    d["reason"] = reason[:40]
+    if status == 101:
+        expect = wss_upgrade.accept_for(key)
+        got = headers.get("sec-websocket-accept")
+        if expect is not None and got != expect:
+            d["why"] = "Sec-WebSocket-Accept does not match the key"
+            return 806, FAIL, d
+        p.stream = wss.WsStream(p.stream)
+        return 800, PASS, d
+    code = {401: 803, 403: 804, 426: 805}.get(status, 806)
+    return code, FAIL, d
