@@ -320,3 +320,25 @@ def test_silent_client_is_dropped_after_one_and_a_half_keepalives(emu):
         assert tls.recv(1) == b""  # closed by the stand-in, no PINGREQ was sent
         assert 1.4 <= time.monotonic() - started < 4
     wait_for_log(emu, eventType="Disconnect", clientId="quiet", disconnectReason="MQTT_KEEP_ALIVE_TIMEOUT")
+
+
+def test_malformed_packet_after_connect_closes_with_client_error(emu):
+    import socket
+    import struct
+
+    from tests.fixtures.emulator import client_context
+
+    def field(b: bytes) -> bytes:
+        return struct.pack("!H", len(b)) + b
+
+    user = username("malformed", "allow", None, "NoSign").encode()
+    body = field(b"MQTT") + bytes([4, 0x02 | 0x80 | 0x40]) + struct.pack("!H", 60) + field(b"malformed") \
+        + field(user) + field(b"pw")
+    raw = socket.create_connection((emu.host, emu.port), timeout=5)
+    with client_context(emu.ca_pem, ENDPOINT, ["mqtt"]).wrap_socket(raw, server_hostname=ENDPOINT) as tls:
+        tls.sendall(bytes([0x10, len(body)]) + body)
+        assert tls.recv(4) == b"\x20\x02\x00\x00"
+        tls.sendall(b"\x82\x02\x00\x01")  # SUBSCRIBE with a packet id and no topic filter
+        assert tls.recv(1) == b""
+    record = wait_for_log(emu, eventType="Disconnect", clientId="malformed", disconnectReason="CLIENT_ERROR")
+    assert record["details"] == "MQTT protocol error: SUBSCRIBE without filters"

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from authprobe import iot_policy
 from authprobe.emulator import mqtt_packets as mp
+from authprobe.emulator.channels import hard_close
 from authprobe.emulator.custom_auth import (
     DETAILS_POLICY_DENIES_CONNECT,
     AuthOutcome,
@@ -78,8 +79,6 @@ class MqttSession:
             t.cancel()
         self.channel.close()
         if self.broker is not None:
-            from authprobe.emulator.channels import hard_close
-
             hard_close(self.broker)
         if disconnect_reason is not None:
             self.log("Disconnect", status, disconnectReason=disconnect_reason, **fields)
@@ -113,10 +112,8 @@ class MqttSession:
     def run(self) -> None:
         try:
             self._run()
-        except mp.ProtocolError as exc:
-            self.log("Connect" if self.context is None else "Disconnect", "Failure", reason="CLIENT_ERROR",
-                     details=f"MQTT protocol error: {exc}")
-            self.close()
+        except mp.ProtocolError as exc:  # before or in CONNECT; later ones end the relay
+            self.log("Connect", "Failure", reason="CLIENT_ERROR", details=f"MQTT protocol error: {exc}")
         finally:
             self.close()
             if self.broker is not None:
@@ -159,6 +156,8 @@ class MqttSession:
         self._schedule(outcome)
         try:
             self._relay(1.5 * self.emu.effective_keepalive(connect.keepalive))
+        except mp.ProtocolError as exc:
+            self.close("CLIENT_ERROR", status="Failure", reason="CLIENT_ERROR", details=f"MQTT protocol error: {exc}")
         finally:
             self.close("CONNECTION_LOST")
 
