@@ -291,7 +291,7 @@ def check_endpoint(ctx: CheckContext) -> None:
                 domains[domain_name] = desc
                 names.setdefault(domain_name, f"domain configuration {name}")
     except CloudError as exc:
-        ctx.add("endpoint.domains", "domain configurations readable", "skip", f"could not list them: {exc}")
+        _unread(ctx, "endpoint.domains", "domain configurations readable", exc)
     kind = names.get(sni.lower())
     ctx.domain = domains.get(sni.lower())
     if kind is None:
@@ -449,7 +449,7 @@ def check_metrics(ctx: CheckContext) -> None:
         thr = ctx.cloud.lambda_metric(name, "Throttles", start, end, "Sum")
         dur = ctx.cloud.lambda_metric(name, "Duration", start, end, "Maximum")
     except CloudError as exc:
-        ctx.add("metrics.invocations", "Lambda metrics readable", "skip", f"could not read metrics: {exc}")
+        _unread(ctx, "metrics.invocations", "Lambda metrics readable", exc)
         return
     invocations = int(inv or 0)
     if invocations == 0:
@@ -502,7 +502,7 @@ def check_logging(ctx: CheckContext) -> None:
         options = ctx.cloud.get_v2_logging_options()
         levels = ctx.cloud.list_v2_logging_levels() if options else []
     except CloudError as exc:
-        ctx.add("logging.v2", title, "skip", f"could not read the logging options: {exc}")
+        _unread(ctx, "logging.v2", title, exc)
         return
     cmd = debug_command(cid)
     if not options or options.get("disableAllLogs"):
@@ -604,7 +604,6 @@ def check_replay(ctx: CheckContext) -> None:
     assert a is not None
     title = "TestInvokeAuthorizer with the device's credentials"
     request = replay_request(ctx.device)
-    shown = {k: v for k, v in request.items() if k not in ("token", "tokenSignature", "mqttContext", "httpContext")}
     try:
         resp = ctx.cloud.test_invoke_authorizer(a["authorizerName"], request)
     except NotFound as exc:
@@ -622,7 +621,7 @@ def check_replay(ctx: CheckContext) -> None:
         ctx.add("replay.invoke", title, status, evidence, root_cause=cause, code=exc.code)
         return
     except CloudError as exc:
-        ctx.add("replay.invoke", title, "skip", f"could not replay: {exc}", request=shown)
+        _unread(ctx, "replay.invoke", title, exc)
         return
     if not resp.get("isAuthenticated"):
         ctx.add("replay.invoke", title, "fail", f"the function answered isAuthenticated: false (principalId "
@@ -669,14 +668,13 @@ def check_returned_policy(ctx: CheckContext) -> None:
 def run_checks(ctx: CheckContext) -> list[CheckResult]:
     """Every check; a check that cannot read its part of the cloud is a skip with the reason,
     and nothing already found is lost. Reading nothing at all (no credentials) raises CloudError."""
-    check_endpoint_safe = _guard(check_endpoint, "endpoint.sni", "SNI is one of the account's data endpoints")
-    check_endpoint_safe(ctx)
+    _guard(check_endpoint, "endpoint.sni", "SNI is one of the account's data endpoints")(ctx)
     try:
         check_authorizer(ctx)
     except CloudError as exc:
-        if all(r.status == "skip" for r in ctx.results):
+        if all(r.data.get("unread") for r in ctx.results):
             raise  # nothing could be read at all (no credentials, wrong region...): one clear message
-        ctx.add("authorizer.exists", "authorizer exists", "skip", f"could not read: {exc}")
+        _unread(ctx, "authorizer.exists", "authorizer exists", exc)
     if ctx.authorizer is None:
         check_signature_encoding(ctx)
         _guard(check_logging, "logging.v2", "AWS IoT V2 logging")(ctx)
@@ -698,14 +696,17 @@ def run_checks(ctx: CheckContext) -> list[CheckResult]:
     return ctx.results
 
 
+def _unread(ctx: CheckContext, check_id: str, title: str, exc: Exception) -> None:
+    # A warning, not a skip: a check that could not look must not let the verdict read "pass".
+    ctx.add(check_id, title, "warn", f"could not read: {exc}", unread=True)
+
+
 def _guard(fn, check_id: str, title: str):
     def run(ctx: CheckContext) -> None:
         try:
             fn(ctx)
-        except NotFound as exc:
-            ctx.add(check_id, title, "skip", f"not found: {exc}")
         except CloudError as exc:
-            ctx.add(check_id, title, "skip", f"could not read: {exc}")
+            _unread(ctx, check_id, title, exc)
     return run
 
 

@@ -265,3 +265,23 @@ def test_replay_requests_are_valid_for_the_service_model(changes):
     shape = botocore.session.get_session().get_service_model("iot").operation_model("TestInvokeAuthorizer").input_shape
     request = replay_request(settings_from_config(cs.device_config(**changes)))
     validate_parameters({"authorizerName": cs.AUTHORIZER, **request}, shape)
+
+
+def test_partial_access_is_a_warning_per_check_and_no_access_one_message(stubbed):
+    from authprobe import checks
+    from authprobe.cloud.device_settings import settings_from_config
+
+    cloud, st = stubbed
+    st["iot"].add_response("describe_endpoint", {"endpointAddress": cs.ENDPOINT}, {"endpointType": "iot:Data-ATS"})
+    st["iot"].add_client_error("list_domain_configurations", "AccessDeniedException", "no", 403)
+    st["iot"].add_client_error("describe_authorizer", "AccessDeniedException", "no", 403)
+    st["iot"].add_client_error("get_v2_logging_options", "AccessDeniedException", "no", 403)
+    ctx = checks.CheckContext(cloud, settings_from_config(cs.device_config()), replay=False)
+    results = {r.id: r for r in checks.run_checks(ctx)}
+    assert results["endpoint.sni"].status == "pass"
+    assert results["authorizer.exists"].status == "warn" and "access denied" in results["authorizer.exists"].evidence[0]
+    assert checks.overall(list(results.values())) == "warn"  # never "pass" when something could not be read
+    st["iot"].add_client_error("describe_endpoint", "UnrecognizedClientException", "bad token", 403)
+    st["iot"].add_client_error("describe_authorizer", "UnrecognizedClientException", "bad token", 403)
+    with pytest.raises(CloudError, match="access denied"):
+        checks.run_checks(checks.CheckContext(cloud, settings_from_config(cs.device_config()), replay=False))
