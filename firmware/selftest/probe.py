@@ -71,6 +71,7 @@ class Probe:
         self.alpn = None            # negotiated ALPN
         self.early = None           # what came back first after CONNECT on direct MQTT
         self.t_connect = 0
+        self.early_ms = 0           # when that first answer (or close, or timeout) came
         self.pubsub_ok = False
         self.no_tls = None          # why TLS cannot be judged (clock unset)
         self.addr = None  # type: Any

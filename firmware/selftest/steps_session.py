@@ -16,7 +16,11 @@ def s_connect(p):
         d["username_len"] = len(mqtt.auth_username(p.user, p.authorizer, p.signature, p.key,
                                                    p.token))
     if p.early == "closed":
-        return _closed(p, d)
+        return _closed(p, d, p.early_ms)
+    if p.early == "timeout":
+        # The transport step already waited the whole timeout for the first answer.
+        d["elapsed_ms"] = p.early_ms
+        return 908, FAIL, d
     try:
         first, body = mqtt.read_packet(p.stream)
     except net.Closed:
@@ -35,8 +39,9 @@ def s_connect(p):
     return (900 + rc if rc <= 5 else 909), FAIL, d
 
 
-def _closed(p, d):
-    ms = p.w.clock.since(p.t_connect)
+def _closed(p, d, ms=None):
+    if ms is None:
+        ms = p.w.clock.since(p.t_connect)
     d["elapsed_ms"] = ms
     if ms >= p.slow_close_ms:
         d["why"] = "closed after %d ms: near the 5 s authorizer limit" % ms

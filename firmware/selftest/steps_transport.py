@@ -30,15 +30,17 @@ def _first_answer(p, d):
         first = bytes(p.stream.peek_some()[:8])
     except net.Closed:
         p.early = "closed"
+        p.early_ms = p.w.clock.since(p.t_connect)
         # A domain configuration (CUSTOM_AUTH + SECURE_MQTT) needs no ALPN; there a close is the
         # authorizer's answer, for the connect step to judge.
         if p.alpn != ALPN and not p.custom_domain:
             d["why"] = "closed before any MQTT answer and no ALPN 'mqtt' was negotiated"
-            d["elapsed_ms"] = p.w.clock.since(p.t_connect)
+            d["elapsed_ms"] = p.early_ms
             return 801, FAIL, d
         return 800, PASS, d
     except net.Timeout:
         p.early = "timeout"
+        p.early_ms = p.w.clock.since(p.t_connect)
         return 800, PASS, d
     if first.startswith(b"HTTP/") or first.startswith(b"<"):
         d["answer"] = "".join(chr(b) if 32 <= b < 127 else "." for b in first)
