@@ -295,3 +295,93 @@ def test_https_publish_refused_is_forbidden(emu, token, topic, details):
     assert (status, answer["message"]) == (403, "Forbidden")
     record = wait_for_log(emu, eventType="Publish-In", protocol="HTTP", status="Failure", topicName=topic)
     assert record["details"] == details and record["reason"] == "AUTHORIZATION_FAILURE"
+
+
+# -- Adafruit MiniMQTT (the CircuitPython client), on CPython with an injected socket pool --------
+class _Pool:
+    """A CircuitPython-style socket pool whose DNS knows the domain configuration's name."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self._names = names
+
+    def __getattr__(self, name):
+        return getattr(socket, name)
+
+    def getaddrinfo(self, host, port, *args):
+        return socket.getaddrinfo(self._names.get(host, host), port, *args)
+
+
+class _MappedTls:
+    """CircuitPython's SSLSocket connects by host name; this one resolves through the pool's names."""
+
+    def __init__(self, sock, names: dict[str, str]) -> None:
+        self._sock, self._names = sock, names
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+    def connect(self, address):
+        host, port = address
+        return self._sock.connect((self._names.get(host, host), port))
+
+
+class _TlsContext:
+    def __init__(self, ctx, names: dict[str, str]) -> None:
+        self._ctx, self._names = ctx, names
+
+    def wrap_socket(self, sock, server_hostname=None):
+        return _MappedTls(self._ctx.wrap_socket(sock, server_hostname=server_hostname), self._names)
+
+
+def _minimqtt(emu, client_id: str, user: str):
+    import ssl
+
+    import adafruit_minimqtt.adafruit_minimqtt as minimqtt
+
+    names = {DOMAIN: "127.0.0.1"}
+    ctx = ssl.create_default_context(cafile=str(emu.ca_pem))  # no ALPN, like CircuitPython's ssl
+    return minimqtt.MQTT(broker=DOMAIN, port=emu.port, username=user, password="pw", client_id=client_id,
+                         is_ssl=True, socket_pool=_Pool(names), ssl_context=_TlsContext(ctx, names),
+                         connect_retries=1, recv_timeout=1.5, socket_timeout=0.5)
+
+
+def _close_minimqtt(client) -> None:
+    import adafruit_minimqtt.adafruit_minimqtt as minimqtt
+
+    try:
+        client.disconnect()
+    except minimqtt.MMQTTStateError:
+        pass  # never connected (refused): only the socket is left to free
+    from adafruit_connection_manager import connection_manager_close_all
+
+    connection_manager_close_all(client._socket_pool)  # closes the sockets MiniMQTT left open
+
+
+def test_minimqtt_through_the_custom_auth_domain(emu):
+    client = _minimqtt(emu, "mini01", "mini01?token=allow")
+    got = []
+    client.on_message = lambda c, topic, msg: got.append((topic, msg))
+    try:
+        client.connect()
+        client.subscribe("selftest/mini01", qos=1)
+        client.publish("selftest/mini01", "from-minimqtt", qos=1)
+        deadline = time.monotonic() + 5
+        while not got and time.monotonic() < deadline:
+            client.loop(timeout=1)
+    finally:
+        _close_minimqtt(client)
+    assert got == [("selftest/mini01", "from-minimqtt")]
+    wait_for_log(emu, eventType="Connect", clientId="mini01", status="Success")
+
+
+def test_minimqtt_refused_sees_no_connack(emu):
+    import adafruit_minimqtt.adafruit_minimqtt as minimqtt
+
+    client = _minimqtt(emu, "mini02", "mini02?token=deny")
+    try:
+        with pytest.raises(minimqtt.MMQTTException):
+            client.connect()
+    finally:
+        _close_minimqtt(client)
+    wait_for_log(emu, eventType="Connect", clientId="mini02", status="Failure",
+                 details="Authorizer returned isAuthenticated false")
