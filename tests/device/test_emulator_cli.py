@@ -182,3 +182,11 @@ def test_cloud_json_describes_the_account_in_aws_shapes(emu):
     assert policy["Statement"][0]["Principal"] == {"Service": "iot.amazonaws.com"}
     assert "noperm" not in data["function_policies"]
     assert data["logging"]["defaultLogLevel"] == "DEBUG"
+
+
+def test_listen_override_is_checked(tmp_path):
+    config = standard_config(tmp_path)
+    proc = subprocess.run([*AUTHPROBE, "emulate", "--config", str(config), "--listen", "127.0.0.1:notaport"],
+                          capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert proc.returncode == 2
+    assert "--listen: port 'notaport' is not a number 0-65535" in proc.stderr

@@ -18,13 +18,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from authprobe.emulator import Emulator, load_config
-    from authprobe.emulator.config import _address
+    from authprobe.emulator.config import parse_address
     from authprobe.errors import ConfigError
 
     config = load_config(args.config)
     if args.listen:
         problems: list[str] = []
-        address = _address(args.listen, "--listen", problems)
+        address = parse_address(args.listen, "--listen", problems)
         if address is None:
             raise ConfigError(problems[0])
         config.listen = address

@@ -100,7 +100,7 @@ class EmulatorConfig:
         return None
 
 
-def _address(value: Any, key: str, problems: list[str]) -> tuple[str, int] | None:
+def parse_address(value: Any, key: str, problems: list[str]) -> tuple[str, int] | None:
     if not isinstance(value, str) or ":" not in value:
         problems.append(f"{key} must be \"HOST:PORT\" (got {value!r})")
         return None
@@ -196,8 +196,8 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
     if not isinstance(endpoint, str) or not endpoint:
         problems.append("endpoint is missing (e.g. \"a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com\")")
         endpoint = ""
-    listen = _address(data.get("listen", "127.0.0.1:8443"), "listen", problems)
-    listen_8883 = _address(data["listen_8883"], "listen_8883", problems) if "listen_8883" in data else None
+    listen = parse_address(data.get("listen", "127.0.0.1:8443"), "listen", problems)
+    listen_8883 = parse_address(data["listen_8883"], "listen_8883", problems) if "listen_8883" in data else None
     state_dir = rel(str(data.get("state_dir", ".authprobe/emulator")))
     broker = str(data.get("broker", "embedded"))
     if broker != "embedded" and not re.fullmatch(r"mqtt://[^:/]+:\d+/?", broker):
