@@ -1,5 +1,7 @@
 # Writes the serial report: a begin record, one step record per step, an end record, each through
 # record.encode so the host can pick them out of boot noise. Counts and the verdict are kept here.
+import gc
+
 from selftest import record
 from selftest.codes import STEPS, name_of
 
@@ -14,7 +16,20 @@ class Reporter:
         self.t0 = clock.ms()
 
     def emit(self, rec):
-        self.write(record.encode(rec))
+        # A record must come out even when the heap is nearly full: collect and retry, and at worst
+        # send it without its details rather than lose the step.
+        try:
+            line = record.encode(rec)
+        except MemoryError:
+            gc.collect()
+            try:
+                line = record.encode(rec)
+            except MemoryError:
+                if "d" in rec:
+                    rec["d"] = {"oom": True}
+                gc.collect()
+                line = record.encode(rec)
+        self.write(line)
 
     def begin(self, fields):
         rec = {"k": "begin", "run": self.run}

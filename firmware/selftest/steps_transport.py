@@ -1,7 +1,7 @@
 # The transport step: direct MQTT (CONNECT sent, the first answer read: MQTT, HTTP or a close) or
 # the WebSocket upgrade with the custom-auth credentials.
 from selftest import mqtt, net
-from selftest.probe import FAIL, PASS, short
+from selftest.probe import FAIL, PASS, short, unload
 from selftest.tls import ALPN
 
 
@@ -50,12 +50,19 @@ def _first_answer(p, d):
 
 
 def _upgrade(p, d):
+    try:
+        return _handshake(p, d)
+    finally:
+        unload("wss_upgrade")     # only the framing (wss.py) is needed from here on
+
+
+def _handshake(p, d):
     from selftest import wss, wss_upgrade
 
     key = wss_upgrade.new_key()
     query = p.wss_query
     p.stream.write(wss_upgrade.upgrade_request(p.host, key, p.authorizer, p.signature, p.key,
-                                          p.token, query))
+                                               p.token, query))
     d["credentials"] = "query" if query else "headers"
     try:
         status, reason, headers = wss_upgrade.read_head(p.stream)
