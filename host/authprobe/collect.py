@@ -27,6 +27,16 @@ RESET_METHODS = ("repl", "soft", "rts", "none")
 RESET_LOOP_LIMIT = 3
 DEFAULT_TIMEOUT = 90.0
 
+# Until the reset is seen to take effect, records belong to the run that was already going (a board
+# mid-run when the port opened) and must not complete this one. The echo of our reset command, a
+# restart in the boot log, or a native-USB port coming back all mark the moment.
+RESET_MARKERS = (b"machine.reset()", b"microcontroller.reset()")
+# No marker this long after the reset keystrokes: they were lost (a board busy with interrupts off,
+# input swallowed while it booted), so send them once more.
+RESET_RETRY_S = 2.0
+# A board whose reset shows none of those (boot log disabled): stop waiting for a marker after this.
+ARM_GRACE_S = 4.0
+
 RESET_LINES = {
     "micropython": b"import machine; machine.reset()\r",
     "circuitpython": b"import microcontroller; microcontroller.reset()\r",
@@ -59,6 +69,7 @@ class RunTracker:
         self.restarts = 0
         self.restarts_in_run = 0
         self.lines = 0
+        self.stale = 0              # records from the run already going before our reset
         self.bytes_seen = False
         self.outcome: str | None = None   # complete | reset-loop | vanished (set when done)
 
@@ -91,6 +102,8 @@ class RunTracker:
             self.damaged[line.reason or "damaged"] += 1
         else:
             self.noise_lines += 1
+            if line.kind == "stale":
+                self.stale += 1
             if line.kind == "boot":
                 self.boots[line.reason or "boot"] += 1
                 if line.reason in RESTARTS:
@@ -112,7 +125,7 @@ class RunTracker:
 
     def noise(self) -> dict[str, Any]:
         return {"lines": self.noise_lines, "damaged": dict(self.damaged), "boots": dict(self.boots),
-                "restarts": self.restarts, "attempts": sum(1 for a in self.attempts if a)}
+                "restarts": self.restarts, "attempts": sum(1 for a in self.attempts if a), "stale": self.stale}
 
     def status(self, ended_by: str | None = None) -> tuple[str, str | None]:
         """(complete | incomplete, reason)."""
@@ -147,6 +160,8 @@ def report_from_lines(run_id: str, lines: Iterable[dict[str, Any]], run: dict[st
     for row in lines:
         if row["kind"] == "vanished":
             tracker.add(Line("vanished", b"", row["t"], reason=row.get("reason")))
+        elif row["kind"] == "stale":
+            tracker.add(Line("stale", row["raw"], row["t"], reason=row.get("reason")))
         else:
             tracker.add(classify(row["raw"], row["t"]))
     run = run or {}
@@ -265,7 +280,31 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
         return RunResult(port=port, run_id=run_id, report=report, status=status, reason=reason, error=error,
                          lines=tracker.lines, seconds=time.monotonic() - t0)
 
+    armed = [reset == "none"]
+    reset_at = [time.monotonic()]
+    retried = [False]
+
+    def on_idle() -> None:
+        if armed[0] or retried[0] or time.monotonic() - reset_at[0] < RESET_RETRY_S:
+            return
+        retried[0] = True
+        reset_at[0] = time.monotonic()
+        collection["reset_retried"] = True
+        try:
+            if callable(reset):
+                reset()
+            else:
+                trigger_reset(ser, reset, runtime)
+        except errors:
+            pass  # the next read reports the port's state
+
     def take(line: Line) -> bool:
+        if not armed[0]:
+            restart = line.kind == "boot" and (line.reason in RESTARTS or (line.reason or "").startswith("reconnect"))
+            if restart or any(m in line.raw for m in RESET_MARKERS) or time.monotonic() - reset_at[0] > ARM_GRACE_S:
+                armed[0] = True
+            elif line.kind == "record":
+                line = Line("stale", line.raw, line.t, reason="before-reset")
         if store:
             store.add_line(run_id, line.raw, t=line.t, kind=line.kind, reason=line.reason, record=line.record)
         if on_line:
@@ -279,6 +318,7 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
     deadline = t0 + timeout
     try:
         # The port is open before the reset: opening flushes input, so nothing of the boot is lost.
+        reset_at[0] = time.monotonic()
         if callable(reset):
             reset()
             collection["reset"] = "callback"
@@ -289,7 +329,7 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
                 return finish(None, error=f"cannot reset the board on {port}: {exc}")
         while True:
             reader = RecordReader(ser)
-            for line in reader.lines(deadline, stop):
+            for line in reader.lines(deadline, stop, on_idle):
                 if line.kind == "vanished" and reopen_s > 0 and time.monotonic() < deadline:
                     # Native-USB boards re-enumerate on reset: give the port a moment to come back.
                     reopened = _reopen(port, baudrate, min(deadline, time.monotonic() + reopen_s))

@@ -101,9 +101,11 @@ class RecordReader:
         self.on_bytes = on_bytes
         self.vanished = False
 
-    def lines(self, deadline: float, stop: Callable[[], bool] = lambda: False) -> Iterator[Line]:
+    def lines(self, deadline: float, stop: Callable[[], bool] = lambda: False,
+              on_idle: Callable[[], None] | None = None) -> Iterator[Line]:
         """Lines until `deadline` (time.monotonic()), `stop()` or the port vanishes. A partial line
-        pending at the end comes out as one more line (a truncated record is 'damaged')."""
+        pending at the end comes out as one more line (a truncated record is 'damaged').
+        `on_idle()` runs whenever a read times out with nothing (for retries and watchdogs)."""
         errors = port_errors()
         while not stop() and time.monotonic() < deadline:
             try:
@@ -115,6 +117,8 @@ class RecordReader:
                 yield Line("vanished", b"", time.time(), reason=str(exc) or type(exc).__name__)
                 return
             if not data:
+                if on_idle:
+                    on_idle()
                 continue
             if self.on_bytes:
                 self.on_bytes(data)

@@ -112,7 +112,9 @@ def test_cli_run_exit_codes_json_junit_and_runs(authprobe_virtual_boards, tmp_pa
     out_json, out_xml = tmp_path / "r.json", tmp_path / "j.xml"
     rc = cli.main(["run", "--port", board.port, "--store", str(store), "--timeout", timeout,
                    "--json", str(out_json), "--junit", str(out_xml)])
-    assert rc == code
+    with RunStore(store) as s:
+        raw = [(ln["kind"], ln["raw"]) for ln in s.get_lines(s.resolve("latest"))]
+    assert rc == code, (raw, board.repl.state, board.repl.mode, bytes(board.repl.pending_input))
     report = json.loads(out_json.read_text())
     assert report["schema"] == "authprobe.report/1"
     with RunStore(store) as s:
@@ -144,3 +146,34 @@ def test_native_usb_board_reenumerates_and_collection_follows_it(authprobe_virtu
     result = collect(board.port, timeout=15, reopen_s=3)
     assert (result.status, result.verdict) == ("complete", "pass"), result.report["collection"]
     assert any(k.startswith("reconnect") for k in result.report["noise"]["boots"])
+
+
+REPEATING = """\
+from selftest import record
+import time
+try:
+    n = int(open('boots').read())
+except OSError:
+    n = 0
+n += 1
+open('boots', 'w').write(str(n))
+while True:
+    print(record.encode({"k": "begin", "run": "boot-%d" % n}))
+    print(record.encode({"k": "end", "run": "boot-%d" % n, "verdict": "pass", "counts": {}, "ms": 1}))
+    time.sleep_ms(30)
+"""
+
+
+def test_records_of_the_run_already_going_do_not_count(authprobe_virtual_boards):
+    # The port opens while the board is mid-run; its end record arrives before our reset lands.
+    board = board_with(authprobe_virtual_boards, REPEATING)
+    time.sleep(0.2)
+
+    def slow_reset():
+        time.sleep(0.3)
+        board.hard_reset()
+
+    result = collect(board.port, timeout=10, reset=slow_reset)
+    assert result.status == "complete"
+    assert result.report["device"]["run"] == "boot-2"
+    assert result.report["noise"]["stale"] >= 2

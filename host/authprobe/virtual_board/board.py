@@ -108,6 +108,8 @@ class VirtualBoard:
         self._child: subprocess.Popen[bytes] | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._stop_lock = threading.Lock()
+        self._stopped = False
         self._wake_r, self._wake_w = -1, -1
         self._lock = threading.Lock()
         self._pending_commands: list[Callable[[], None]] = []
@@ -163,20 +165,42 @@ class VirtualBoard:
         return self.port
 
     def stop(self) -> None:
+        with self._stop_lock:
+            self._stop_locked()
+
+    def _stop_locked(self) -> None:
+        if self._stopped:
+            return
         self._stop.set()
         self._wake()
+        self._stopped = True
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            # The serving thread owns the pty and the interpreter and releases them as it exits:
+            # closing an fd under a thread still polling it could hand that number to the next
+            # board's pty, and this board would then read the other's input.
+            self._thread.join(timeout=10)
+            if self._thread.is_alive():
+                sys.stderr.write(f"virtual board {self.name}: serving thread did not stop; its pty is left open\n")
+                return
+        else:
+            self._release()
+
+    def _release(self) -> None:
         self._kill_child()
         if self.native_usb and self.port_link is not None and self.port_link.is_symlink():
-            self.port_link.unlink()
-        for fd in (self._master, self._wake_r, self._wake_w):
+            try:
+                self.port_link.unlink()
+            except OSError:
+                pass
+        with self._lock:
+            fds = (self._master, self._wake_r, self._wake_w)
+            self._master = self._wake_r = self._wake_w = -1
+        for fd in fds:
             if fd >= 0:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        self._master = self._wake_r = self._wake_w = -1
 
     def __enter__(self) -> VirtualBoard:
         if self.port is None:
@@ -276,11 +300,12 @@ class VirtualBoard:
         self._wake()
 
     def _wake(self) -> None:
-        if self._wake_w >= 0:
-            try:
-                os.write(self._wake_w, b"!")
-            except OSError:
-                pass
+        with self._lock:
+            if self._wake_w >= 0:
+                try:
+                    os.write(self._wake_w, b"!")
+                except OSError:
+                    pass
 
     def _serve(self) -> None:
         try:
@@ -289,6 +314,8 @@ class VirtualBoard:
             import traceback
 
             traceback.print_exc()
+        finally:
+            self._release()
 
     def _check_client(self) -> bool:
         probe = select.poll()
@@ -311,8 +338,9 @@ class VirtualBoard:
             if self._client_present:
                 poller.register(self._master, select.POLLIN | (select.POLLOUT if self._out else 0))
             timeout = self.repl.next_deadline_ms()
+            timeout = 250 if timeout is None else min(timeout, 250)
             if not self._client_present:
-                timeout = 10 if timeout is None else min(timeout, 10)
+                timeout = min(timeout, 10)
             for fd, ev in poller.poll(timeout):
                 if fd == self._wake_r:
                     os.read(self._wake_r, 512)
