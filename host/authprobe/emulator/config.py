@@ -180,7 +180,7 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
 
     def rel(p: str) -> Path:
         q = Path(p).expanduser()
-        return q if q.is_absolute() else (base_dir / q)
+        return (q if q.is_absolute() else (base_dir / q)).resolve()
 
     known = {"account", "region", "endpoint", "listen", "listen_8883", "state_dir", "default_authorizer",
              "broker", "log_level", "functions", "authorizers", "domains"}
