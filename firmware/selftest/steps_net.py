@@ -30,7 +30,8 @@ def s_tcp(p):
         sock.connect(p.addr)
     except Exception as e:  # noqa: BLE001
         d["error"] = short(e)
-        if net.is_refused(e):
+        # lwIP (ESP32) reports a RST answering the SYN as ECONNRESET rather than ECONNREFUSED.
+        if net.is_refused(e) or net.errno_of(e) == 104:
             return 601, FAIL, d
         if net.is_timeout(e):
             d["timeout_ms"] = p.timeout_ms

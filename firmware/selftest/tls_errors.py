@@ -38,6 +38,7 @@ _PATTERNS = (
     ("certificate required", 705),
     ("CERTIFICATE_REQUIRED", 705),
     ("reset by peer", 705),
+    ("Failed SSL handshake", 709),             # CircuitPython's one text for any handshake failure
     ("ConnectionReset", 705),
 )
 

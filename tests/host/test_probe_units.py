@@ -286,3 +286,43 @@ def test_error_helpers():
     assert net.is_timeout(OSError(110)) and net.is_timeout(TimeoutError()) and not net.is_timeout(OSError(111))
     assert net.is_refused(ConnectionRefusedError(111, "refused")) and net.is_refused(OSError(111))
     assert net.is_closed(OSError(-29312, "MBEDTLS_ERR_SSL_CONN_EOF")) and not net.is_closed(OSError(2))
+
+
+class _FailingPool:
+    """A socket pool whose connect() fails the way a runtime reports it."""
+
+    def __init__(self, exc):
+        self.exc = exc
+
+    def socket(self, *a):
+        exc = self.exc
+
+        class S:
+            def settimeout(self, t):
+                pass
+
+            def connect(self, addr):
+                raise exc
+
+            def close(self):
+                pass
+        return S()
+
+
+@pytest.mark.parametrize("exc,code", [
+    (OSError(111), 601),                          # unix, CPython
+    (OSError(104), 601),                          # lwIP (ESP32): RST answering the SYN
+    (ConnectionRefusedError(111, "Connection refused"), 601),
+    (OSError(116), 602),                          # lwIP ETIMEDOUT
+    (OSError(110), 602),
+    (TimeoutError("timed out"), 602),
+    (OSError(113), 603),
+])
+def test_tcp_errors_of_each_runtime(exc, code):
+    from selftest import steps_net
+
+    w = World("micropython", "1.29.0", _FailingPool(exc), clock.Clock(BoardTime(1764115200)), print, None, False)
+    p = Probe({"device": {"client_id": "x"}}, w)
+    p.addr = ("127.0.0.1", 443)
+    got, status, d = steps_net.s_tcp(p)
+    assert (got, status) == (code, "fail") and d["addr"] == "127.0.0.1:443"
