@@ -1,0 +1,87 @@
+"""Authorizer handlers for `authprobe drill`: each one is the example authorizer (../authorizer.py)
+with exactly one realistic mistake, so the drill can check that the mistake is diagnosed as its
+root cause. They accept the same token and return the same policy shape as the example; only the
+named fault differs. Never log the token or the password."""
+
+import time
+
+ALLOWED_TOKENS = {"selftest-EXAMPLE-token"}
+
+
+def _arn(context):
+    _, _, _, region, account, _ = context.invoked_function_arn.split(":", 5)
+    return f"arn:aws:iot:{region}:{account}"
+
+
+def _policy(context, without=()):
+    arn = _arn(context)
+    topics = [f"{arn}:topic/selftest/${{iot:ClientId}}", f"{arn}:topic/selftest/${{iot:ClientId}}/*"]
+    filters = [f"{arn}:topicfilter/selftest/${{iot:ClientId}}", f"{arn}:topicfilter/selftest/${{iot:ClientId}}/*"]
+    statements = []
+    if "iot:Connect" not in without:
+        statements.append({"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/${{iot:ClientId}}"})
+    actions = [a for a in ("iot:Publish", "iot:Receive") if a not in without]
+    if actions:
+        statements.append({"Effect": "Allow", "Action": actions, "Resource": topics})
+    if "iot:Subscribe" not in without:
+        statements.append({"Effect": "Allow", "Action": "iot:Subscribe", "Resource": filters})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _answer(event, context, without=()):
+    client_id = event.get("protocolData", {}).get("mqtt", {}).get("clientId", "")
+    principal = "".join(ch for ch in client_id if ch.isalnum())[:128] or "unknown"
+    print(f"authorizing clientId={client_id!r} token_len={len(event.get('token') or '')}")
+    if event.get("token") not in ALLOWED_TOKENS:
+        return {"isAuthenticated": False, "principalId": principal, "policyDocuments": [],
+                "disconnectAfterInSeconds": 3600, "refreshAfterInSeconds": 300}
+    return {"isAuthenticated": True, "principalId": principal, "disconnectAfterInSeconds": 86400,
+            "refreshAfterInSeconds": 3600, "policyDocuments": [_policy(context, without)]}
+
+
+def healthy(event, context):
+    return _answer(event, context)
+
+
+# Devices provisioned so far; the drill's client ids are not in it.
+DEVICE_GROUPS = {"sensor-0042": "factory"}
+
+
+def raises(event, context):
+    """lambda-error: looks the client id up without a default (KeyError for any new device)."""
+    client_id = event.get("protocolData", {}).get("mqtt", {}).get("clientId", "")
+    print(f"device group {DEVICE_GROUPS[client_id]}")
+    return _answer(event, context)
+
+
+def slow(event, context):
+    """lambda-timeout: a lookup that takes longer than the function's timeout."""
+    time.sleep(30)
+    return _answer(event, context)
+
+
+def bad_principal(event, context):
+    """lambda-response-invalid: principalId with characters AWS IoT refuses (only letters and digits)."""
+    answer = _answer(event, context)
+    answer["principalId"] = "device:" + answer["principalId"]
+    return answer
+
+
+def no_connect(event, context):
+    """policy-denies-connect: the returned policy forgets iot:Connect."""
+    return _answer(event, context, without=("iot:Connect",))
+
+
+def no_publish(event, context):
+    """policy-denies-publish: the returned policy forgets iot:Publish."""
+    return _answer(event, context, without=("iot:Publish",))
+
+
+def no_subscribe(event, context):
+    """policy-denies-subscribe: the returned policy forgets iot:Subscribe."""
+    return _answer(event, context, without=("iot:Subscribe",))
+
+
+def no_receive(event, context):
+    """policy-denies-receive: the returned policy forgets iot:Receive."""
+    return _answer(event, context, without=("iot:Receive",))

@@ -1,0 +1,106 @@
+"""`authprobe drill`: inject every locally producible root cause through the stand-in, the device
+config, the authorizer handler or the virtual board's radio, and check that `authprobe run` /
+`authprobe probe` + correlate name exactly that cause.
+
+Exit code: 0 when every case is diagnosed as injected (and the healthy runs pass), 1 otherwise."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from authprobe.errors import EXIT_FAIL, EXIT_OK
+
+HELP = "inject every locally producible fault and check its diagnosis"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--only", action="append", default=[], metavar="PATTERN",
+                        help="run only cases whose name (FAULT@RUNTIME/TRANSPORT, e.g. lambda-error@cpython/mqtt) "
+                             "contains PATTERN; repeatable")
+    parser.add_argument("--list", action="store_true", help="list the cases and the causes that cannot be "
+                        "produced locally, without running anything")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON (authprobe.drill/1)")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="keep the run store (DIR/runs.sqlite) and the stand-ins' records (DIR/standin-*/) "
+                             "for `authprobe report`; by default everything goes to a temporary directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    from authprobe import drill, drill_cases
+
+    if args.list:
+        return _list(drill_cases.cases(args.only or None), args.json)
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    live = not args.json and console.is_terminal
+
+    def progress(result: drill.CaseResult) -> None:
+        if live:
+            mark = "[green]ok[/green]" if result.passed else "[bold red]FAIL[/bold red]"
+            console.print(f"  {mark} {result.name} ({result.seconds:.1f} s)", highlight=False)
+
+    result = drill.run_drill(args.only or None, workdir=args.keep, on_result=progress)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        render(result)
+    return EXIT_OK if result.passed else EXIT_FAIL
+
+
+def _list(cases: list[Any], as_json: bool) -> int:
+    from authprobe import drill_cases
+
+    rows = [{"name": c.name, "expected": c.fault.expected, "injected": c.fault.injected} for c in cases]
+    not_local = [{"expected": n.expected, "why": n.why} for n in drill_cases.NOT_LOCAL]
+    if as_json:
+        print(json.dumps({"cases": rows, "not_local": not_local}, indent=2))
+        return EXIT_OK
+    for r in rows:
+        print(f"{r['name']:50} {r['expected'] or 'pass'}: {r['injected']}")
+    for n in not_local:
+        print(f"{'(not local)':50} {n['expected']}: {n['why']}")
+    return EXIT_OK
+
+
+def render(result: Any) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=150)  # a log or a pipe: one row per case rather than folded names
+    summary = result.summary()
+    table = Table(title=f"authprobe drill: {summary['passed']}/{summary['cases']} cases diagnosed as injected "
+                        f"in {summary['seconds']:.1f} s")
+    for col in ("fault", "runtime", "transport", "expected", "diagnosed", "step", "result", "time"):
+        table.add_column(col, overflow="fold")
+    for c in result.cases:
+        outcome = "[green]pass[/green]" if c.passed else "[bold red]FAIL[/bold red]"
+        diagnosed = c.diagnosed or ("(pass)" if c.verdict == "pass" else "-")
+        if c.error:
+            diagnosed = f"error: {c.error}"
+        step = f"{c.failing_step} {c.code}" if c.failing_step else "-"
+        table.add_row(escape(c.fault), c.runtime, c.transport, escape(c.expected or "(pass)"), escape(diagnosed),
+                      step, outcome, f"{c.seconds:.1f} s")
+    for n in result.not_local:
+        table.add_row("-", "-", "-", escape(n["expected"]), "[dim]not produced locally[/dim]", "-", "[dim]n/a[/dim]", "-")
+    console.print(table)
+    for n in result.not_local:
+        console.print(escape(f"{n['expected']}: not produced locally: {n['why']}"), highlight=False, style="dim")
+    for c in result.cases:
+        if not c.passed:
+            console.print(escape(f"{c.name}: expected {c.expected or 'a pass'}, got {c.diagnosed or c.verdict} "
+                                 f"(candidates: {', '.join(c.candidates) or '-'}); injected: {c.injected}"),
+                          style="red", highlight=False)
+    if result.workdir:
+        console.print(escape(f"kept: {result.workdir}/runs.sqlite and {result.workdir}/standin-*/ "
+                             f"(e.g. authprobe report RUN_ID --store {result.workdir}/runs.sqlite "
+                             f"--cloud local:{result.workdir}/standin-main --html page.html)"), highlight=False)
+    print(f"drill: {summary['passed']} of {summary['cases']} cases passed, "
+          f"{summary['root_causes_drilled']} root causes drilled, {summary['root_causes_not_local']} not producible "
+          f"locally, {summary['seconds']:.1f} s", file=sys.stdout)

@@ -1,0 +1,193 @@
+"""The fault drill: inject every locally producible root cause (drill_cases.FAULTS) into the whole
+chain -- virtual board flashed over mpremote's raw REPL, the real MicroPython interpreter, the
+CPython probe, the local stand-in running real authorizer handlers, the run store, cloud-check,
+correlation, diagnosis -- and check that each comes out as exactly its root cause (the diagnosis's
+first entry). A healthy configuration must pass on every runtime.
+
+    result = run_drill(only=["lambda"])
+    result.passed, result.cases[0].diagnosed
+
+One stand-in per distinct stand-in config and one virtual board serve every case; MicroPython cases
+run one after another on the board while CPython cases run beside them (two lanes for two cores)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from authprobe import drill_cases
+from authprobe.drill_cases import Case
+from authprobe.drill_runner import Outcome, VirtualBoardRunner, run_case
+from authprobe.drill_standin import CLOCK_BEHIND_DAYS, DRILL_EXAMPLES, StandIn
+from authprobe.errors import AuthprobeError
+
+SCHEMA = "authprobe.drill/1"
+STANDIN_CONFIG = DRILL_EXAMPLES / "standin.toml"
+
+
+@dataclass
+class CaseResult:
+    name: str
+    fault: str
+    runtime: str
+    transport: str
+    injected: str
+    expected: str | None
+    diagnosed: str | None
+    passed: bool
+    seconds: float
+    verdict: str
+    failing_step: str | None = None
+    code: int | None = None
+    decided: bool = False
+    run_id: str | None = None
+    client_id: str | None = None
+    candidates: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DrillResult:
+    cases: list[CaseResult]
+    not_local: list[dict[str, str]]
+    seconds: float
+    workdir: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.cases)
+
+    def summary(self) -> dict[str, Any]:
+        produced = sorted({c.expected for c in self.cases if c.expected})
+        return {"cases": len(self.cases), "passed": sum(c.passed for c in self.cases),
+                "failed": sum(not c.passed for c in self.cases), "seconds": round(self.seconds, 2),
+                "root_causes_drilled": len(produced), "root_causes_not_local": len(self.not_local)}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "summary": self.summary(), "cases": [c.as_dict() for c in self.cases],
+                "not_local": self.not_local, "workdir": self.workdir}
+
+
+def judge(case: Case, outcome: Outcome) -> CaseResult:
+    """A case passes when a healthy run passes with no diagnosis, or a faulty run fails and its
+    diagnosis leads with exactly the injected root cause."""
+    runtime, transport = case.runtime.split("/")
+    report = outcome.report
+    failing = next((s for s in report.get("steps", []) if s.get("status") == "fail"), None)
+    expected = case.fault.expected
+    if outcome.error:
+        passed = False
+    elif expected is None:
+        passed = outcome.verdict == "pass" and not outcome.diagnosis
+    else:
+        passed = outcome.verdict == "fail" and outcome.top == expected
+    lead = outcome.diagnosis[0] if outcome.diagnosis else {}
+    return CaseResult(
+        name=case.name, fault=case.fault.name, runtime=runtime, transport=transport, injected=case.fault.injected,
+        expected=expected, diagnosed=outcome.top, passed=passed, seconds=round(outcome.seconds, 2),
+        verdict=outcome.verdict, failing_step=failing.get("step") if failing else None,
+        code=failing.get("code") if failing else None, decided=bool(lead.get("decided")),
+        run_id=report.get("run_id"), client_id=(report.get("device") or {}).get("client_id"),
+        candidates=[d["root_cause"] for d in outcome.diagnosis[:4]], error=outcome.error)
+
+
+class Drill:
+    """The stand-ins and the board the cases share; `run(cases)` runs them in two lanes."""
+
+    def __init__(self, workdir: Path, *, store_path: Path | None = None):
+        from authprobe.store import RunStore
+
+        self.workdir = workdir
+        self.store = RunStore(store_path or workdir / "runs.sqlite")
+        self.standins: dict[str, StandIn] = {}
+        self.board: VirtualBoardRunner | None = None
+
+    def standin(self, kind: str) -> StandIn:
+        if kind not in self.standins:
+            days = CLOCK_BEHIND_DAYS if kind == drill_cases.CLOCK_BEHIND else 0
+            self.standins[kind] = StandIn.start(STANDIN_CONFIG, self.workdir / f"standin-{kind}",
+                                                clock_behind_days=days)
+        return self.standins[kind]
+
+    def virtual_board(self) -> VirtualBoardRunner:
+        if self.board is None:
+            self.board = VirtualBoardRunner(self.workdir / "board", self.store).start()
+        return self.board
+
+    def prepare(self, cases: list[Case]) -> None:
+        """Start what the cases need before any runs, so a start-up failure is one clear error."""
+        for kind in dict.fromkeys(c.fault.standin for c in cases):
+            self.standin(kind)
+        if any(c.runtime.startswith("micropython") for c in cases):
+            self.virtual_board()
+
+    def run_one(self, case: Case) -> CaseResult:
+        standin = self.standin(case.fault.standin)
+        cfg = drill_cases.device_config(case, standin)
+        runtime = case.runtime.split("/")[0]
+        board = self.virtual_board() if runtime == "micropython" else None
+        outcome = run_case(standin, cfg, runtime, board=board, wifi_fault=case.fault.wifi_fault)
+        return judge(case, outcome)
+
+    def run(self, cases: list[Case], on_result: Callable[[CaseResult], None] | None = None) -> list[CaseResult]:
+        self.prepare(cases)
+        board_lane = ThreadPoolExecutor(1, thread_name_prefix="drill-board")
+        host_lane = ThreadPoolExecutor(1, thread_name_prefix="drill-cpython")
+        futures: list[Future[CaseResult]] = []
+        try:
+            for case in cases:
+                lane = board_lane if case.runtime.startswith("micropython") else host_lane
+                future = lane.submit(self.run_one, case)
+                if on_result is not None:
+                    future.add_done_callback(lambda f: f.exception() is None and on_result(f.result()))
+                futures.append(future)
+            return [f.result() for f in futures]
+        finally:
+            for f in futures:
+                f.cancel()
+            # Stop the board and stand-ins first, so a case still running ends at once.
+            self.close()
+            board_lane.shutdown(wait=True, cancel_futures=True)
+            host_lane.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        if self.board is not None:
+            self.board.close()
+        for s in self.standins.values():
+            s.close()
+        self.standins.clear()
+        self.board = None
+        self.store.close()
+
+
+def run_drill(only: list[str] | None = None, *, workdir: str | Path | None = None,
+              on_result: Callable[[CaseResult], None] | None = None) -> DrillResult:
+    """Run the drill's cases (all, or those whose name contains one of `only`). Without `workdir`
+    everything lives in a temporary directory removed afterwards; with it, the run store
+    (runs.sqlite) and the stand-ins' state directories are kept there."""
+    cases = drill_cases.cases(only)
+    if not cases:
+        names = ", ".join(f.name for f in drill_cases.FAULTS)
+        raise AuthprobeError(f"--only {' '.join(only or [])}: no case matches; cases are FAULT@RUNTIME/TRANSPORT "
+                             f"with faults {names} and runtimes {', '.join(drill_cases.RUNTIMES)}")
+    keep = workdir is not None
+    base = Path(workdir) if keep else Path(tempfile.mkdtemp(prefix="authprobe-drill-"))
+    base.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    try:
+        drill = Drill(base)
+        results = drill.run(cases, on_result)
+    finally:
+        if not keep:
+            shutil.rmtree(base, ignore_errors=True)
+    not_local = [{"expected": n.expected, "why": n.why} for n in drill_cases.NOT_LOCAL]
+    return DrillResult(results, not_local, time.monotonic() - t0, str(base) if keep else None)

@@ -1,0 +1,197 @@
+"""The fault drill's table: every root cause of the shared vocabulary, how the drill produces it
+locally (through the stand-in's config, the device config, the authorizer handler or the virtual
+board's shims), on which runtimes, or why it cannot be produced here.
+
+Runtimes (runtime/transport): `micropython/wss` (the virtual board: the real MicroPython unix port,
+no ALPN, so MQTT over WebSockets), `micropython/mqtt` (the same board forced to direct MQTT, which
+shows alpn-missing) and `cpython/mqtt` (`authprobe probe` under CPython, which sends ALPN "mqtt")."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from authprobe.drill_standin import StandIn, example_signature
+
+MP_WSS = "micropython/wss"
+MP_MQTT = "micropython/mqtt"
+CPY_MQTT = "cpython/mqtt"
+RUNTIMES = (MP_WSS, MP_MQTT, CPY_MQTT)
+BOTH = (MP_WSS, CPY_MQTT)
+
+# Stand-ins the drill starts (one per distinct stand-in config): the drill's own config, and the same
+# config serving a certificate that is not valid yet for a board whose clock is behind.
+MAIN = "main"
+CLOCK_BEHIND = "clock-behind"
+
+Adjust = Callable[[dict[str, Any], StandIn], None]
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str                  # case name (unique), also the --only target
+    expected: str | None       # the root cause the diagnosis must lead with; None: a healthy run
+    injected: str              # what was done, in words
+    adjust: Adjust | None = None
+    runtimes: tuple[str, ...] = BOTH
+    standin: str = MAIN
+    wifi_fault: str | None = None
+
+
+@dataclass(frozen=True)
+class NotLocal:
+    expected: str
+    why: str
+
+
+def _set(section: str, key: str, value: Any) -> Adjust:
+    def adjust(cfg: dict[str, Any], standin: StandIn) -> None:
+        if value is None:
+            cfg[section].pop(key, None)
+        else:
+            cfg[section][key] = value
+    return adjust
+
+
+def _both(*steps: Adjust) -> Adjust:
+    def adjust(cfg: dict[str, Any], standin: StandIn) -> None:
+        for step in steps:
+            step(cfg, standin)
+    return adjust
+
+
+def _authorizer(name: str) -> Adjust:
+    return _set("auth", "authorizer", name)
+
+
+def _closed_port(cfg: dict[str, Any], standin: StandIn) -> None:
+    import socket
+
+    # A port nothing listens on: bound and released here, so it is free but closed.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg["endpoint"]["connect_address"] = f"127.0.0.1:{port}"
+
+
+def _port_8883(cfg: dict[str, Any], standin: StandIn) -> None:
+    emu = standin.emulator
+    cfg["endpoint"]["port"] = 8883
+    cfg["endpoint"]["connect_address"] = f"{emu.host}:{emu.port_8883}"
+
+
+def _raw_signature_in_username(cfg: dict[str, Any], standin: StandIn) -> None:
+    """The credentials written into the MQTT username by hand, with the base64 signature pasted as
+    is ('+', '/', '=' not percent-encoded), as many first attempts do."""
+    auth = cfg["auth"]
+    signature = example_signature(auth["token"])
+    auth["username"] = (f"{cfg['device']['client_id']}?x-amz-customauthorizer-name={auth['authorizer']}"
+                        f"&x-amz-customauthorizer-signature={signature}&token={auth['token']}")
+    for key in ("authorizer", "token_key_name", "token", "signature"):
+        auth.pop(key, None)
+
+
+FAULTS: tuple[Fault, ...] = (
+    Fault("healthy", None, "nothing: the example authorizer, a signed token, the stand-in's CA"),
+    # device environment
+    Fault("config-invalid", "config-invalid", "device.transport = \"mqtts\" (a typo)",
+          _set("device", "transport", "mqtts")),
+    Fault("wifi-failure", "wifi-failure", "the access point refuses the Wi-Fi password (virtual board radio shim)",
+          runtimes=(MP_WSS,), wifi_fault="wrong-password"),
+    Fault("clock-invalid", "clock-invalid",
+          "the server certificate starts 30 days from now: what a board whose clock is 30 days behind sees",
+          standin=CLOCK_BEHIND),
+    Fault("dns-failure", "dns-failure", "endpoint.connect_address names a host that does not resolve",
+          _set("endpoint", "connect_address", "iot-endpoint.drill.invalid:443")),
+    Fault("tcp-unreachable", "tcp-unreachable", "endpoint.connect_address points at a closed port", _closed_port),
+    Fault("ca-untrusted", "ca-untrusted", "endpoint.ca left out: the board trusts only Amazon's roots",
+          _set("endpoint", "ca", None)),
+    # TLS layer
+    Fault("sni-mismatch", "sni-mismatch", "endpoint.host is another account's endpoint (sent as SNI)",
+          _set("endpoint", "host", "a9z8y7x6w5v4u3-ats.iot.us-east-1.amazonaws.com")),
+    Fault("alpn-missing", "alpn-missing", "direct MQTT from a runtime without ALPN to the default endpoint",
+          _set("device", "transport", "mqtt"), runtimes=(MP_MQTT,)),
+    Fault("port-not-443", "port-not-443", "endpoint.port = 8883 (the X.509 port)", _port_8883),
+    # application layer
+    Fault("signature-missing", "signature-missing", "auth.signature left out; the authorizer has signing on",
+          _set("auth", "signature", None)),
+    Fault("signature-invalid", "signature-invalid", "auth.signature signs another value than the token",
+          _set("auth", "signature", example_signature("selftest-EXAMPLE-token\n"))),
+    Fault("signature-not-urlencoded", "signature-not-urlencoded",
+          "a hand-written MQTT username with the base64 signature not percent-encoded", _raw_signature_in_username),
+    Fault("token-key-name-mismatch", "token-key-name-mismatch",
+          "auth.token_key_name = \"deviceToken\"; the authorizer's tokenKeyName is \"token\"",
+          _set("auth", "token_key_name", "deviceToken")),
+    Fault("authorizer-unknown", "authorizer-unknown", "auth.authorizer names an authorizer that does not exist",
+          _authorizer("DeviceAuthV2")),
+    # Lambda / authorizer side
+    Fault("authorizer-inactive", "authorizer-inactive", "the authorizer's status is INACTIVE",
+          _authorizer("InactiveAuth")),
+    Fault("authorizer-function-missing", "authorizer-function-missing",
+          "the authorizer names a Lambda function that was deleted", _authorizer("OrphanAuth")),
+    Fault("lambda-permission-missing", "lambda-permission-missing",
+          "the function has no resource policy for iot.amazonaws.com", _authorizer("UnpermittedAuth")),
+    Fault("lambda-permission-wrong-source", "lambda-permission-missing",
+          "the function's resource policy names another authorizer in AWS:SourceArn", _authorizer("WrongSourceAuth")),
+    Fault("lambda-error", "lambda-error", "the handler raises KeyError for a client id it does not know",
+          _authorizer("RaisesAuth")),
+    Fault("lambda-timeout", "lambda-timeout", "the handler sleeps past the 5 s authorizer limit",
+          _both(_authorizer("SlowAuth"), _set("test", "timeout_ms", 8000))),
+    Fault("lambda-response-invalid", "lambda-response-invalid", "the handler returns principalId \"device:...\"",
+          _authorizer("BadResponseAuth")),
+    Fault("authorizer-denied", "authorizer-denied", "the device sends a token the authorizer does not accept",
+          _both(_set("auth", "token", "selftest-REVOKED-token"),
+                lambda cfg, s: cfg["auth"].update(signature=example_signature("selftest-REVOKED-token")))),
+    Fault("policy-denies-connect", "policy-denies-connect", "the returned policy has no iot:Connect",
+          _authorizer("NoConnectAuth")),
+    Fault("policy-denies-publish", "policy-denies-publish", "the returned policy has no iot:Publish",
+          _authorizer("NoPublishAuth")),
+    Fault("policy-denies-subscribe", "policy-denies-subscribe", "the returned policy has no iot:Subscribe",
+          _authorizer("NoSubscribeAuth")),
+    Fault("policy-denies-receive", "policy-denies-receive", "the returned policy has no iot:Receive",
+          # The board waits test.timeout_ms for its own message; 1.5 s is plenty on one machine.
+          _both(_authorizer("NoReceiveAuth"), _set("test", "timeout_ms", 1500))),
+)
+
+NOT_LOCAL: tuple[NotLocal, ...] = (
+    NotLocal("sni-missing", "the probe always sends endpoint.host as SNI (no setting leaves it out), and the "
+             "MicroPython and CPython TLS stacks both send it; the stand-in's refusal of a handshake without SNI "
+             "is tested with paho-mqtt in the stand-in's own tests"),
+    NotLocal("client-id-conflict", "needs a second connection with the same client id to take the session "
+             "inside the probe's sub-second publish/subscribe window; the timing is not reproducible, and the "
+             "probe reports no session-taken-over code yet (catalogue 1005 is unused)"),
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    fault: Fault
+    runtime: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.fault.name}@{self.runtime}"
+
+
+def cases(only: list[str] | None = None) -> list[Case]:
+    """Every (fault, runtime) pair, optionally only those whose name contains one of `only`
+    (e.g. "lambda", "policy-denies-publish", "@cpython")."""
+    out = [Case(f, r) for f in FAULTS for r in f.runtimes]
+    if only:
+        out = [c for c in out if any(p in c.name for p in only)]
+    return out
+
+
+def device_config(case: Case, standin: StandIn) -> dict[str, Any]:
+    """The device config for a case: healthy, then the fault's one change; a unique client id per
+    case so its cloud records are its own."""
+    import secrets
+
+    fault = case.fault
+    runtime, transport = case.runtime.split("/")
+    client_id = f"drill-{runtime[:2]}-{secrets.token_hex(3)}"
+    cfg = standin.device_config(client_id, transport=transport)
+    if fault.adjust is not None:
+        fault.adjust(cfg, standin)
+    return cfg

@@ -1,0 +1,75 @@
+"""The fault drill through the whole chain: every locally producible root cause, injected through
+the stand-in, the device config, the authorizer handler or the virtual board's radio, must come out
+of the run (virtual board) or the probe (CPython) + cloud-check + correlate as exactly that cause;
+the healthy configuration must pass on both runtimes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from authprobe import cli, drill_cases
+from authprobe.root_causes import ROOT_CAUSES
+
+CASES = drill_cases.cases()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_fault_is_diagnosed_as_injected(session_drill, case):
+    result = session_drill.result(case)
+    assert result.error is None, result.error
+    if case.fault.expected is None:
+        assert (result.verdict, result.diagnosed) == ("pass", None), result
+    else:
+        assert result.verdict == "fail", result
+        assert result.diagnosed == case.fault.expected, (
+            f"{case.name}: injected {case.fault.injected!r}; diagnosis leads with {result.diagnosed}, "
+            f"candidates {result.candidates}, failing step {result.failing_step} {result.code}")
+    if case.runtime.startswith("micropython"):
+        assert result.run_id, "a virtual-board run is kept in the run store"
+
+
+def test_every_root_cause_is_drilled_or_said_to_be_not_local():
+    drilled = {f.expected for f in drill_cases.FAULTS if f.expected}
+    not_local = {n.expected for n in drill_cases.NOT_LOCAL}
+    assert not drilled & not_local
+    assert drilled | not_local == set(ROOT_CAUSES)
+    assert all(n.why for n in drill_cases.NOT_LOCAL)
+    # the healthy configuration runs on both runtimes, and alpn-missing on the runtime without ALPN
+    healthy = next(f for f in drill_cases.FAULTS if f.expected is None)
+    assert set(healthy.runtimes) == {drill_cases.MP_WSS, drill_cases.CPY_MQTT}
+    alpn = next(f for f in drill_cases.FAULTS if f.expected == "alpn-missing")
+    assert alpn.runtimes == (drill_cases.MP_MQTT,)
+
+
+def test_drill_cli_json_and_exit_code(capsys):
+    code = cli.main(["drill", "--only", "healthy", "--only", "dns-failure@cpython", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["schema"] == "authprobe.drill/1"
+    names = {c["name"]: c for c in out["cases"]}
+    assert set(names) == {"healthy@micropython/wss", "healthy@cpython/mqtt", "dns-failure@cpython/mqtt"}
+    assert names["dns-failure@cpython/mqtt"]["diagnosed"] == "dns-failure"
+    assert names["dns-failure@cpython/mqtt"]["code"] == 501
+    assert out["summary"]["cases"] == 3 and out["summary"]["passed"] == 3
+    assert {n["expected"] for n in out["not_local"]} == {n.expected for n in drill_cases.NOT_LOCAL}
+
+
+def test_drill_cli_table(capsys):
+    assert cli.main(["drill", "--only", "tcp-unreachable@cpython"]) == 0
+    out = capsys.readouterr().out
+    assert "tcp-unreachable" in out and "1 of 1 cases passed" in out
+    assert "not produced locally" in out
+
+
+def test_drill_cli_rejects_a_pattern_that_matches_nothing(capsys):
+    assert cli.main(["drill", "--only", "no-such-fault"]) == 2
+    err = capsys.readouterr().err
+    assert "no case matches" in err and "lambda-error" in err
+
+
+def test_drill_list_names_every_case():
+    cases = drill_cases.cases()
+    assert len({c.name for c in cases}) == len(cases)
+    assert drill_cases.cases(["@cpython"]) and all(c.runtime == "cpython/mqtt" for c in drill_cases.cases(["@cpython"]))
