@@ -81,7 +81,7 @@ def _port_8883(cfg: dict[str, Any], standin: StandIn) -> None:
     cfg["endpoint"]["connect_address"] = f"{emu.host}:{emu.port_8883}"
 
 
-def _raw_signature_in_username(cfg: dict[str, Any], standin: StandIn) -> None:
+def raw_signature_in_username(cfg: dict[str, Any], standin: StandIn) -> None:
     """The credentials written into the MQTT username by hand, with the base64 signature pasted as
     is ('+', '/', '=' not percent-encoded), as many first attempts do."""
     auth = cfg["auth"]
@@ -119,7 +119,7 @@ FAULTS: tuple[Fault, ...] = (
     Fault("signature-invalid", "signature-invalid", "auth.signature signs another value than the token",
           _set("auth", "signature", example_signature("selftest-EXAMPLE-token\n"))),
     Fault("signature-not-urlencoded", "signature-not-urlencoded",
-          "a hand-written MQTT username with the base64 signature not percent-encoded", _raw_signature_in_username),
+          "a hand-written MQTT username with the base64 signature not percent-encoded", raw_signature_in_username),
     Fault("token-key-name-mismatch", "token-key-name-mismatch",
           "auth.token_key_name = \"deviceToken\"; the authorizer's tokenKeyName is \"token\"",
           _set("auth", "token_key_name", "deviceToken")),

@@ -62,6 +62,7 @@ class VirtualBoardRunner:
         self.store = store
         self.timeout = timeout
         self.lock = threading.Lock()  # one run at a time per board, as on a bench
+        self.last_flash: Any = None
 
     def start(self) -> VirtualBoardRunner:
         self.board.start()
@@ -87,7 +88,7 @@ class VirtualBoardRunner:
 
         with self.lock:
             self.control.write_text(json.dumps({"wifi_fault": wifi_fault}))
-            flash.flash_port(self.port, cfg, board="virtual")
+            self.last_flash = flash.flash_port(self.port, cfg, board="virtual")
             result = collect.collect(self.port, timeout=self.timeout, store=self.store, board="virtual",
                                      reset="repl")
             if result.status == "error":

@@ -1,0 +1,91 @@
+"""`make demo`'s two scenarios through the whole chain (stand-in with the example authorizer, a
+virtual board flashed over mpremote's raw REPL, the run store, cloud-check, correlation), and its
+promise to stop every process it started."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from authprobe import demo
+from authprobe.store import RunStore
+
+
+def _children() -> list[str]:
+    """Command names of this process's live child processes (the board's interpreter would be one)."""
+    me = str(os.getpid())
+    names = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == me and fields[0] != "Z":
+            names.append(stat.parent.joinpath("comm").read_text().strip())
+    return names
+
+
+def _wait_no_micropython(timeout: float = 3.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while "micropython" in _children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _children()
+
+
+@pytest.fixture(autouse=True)
+def _needs_the_unix_port():
+    try:
+        from authprobe.virtual_board import micropython_path
+
+        micropython_path()
+    except Exception as exc:
+        pytest.skip(f"the demo needs the MicroPython unix port: {exc}")
+
+
+def test_demo_shows_a_pass_then_diagnoses_the_unencoded_signature(tmp_path, capsys):
+    t0 = time.monotonic()
+    assert demo.main(["--keep", str(tmp_path)]) == 0
+    elapsed = time.monotonic() - t0
+    out = capsys.readouterr().out
+    assert elapsed < 60, f"the demo promises under a minute, took {elapsed:.1f} s"
+    assert "PASS: the board reached AWS IoT Core" in out
+    assert "Connect Success" in out and "Publish-Out Success" in out   # the stand-in's records, correlated
+    assert "signature-not-urlencoded" in out and "Percent-encode" in out and "Evidence" in out
+    # The runs are in the kept store with their correlated diagnosis.
+    with RunStore(tmp_path / "runs.sqlite") as store:
+        runs = store.list_runs()
+        assert len(runs) == 2
+        reports = sorted((store.get_report(r["run_id"]) for r in runs), key=lambda r: r["device"]["client_id"])
+    healthy, broken = reports
+    assert healthy["verdict"] == "pass" and healthy["diagnosis"] == []
+    assert broken["verdict"] == "fail"
+    assert broken["diagnosis"][0]["root_cause"] == "signature-not-urlencoded" and broken["diagnosis"][0]["decided"]
+    # Secrets stay fingerprints: neither the token nor the signature is printed.
+    from authprobe.drill_standin import EXAMPLE_TOKEN, example_signature
+
+    assert EXAMPLE_TOKEN not in out and example_signature()[:40] not in out
+    assert "micropython" not in _wait_no_micropython()
+
+
+def test_demo_stops_the_board_and_the_stand_in_on_ctrl_c(tmp_path, monkeypatch, capsys):
+    started = {}
+    real_start = demo.Demo.start
+
+    def start_then_interrupt(self):
+        real_start(self)
+        started["port"] = self.board.port
+        started["emulator"] = self.standin.emulator
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo.Demo, "start", start_then_interrupt)
+    assert demo.main(["--keep", str(tmp_path)]) == 130
+    assert "interrupted" in capsys.readouterr().out
+    assert "micropython" not in _wait_no_micropython()
+    emu = started["emulator"]
+    import socket
+
+    with pytest.raises(OSError):
+        socket.create_connection((emu.host, emu.port), timeout=0.5).close()
