@@ -1,0 +1,160 @@
+"""`authprobe report RUN_ID [RUN_ID...] --html FILE`: one self-contained HTML page for stored runs --
+the device's steps and the cloud's events on one time axis, the verdict, the diagnosis with its
+evidence and fix. Several runs make one page for the batch; a FILE containing `{run_id}` gets one
+page per run instead.
+
+With --cloud (AWS, or the stand-in's state directory) the runs are correlated first, exactly as
+`authprobe correlate` does: AWS IoT's V2 log records and the authorizer function's log lines in each
+run's window, and (with --config) the cloud checks of that device's settings; the diagnosis is then
+made with that evidence. Without --cloud the stored report is shown as it is."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from authprobe.errors import EXIT_OK, AuthprobeError, ConfigError
+
+HELP = "render stored runs as a self-contained HTML page"
+RUN_PLACEHOLDER = "{run_id}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="stored runs: full id, unique prefix, or latest")
+    parser.add_argument("--html", required=True, metavar="FILE",
+                        help="the page to write (- for stdout); put {run_id} in the name for one page per run")
+    parser.add_argument("--store", metavar="PATH", help="run store (default .authprobe/runs.sqlite or $AUTHPROBE_STORE)")
+    parser.add_argument("--cloud", metavar="aws|local:DIR",
+                        help="correlate with AWS (aws) or the stand-in's state directory (local:DIR) first; "
+                             "without it the stored report is shown as is")
+    parser.add_argument("--profile", help="AWS profile (standard credential chain otherwise)")
+    parser.add_argument("--region", help="AWS region (default: from the profile / AWS_REGION)")
+    parser.add_argument("--authorizer", help="read this authorizer's function logs (default: the account default)")
+    parser.add_argument("--function", help="the authorizer function's name (skips DescribeAuthorizer)")
+    parser.add_argument("--config", metavar="DEVICE_TOML",
+                        help="also run the cloud checks of this device's settings (as cloud-check) as evidence")
+    parser.add_argument("--skew", type=float, default=120.0, metavar="SECONDS",
+                        help="clock-skew margin around each run's window (default 120)")
+    parser.add_argument("--title", help="page title (default: the run id, or the number of runs)")
+
+
+def load_reports(store_path: str | os.PathLike[str] | None, refs: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The stored reports for `refs`, and one problem line per reference that names no run (the
+    others are still rendered)."""
+    from authprobe.store import RunStore, default_path
+
+    path = Path(store_path) if store_path else default_path()
+    if not path.exists():
+        raise ConfigError(f"no run store at {path}: run `authprobe run` first, or pass --store PATH")
+    reports: list[dict[str, Any]] = []
+    problems: list[str] = []
+    with RunStore(path) as store:
+        for ref in dict.fromkeys(refs):
+            try:
+                reports.append(store.get_report(store.resolve(ref)))
+            except AuthprobeError as exc:
+                problems.append(str(exc))
+    return reports, problems
+
+
+def _function_for(cloud: Any, authorizer: str | None, function: str | None) -> str | None:
+    """The authorizer function whose log group to read: named, the authorizer's, or the default's."""
+    from authprobe.cloud.base import NotFound, function_name_of
+
+    if function:
+        return function
+    try:
+        desc = cloud.describe_authorizer(authorizer) if authorizer else cloud.describe_default_authorizer()
+    except NotFound:
+        raise ConfigError(f"authorizer {authorizer!r} not found: pass --function NAME or the right --authorizer") \
+            from None
+    arn = (desc or {}).get("authorizerFunctionArn")
+    return function_name_of(arn) if arn else None
+
+
+def page_events(events: list[dict[str, Any]], function: str | None) -> list[dict[str, Any]]:
+    """Correlated events in the shapes html_report draws: IoT V2 records as they are, function log
+    lines as CloudWatch Logs events ({"timestamp": epoch ms, "message", "logGroup"})."""
+    out = []
+    for e in events:
+        if e.get("source") == "lambda":
+            item = {"timestamp": e.get("ts_ms"), "message": e.get("message", ""),
+                    "logGroup": f"/aws/lambda/{function}" if function else "function log"}
+            if e.get("attributed"):
+                item["attributed"] = e["attributed"]
+            out.append(item)
+        else:
+            out.append({k: v for k, v in e.items() if k not in ("source", "ts_ms", "client_id")})
+    return out
+
+
+def correlated(reports: list[dict[str, Any]], cloud_spec: str, *, profile: str | None = None,
+               region: str | None = None, authorizer: str | None = None, function: str | None = None,
+               config: str | None = None, skew_s: float = 120.0) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """(report with the cloud-informed diagnosis, its events for the page) per report."""
+    from authprobe.cloud import open_cloud
+    from authprobe.correlate import cloud_evidence
+    from authprobe.diagnosis import diagnose
+
+    cloud = open_cloud(cloud_spec, profile=profile, region=region)
+    device = None
+    if config:
+        from authprobe.cloud.device_settings import load_device_settings
+
+        device = load_device_settings(config)
+        authorizer = authorizer or device.authorizer
+    fn = _function_for(cloud, authorizer, function)
+    evidence = cloud_evidence(reports, cloud, function_name=fn, device=device, skew_s=skew_s)
+    out = []
+    for report, ev in zip(reports, evidence, strict=True):
+        out.append((dict(report, diagnosis=diagnose(report, ev)), page_events(ev.events, fn)))
+    return out
+
+
+def _title(reports: list[dict[str, Any]], title: str | None) -> str:
+    if title:
+        return title
+    if len(reports) == 1:
+        return f"authprobe report: run {reports[0].get('run_id')}"
+    return f"authprobe report: {len(reports)} runs"
+
+
+def _write(path: str, text: str) -> None:
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise AuthprobeError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from authprobe import html_report
+
+    reports, problems = load_reports(args.store, args.run_ids)
+    for p in problems:
+        print(f"authprobe: {p}", file=sys.stderr)
+    if not reports:
+        raise ConfigError("no runs to report" + (" (see above)" if problems else ""))
+    if args.cloud:
+        runs = correlated(reports, args.cloud, profile=args.profile, region=args.region, authorizer=args.authorizer,
+                          function=args.function, config=args.config, skew_s=args.skew)
+    else:
+        if args.config:
+            raise ConfigError("--config needs --cloud: the checks read the cloud side (aws or local:DIR)")
+        runs = [(r, []) for r in reports]
+    if RUN_PLACEHOLDER in args.html:
+        for report, events in runs:
+            target = args.html.replace(RUN_PLACEHOLDER, str(report.get("run_id")))
+            _write(target, html_report.render([(report, events)], _title([report], args.title)))
+            print(f"wrote {target}: run {report.get('run_id')}, {report.get('verdict')}", file=sys.stderr)
+    else:
+        _write(args.html, html_report.render(runs, _title(reports, args.title)))
+        verdicts = ", ".join(f"{r.get('run_id')} {r.get('verdict')}" for r, _ in runs)
+        print(f"wrote {args.html}: {verdicts}", file=sys.stderr)
+    return EXIT_OK
