@@ -133,3 +133,18 @@ def test_whole_probe_fits_a_small_heap_as_mpy(pki, tmp_path):
     records = [r for r, _ in map(record.decode, out.stdout.splitlines()) if r]
     assert records and records[-1]["k"] == "end", out.stdout[-500:]
     assert records[-1]["verdict"] == "pass", [r for r in records if r.get("status") == "fail"]
+
+
+def test_steps_stream_as_they_arrive(pki, monkeypatch):
+    from authprobe.commands import probe as probe_cmd
+
+    seen = []
+    with ProbeServer(pki) as srv:
+        report = probe(cfg_for(srv.address, pki), "cpython", on_record=seen.append)
+    assert [r["k"] for r in seen] == ["begin"] + ["step"] * 11 + ["end"]
+    assert report["run_id"] == seen[0]["run"]
+    lines = []
+    monkeypatch.setattr(sys, "stderr", type("T", (), {"write": lambda self, t: lines.append(t),
+                                                      "flush": lambda self: None})())
+    probe_cmd._progress(seen[7])
+    assert "tls" in "".join(lines) and "700" in "".join(lines)

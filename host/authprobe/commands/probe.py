@@ -163,6 +163,12 @@ def render(report: dict[str, Any], stream: Iterable[Any] | None = None) -> None:
                   f"pass {counts['pass']} warn {counts['warn']} fail {counts['fail']} skip {counts['skip']}")
 
 
+def _progress(rec: dict[str, Any]) -> None:
+    if rec.get("k") == "step":
+        print(f"  {rec.get('seq', '?'):>2} {rec.get('step', '?'):<9} {rec.get('status', '?'):<4} "
+              f"{rec.get('code')} {rec.get('name', '')}", file=sys.stderr, flush=True)
+
+
 def exit_code(report: dict[str, Any]) -> int:
     return {"pass": EXIT_OK, "fail": EXIT_FAIL}.get(report["verdict"], EXIT_INCOMPLETE)
 
@@ -171,7 +177,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = device_config.load(args.config)
     for code, _, field, msg in device_config.warnings(cfg):
         print(f"authprobe: warning [{code}] {field}: {msg}", file=sys.stderr)
-    report = probe(cfg, args.runtime, timeout=args.timeout, heapsize=args.heapsize)
+    # On a terminal each step shows as it arrives (a run may wait out several timeouts).
+    live = _progress if sys.stderr.isatty() and not args.quiet else None
+    report = probe(cfg, args.runtime, timeout=args.timeout, heapsize=args.heapsize, on_record=live)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     if args.quiet:
