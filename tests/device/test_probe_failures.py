@@ -301,3 +301,26 @@ def test_unreadable_config_file_on_the_board(tmp_path):
     assert (config_step["code"], config_step["status"]) == (116, "fail")
     assert "authprobe.json" in config_step["d"]["problems"][0]["msg"]
     assert records[-1]["k"] == "end" and records[-1]["verdict"] == "fail"
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("ws,code,cause", [("close", 807, "sni-mismatch"), ("stall", 808, "tcp-unreachable")])
+def test_wss_upgrade_without_an_answer(pki, runtime, ws, code, cause):
+    report, _ = run(pki, Behaviour(ws_status=ws), runtime, device={"transport": "wss"}, test={"timeout_ms": 400})
+    assert_fails_at(report, code, cause)
+
+
+# --- the client library -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("behaviour,code", [(Behaviour(later_connack=5), 1101), (Behaviour(later_drop=True), 1102)])
+def test_passing_probe_with_a_failing_library_is_visible(pki, runtime, behaviour, code):
+    report, seen = run(pki, behaviour, runtime, device={"transport": "mqtt"}, endpoint={"custom_domain": True},
+                       test={"timeout_ms": 500})
+    st = {s["step"]: s for s in report["steps"]}
+    assert st["pubsub"]["status"] == "pass"
+    assert st["library"]["code"] == code and st["library"]["status"] == "fail"
+    assert report["verdict"] == "fail" and report["diagnosis"][0]["root_cause"] in st["library"]["root_causes"]
+    assert len(seen.connects) == 2
+    if code == 1101:
+        assert st["library"]["details"]["rc"] == 5

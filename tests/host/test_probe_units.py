@@ -326,3 +326,30 @@ def test_tcp_errors_of_each_runtime(exc, code):
     p.addr = ("127.0.0.1", 443)
     got, status, d = steps_net.s_tcp(p)
     assert (got, status) == (code, "fail") and d["addr"] == "127.0.0.1:443"
+
+
+def test_low_heap_is_a_runtime_warning():
+    from selftest import steps_board
+
+    w = World("micropython", "1.29.0", None, clock.Clock(BoardTime(1764115200)), print, None, False)
+    w.heap_free = lambda: 9000
+    p = Probe({"device": {"client_id": "x"}}, w)
+    code, status, d = steps_board.s_runtime(p)
+    assert (code, status, d["heap_free"]) == (202, "warn", 9000)
+
+
+def test_a_probe_bug_is_reported_and_the_run_still_ends():
+    from selftest import record as rec
+
+    lines = []
+    w = World("cpython", "3.11", None, clock.Clock(BoardTime(1764115200)), lines.append, None, True)
+    w.radio = types.SimpleNamespace(join=lambda *a: 1 / 0)         # a broken adapter
+    verdict = Probe({"device": {"client_id": "x"}, "endpoint": {"host": "a1b2-ats.iot.eu-west-1.amazonaws.com"},
+                     "auth": {"token": "t", "token_key_name": "k", "signing_disabled": True},
+                     "wifi": {"ssid": "lab"}}, w).run()
+    records = [rec.decode(line)[0] for line in lines]
+    wifi_rec = records[3]
+    assert (wifi_rec["code"], wifi_rec["step"], wifi_rec["status"]) == (9000, "probe", "fail")
+    assert "ZeroDivisionError" in wifi_rec["d"]["error"] and wifi_rec["d"]["step"] == 3
+    assert all(r["status"] == "skip" for r in records[4:-1]) and records[-1]["k"] == "end"
+    assert verdict == "fail"
