@@ -1,7 +1,8 @@
 """Benchmark: deploying the self-test to virtual boards, and whole flash + run loops in parallel.
 
 Measured in one run, wall-clock with time.perf_counter (resolution printed below):
-  1. first deploy (authprobe.flash API) to a blank virtual board,
+  1. first deploy (authprobe.flash API) to a blank virtual board, over an unthrottled pty and over a
+     simulated 115200-baud UART (what a USB-UART bridge gives),
   2. unchanged re-deploy (API, and the `authprobe flash` CLI as a process),
   3. a plain `mpremote fs cp -r` of the same files to a blank board (and again, unchanged),
   4. 1, 4 and 8 virtual boards flashed and run in parallel against the local stand-in.
@@ -75,12 +76,14 @@ def fmt(seconds: float) -> str:
     return f"{seconds * 1000:9.1f} ms"
 
 
-def deploy_figures(work: Path, cfg: dict, config_path: Path) -> None:
+def deploy_figures(work: Path, cfg: dict, config_path: Path, baud: int | None = None) -> None:
     files = flash.plan_files(cfg, runtime="micropython", mpy_version="6.3")
     total = sum(len(d) for d in files.values())
-    print(f"files: {len(files)} ({total} bytes: selftest as .mpy, main.py, authprobe.json, CA)")
+    line = f"a {baud}-baud line (8N1)" if baud else "an unthrottled pty"
+    print(f"deploy over {line}: {len(files)} files, {total} bytes (selftest as .mpy, main.py, authprobe.json, CA)")
+    tag = f"-{baud}" if baud else ""
 
-    with VirtualBoard(work / "api") as board:
+    with VirtualBoard(work / f"api{tag}", baud=baud) as board:
         first, res = timed(flash.flash_port, board.port, cfg, board="virtual")
         assert res.status == "deployed", res
         again = []
@@ -95,9 +98,9 @@ def deploy_figures(work: Path, cfg: dict, config_path: Path) -> None:
                          check=True, capture_output=True)
             cli.append(t)
 
-    staged = work / "staged"
+    staged = work / f"staged{tag}"
     stage(files, staged)
-    with VirtualBoard(work / "plain") as board:
+    with VirtualBoard(work / f"plain{tag}", baud=baud) as board:
         args = ["fs", "cp", "-r", *[str(p) for p in sorted(staged.iterdir())], ":"]
         plain, _ = timed(mpremote, board.port, *args)
         plain_again, _ = timed(mpremote, board.port, *args)
@@ -111,6 +114,7 @@ def deploy_figures(work: Path, cfg: dict, config_path: Path) -> None:
     print(f"plain `mpremote fs cp -r`, unchanged board  {fmt(plain_again)}   (mpremote hashes file by file)")
     print(f"speed-up unchanged vs plain copy: API {plain / unchanged:6.1f}x, CLI {plain / unchanged_cli:5.1f}x "
           f"(aim >= 10x); vs mpremote's own unchanged copy: API {plain_again / unchanged:5.1f}x")
+    print(f"first deploy vs plain copy: {plain / first:5.1f}x")
 
 
 def flash_and_run(port: str, cfg: dict) -> tuple[str, str]:
@@ -154,6 +158,7 @@ def main() -> None:
         config_path.write_text(config_text(emu, "bench-deploy"))
         cfg = device_config.load(config_path)
         deploy_figures(work, cfg, config_path)
+        deploy_figures(work, cfg, config_path, baud=115200)
         loop_figures(work, emu)
     finally:
         if emu is not None:

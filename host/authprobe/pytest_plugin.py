@@ -83,6 +83,9 @@ def authprobe_virtual_boards(tmp_path: Path) -> Iterator[Callable[..., Any]]:
         board = VirtualBoard(kwargs.pop("flash_dir", tmp_path / f"flash-{name}"), name=name, **kwargs)
         board.start()
         started.append(board)
+        # Power-on boot (boot.py, main.py) finishes first, so a test that puts files on the flash
+        # next is not racing the board's own first run.
+        board.wait_ready()
         return board
 
     yield make

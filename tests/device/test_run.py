@@ -167,7 +167,8 @@ while True:
 def test_records_of_the_run_already_going_do_not_count(authprobe_virtual_boards):
     # The port opens while the board is mid-run; its end record arrives before our reset lands.
     board = board_with(authprobe_virtual_boards, REPEATING)
-    time.sleep(0.2)
+    board.hard_reset()   # the run already going: boot-1
+    time.sleep(0.3)
 
     def slow_reset():
         time.sleep(0.3)

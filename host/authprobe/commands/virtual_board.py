@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--control", metavar="FILE",
                         help='JSON read at every reset, e.g. {"wifi_fault": "no-ap"}, to drill faults live')
     parser.add_argument("--heap", default="512k", help="MicroPython heap size (default 512k)")
+    parser.add_argument("--baud", type=int, default=None,
+                        help="limit the line to this UART speed (e.g. 115200) so timings resemble a real board's")
     parser.add_argument("--native-usb", metavar="LINK",
                         help="behave like a native-USB board (ESP32-S3/C3): the port vanishes on every hard reset; "
                              "LINK is the stable path (a symlink re-pointed at each new pty) that is printed")
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         flash = tmp.name
     board = VirtualBoard(flash, name=args.name, uid=args.uid, wifi_fault=args.wifi_fault,
                          wifi_networks=networks, heap=args.heap, control_file=args.control,
-                         native_usb=bool(args.native_usb), port_link=args.native_usb)
+                         native_usb=bool(args.native_usb), port_link=args.native_usb, baud=args.baud)
     stopped = threading.Event()
 
     def stop(*_: object) -> None:

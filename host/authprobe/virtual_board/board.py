@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -53,6 +54,8 @@ PANIC = ("Guru Meditation Error: Core  1 panic'ed (LoadProhibited). Exception wa
          "\r\nRebooting...\r\n")
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
+_RAW_CONTROL = re.compile(rb"[\x01-\x04]")
+_PASTE_CONTROL = re.compile(rb"[\x03\x04]")
 RAW_PASTE_WINDOW = 256
 # How long an interrupted program may take to unwind before the interpreter is restarted instead.
 INTERRUPT_GRACE_S = 1.5
@@ -86,7 +89,7 @@ class VirtualBoard:
                  wifi_fault: str | None = None, wifi_networks: dict[str, str] | None = None,
                  wifi_delay_ms: int = 50, heap: str = "512k", control_file: str | None = None,
                  machine_label: str = "authprobe virtual board with ESP32", native_usb: bool = False,
-                 port_link: str | os.PathLike[str] | None = None):
+                 port_link: str | os.PathLike[str] | None = None, baud: int | None = None):
         self.flash_dir = Path(flash_dir).resolve()
         self.flash_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -102,6 +105,12 @@ class VirtualBoard:
         # (like /dev/serial/by-id/...) re-pointed at a new pty each time.
         self.native_usb = native_usb
         self.port_link = Path(port_link) if port_link else None
+        # A UART's speed (8N1: baud / 10 bytes per second each way), for timings that mean something;
+        # None is as fast as the pty goes.
+        self.baud = baud
+        self._rate = baud / 10 if baud else 0.0
+        self._in_tokens = self._out_tokens = 0.0
+        self._tokens_at = time.monotonic()
         self.port: str | None = None
         self.resets = 0
         self._master = -1
@@ -109,6 +118,7 @@ class VirtualBoard:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._stop_lock = threading.Lock()
+        self._ready = threading.Event()
         self._stopped = False
         self._wake_r, self._wake_w = -1, -1
         self._lock = threading.Lock()
@@ -216,6 +226,10 @@ class VirtualBoard:
         if fault is not None and fault not in WIFI_FAULTS:
             raise ValueError(f"unknown Wi-Fi fault {fault!r}; choose one of {', '.join(WIFI_FAULTS)}")
         self.wifi_fault = fault
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """Wait until the board sits at a REPL prompt (boot.py and main.py done)."""
+        return self._ready.wait(timeout)
 
     def hard_reset(self) -> None:
         """Press the reset button (EN pin): what esptool or a DTR/RTS circuit would do."""
@@ -335,12 +349,14 @@ class VirtualBoard:
             if self._child is not None and self._child.stdout is not None:
                 child_fd = self._child.stdout.fileno()
                 poller.register(child_fd, select.POLLIN)
-            if self._client_present:
-                poller.register(self._master, select.POLLIN | (select.POLLOUT if self._out else 0))
+            can_read, can_write = self._line_budget()
+            if self._client_present and (can_read or (can_write and self._out)):
+                poller.register(self._master, (select.POLLIN if can_read else 0)
+                                | (select.POLLOUT if can_write and self._out else 0))
             timeout = self.repl.next_deadline_ms()
             timeout = 250 if timeout is None else min(timeout, 250)
-            if not self._client_present:
-                timeout = min(timeout, 10)
+            if not self._client_present or not can_read or (self._out and not can_write):
+                timeout = min(timeout, 10 if not self._client_present else 2)
             for fd, ev in poller.poll(timeout):
                 if fd == self._wake_r:
                     os.read(self._wake_r, 512)
@@ -349,10 +365,12 @@ class VirtualBoard:
                 elif fd == self._master:
                     if ev & select.POLLIN:
                         try:
-                            data = os.read(self._master, 4096)
+                            data = os.read(self._master, self._read_size())
                         except OSError:
                             data = b""
                         if data:
+                            if self._rate:
+                                self._in_tokens -= len(data)
                             self.repl.feed(data)
                     if ev & select.POLLOUT:
                         self._flush_out()
@@ -364,9 +382,32 @@ class VirtualBoard:
             if self._out and self._client_present:
                 self._flush_out()
 
+    def _line_budget(self) -> tuple[bool, bool]:
+        """(may read, may write) under the simulated baud rate: a token bucket per direction holding
+        at most 10 ms of line time."""
+        if not self._rate:
+            return True, True
+        now = time.monotonic()
+        gained = (now - self._tokens_at) * self._rate
+        self._tokens_at = now
+        cap = max(1.0, self._rate * 0.01)
+        self._in_tokens = min(cap, self._in_tokens + gained)
+        self._out_tokens = min(cap, self._out_tokens + gained)
+        return self._in_tokens >= 1, self._out_tokens >= 1
+
+    def _read_size(self) -> int:
+        return max(1, int(self._in_tokens)) if self._rate else 4096
+
     def _flush_out(self) -> None:
         try:
-            n = os.write(self._master, self._out)
+            if self._rate:
+                budget = int(self._out_tokens)
+                if budget < 1:
+                    return
+                n = os.write(self._master, self._out[:budget])
+                self._out_tokens -= n
+            else:
+                n = os.write(self._master, self._out)
             del self._out[:n]
         except BlockingIOError:
             pass
@@ -456,6 +497,7 @@ class ReplMachine:
 
     def prompt(self) -> None:
         self.state = "idle"
+        self.board._ready.set()
         if self.mode == "raw":
             self.emit(b">")
         else:
@@ -490,6 +532,7 @@ class ReplMachine:
     def start_interpreter(self, cause: int) -> None:
         self._last_cause = cause
         self.state = "booting"
+        self.board._ready.clear()
         self.context = ""
         self.agent_ready = False
         self.interrupt_deadline = None
@@ -609,6 +652,17 @@ class ReplMachine:
 
     def drain_pending(self) -> None:
         while self.pending_input and self.state in ("idle", "paste"):
+            # Runs of plain bytes move in bulk (a deploy pushes tens of KB through here); control
+            # bytes go one at a time through the state machine.
+            if self.state == "paste" and self._paste_bulk():
+                continue
+            if self.state == "idle" and self.mode == "raw":
+                m = _RAW_CONTROL.search(self.pending_input)
+                n = m.start() if m else len(self.pending_input)
+                if n:
+                    self.line += self.pending_input[:n]
+                    del self.pending_input[:n]
+                    continue
             c = self.pending_input[0]
             del self.pending_input[0]
             if self.state == "paste":
@@ -617,6 +671,22 @@ class ReplMachine:
                 self.raw_byte(c)
             else:
                 self.friendly_byte(c)
+
+    def _paste_bulk(self) -> bool:
+        m = _PASTE_CONTROL.search(self.pending_input)
+        n = m.start() if m else len(self.pending_input)
+        if not n:
+            return False
+        while n:
+            k = min(n, self.paste_window)
+            self.paste_buf += self.pending_input[:k]
+            del self.pending_input[:k]
+            n -= k
+            self.paste_window -= k
+            if self.paste_window == 0:
+                self.paste_window = RAW_PASTE_WINDOW
+                self.emit(b"\x01")
+        return True
 
     def raw_byte(self, c: int) -> None:
         if c == 0x01:  # Ctrl-A: restart the raw REPL, or raw-paste after \x05 A
