@@ -183,10 +183,11 @@ def _w(d, out):
                 out.append(p)
     except OSError:
         pass
+_x = {expected!r}
 _o = []
 for _d in {dirs!r}:
     _w(_d, _o)
-print(repr({{'h': [_h(p) for p in {paths!r}], 'f': _o}}))
+print(repr(([p for p in _x if _h(p) != _x[p]], [p for p in _o if p not in _x])))
 """
 
 
@@ -246,12 +247,14 @@ class ReplLink:
             pass
 
 
-def survey(link: ReplLink, paths: list[str], dirs: tuple[str, ...] = MANAGED_DIRS) -> tuple[dict[str, str | None], list[str]]:
-    """One round trip: the sha256 of each path on the board (None when absent) and every file and
-    folder under the managed directories."""
-    out = link.exec(SURVEY.format(dirs=list(dirs), paths=paths))
-    data = ast.literal_eval(out.decode().strip().splitlines()[-1])
-    return dict(zip(paths, data["h"], strict=True)), list(data["f"])
+def survey(link: ReplLink, expected: dict[str, str], dirs: tuple[str, ...] = MANAGED_DIRS
+           ) -> tuple[list[str], list[str]]:
+    """One round trip. The board gets the expected hash of every file and answers with the paths
+    that differ (or are missing) and the entries under the managed folders it should not hold: an
+    unchanged board answers with two empty lists, a handful of bytes on a slow line."""
+    out = link.exec(SURVEY.format(dirs=list(dirs), expected=expected))
+    differ, extra = ast.literal_eval(out.decode().strip().splitlines()[-1])
+    return list(differ), list(extra)
 
 
 def send_files(link: ReplLink, files: dict[str, bytes], stale: list[str], *, progress: Callable[[int], None]
@@ -293,11 +296,11 @@ def deploy_repl(port: str, files: dict[str, bytes], *, progress: Callable[[int, 
     link = ReplLink(port, connect_wait)
     result = FlashResult(port=port, status="unchanged", method="mpremote")
     try:
-        paths = list(files)
-        hashes, present = survey(link, paths)
-        changed = {p: d for p, d in files.items() if hashes.get(p) != sha256_hex(d)}
-        wanted = set(files) | {p.rsplit("/", 1)[0] + "/" for p in files}
-        stale = [p for p in present if p not in wanted and not any(w.startswith(p) for w in wanted)]
+        expected = {p: sha256_hex(d) for p, d in files.items()}
+        differ, extra = survey(link, expected)
+        changed = {p: files[p] for p in differ}
+        wanted = set(files)
+        stale = [p for p in extra if not any(w.startswith(p) for w in wanted)]
         total = sum(len(d) for d in changed.values())
         if progress:
             progress(0, total)
@@ -312,8 +315,7 @@ def deploy_repl(port: str, files: dict[str, bytes], *, progress: Callable[[int, 
 
             send_files(link, changed, stale, progress=advance)
             if verify:
-                after, _ = survey(link, list(changed))
-                bad = [p for p in changed if after.get(p) != sha256_hex(changed[p])]
+                bad, _ = survey(link, {p: expected[p] for p in changed}, dirs=())
                 if bad:
                     raise AuthprobeError(f"{port}: {', '.join(bad)} did not verify after writing (flash full or "
                                          f"failing?)", 4)
