@@ -135,7 +135,8 @@ class Drill:
         cfg = drill_cases.device_config(case, standin)
         runtime = case.runtime.split("/")[0]
         board = self.virtual_board() if runtime == "micropython" else None
-        outcome = run_case(standin, cfg, runtime, board=board, wifi_fault=case.fault.wifi_fault)
+        outcome = run_case(standin, cfg, runtime, board=board, wifi_fault=case.fault.wifi_fault,
+                           alongside=case.fault.alongside)
         return judge(case, outcome)
 
     def run(self, cases: list[Case], on_result: Callable[[CaseResult], None] | None = None) -> list[CaseResult]:

@@ -37,6 +37,7 @@ class Fault:
     runtimes: tuple[str, ...] = BOTH
     standin: str = MAIN
     wifi_fault: str | None = None
+    alongside: Any = None      # context manager factory (standin, cfg) kept open during the run
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,12 @@ def raw_signature_in_username(cfg: dict[str, Any], standin: StandIn) -> None:
                         f"&x-amz-customauthorizer-signature={signature}&token={auth['token']}")
     for key in ("authorizer", "token_key_name", "token", "signature"):
         auth.pop(key, None)
+
+
+def _duplicate_client(standin: StandIn, cfg: dict[str, Any]) -> Any:
+    from authprobe.drill_intruder import DuplicateClient
+
+    return DuplicateClient(standin, cfg)
 
 
 FAULTS: tuple[Fault, ...] = (
@@ -149,18 +156,19 @@ FAULTS: tuple[Fault, ...] = (
           _authorizer("NoPublishAuth")),
     Fault("policy-denies-subscribe", "policy-denies-subscribe", "the returned policy has no iot:Subscribe",
           _authorizer("NoSubscribeAuth")),
+    Fault("client-id-conflict", "client-id-conflict",
+          "a second device with the same client id reconnects whenever it is dropped, taking the session",
+          alongside=_duplicate_client),
     Fault("policy-denies-receive", "policy-denies-receive", "the returned policy has no iot:Receive",
           # The board waits test.timeout_ms for its own message; 1.5 s is plenty on one machine.
           _both(_authorizer("NoReceiveAuth"), _set("test", "timeout_ms", 1500))),
 )
 
 NOT_LOCAL: tuple[NotLocal, ...] = (
-    NotLocal("sni-missing", "the probe always sends endpoint.host as SNI (no setting leaves it out), and the "
-             "MicroPython and CPython TLS stacks both send it; the stand-in's refusal of a handshake without SNI "
-             "is tested with paho-mqtt in the stand-in's own tests"),
-    NotLocal("client-id-conflict", "needs a second connection with the same client id to take the session "
-             "inside the probe's sub-second publish/subscribe window; the timing is not reproducible, and the "
-             "probe reports no session-taken-over code yet (catalogue 1005 is unused)"),
+    NotLocal("sni-missing", "the probe sends endpoint.host as SNI on both runtimes; only an IP address as host "
+             "sends none (CPython omits SNI for IP literals, RFC 6066; the stand-in then logs 'TLS SNI missing'), "
+             "and for that config cloud-check's endpoint.sni check fails the IP host as sni-mismatch, which the "
+             "diagnosis leads with; no honest injection yields sni-missing as the lead today"),
 )
 
 

@@ -7,6 +7,7 @@ commands.probe.probe, correlate.cloud_evidence, diagnosis.diagnose)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -145,20 +146,22 @@ def correlate_run(standin: StandIn, cfg: dict[str, Any], report: dict[str, Any])
 
 
 def run_case(standin: StandIn, cfg: dict[str, Any], runtime: str, *, board: VirtualBoardRunner | None = None,
-             wifi_fault: str | None = None) -> Outcome:
+             wifi_fault: str | None = None, alongside: Any = None) -> Outcome:
     """One run on `runtime` ("micropython" on the virtual board, "cpython" through the probe),
-    correlated with the stand-in. Errors of the tool itself are kept in the outcome, not raised, so
-    one broken case never hides the others."""
+    correlated with the stand-in. `alongside(standin, cfg)` is a context manager kept open while
+    the board runs (another device, for example). Errors of the tool itself are kept in the
+    outcome, not raised, so one broken case never hides the others."""
     t0 = time.monotonic()
     try:
-        if runtime == "micropython":
-            if board is None:
-                raise ValueError("a MicroPython run needs a virtual board")
-            report = board.run(cfg, wifi_fault=wifi_fault)
-        elif runtime == "cpython":
-            report = probe_cpython(cfg)
-        else:
-            raise ValueError(f"unknown runtime {runtime!r}")
+        with alongside(standin, cfg) if alongside is not None else contextlib.nullcontext():
+            if runtime == "micropython":
+                if board is None:
+                    raise ValueError("a MicroPython run needs a virtual board")
+                report = board.run(cfg, wifi_fault=wifi_fault)
+            elif runtime == "cpython":
+                report = probe_cpython(cfg)
+            else:
+                raise ValueError(f"unknown runtime {runtime!r}")
         evidence, diagnosis = correlate_run(standin, cfg, report)
     except Exception as exc:  # reported per case; the drill goes on with the others
         return Outcome(runtime, {}, error=f"{type(exc).__name__}: {exc}", seconds=time.monotonic() - t0)
