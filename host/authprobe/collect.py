@@ -267,7 +267,7 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
     def finish(reason_if_open: str | None, error: str | None = None) -> RunResult:
         ended = time.time()
         coll = dict(collection, ended=_iso(ended), duration_ms=int((ended - started) * 1000),
-                    lines=tracker.lines)
+                    lines=tracker.lines, timings=dict(timings))
         if error:
             coll["error"] = error
         report, status, reason = finish_report(tracker, run_id, reason_if_open=reason_if_open, collection=coll)
@@ -298,13 +298,27 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
         except errors:
             pass  # the next read reports the port's state
 
+    # Milliseconds from opening the port: how long the board took to restart, to start the
+    # self-test and to finish it (boot time is a finding of its own on a slow or crashing board).
+    timings: dict[str, int] = {}
+
+    def mark(name: str) -> None:
+        timings.setdefault(name, int((time.monotonic() - t0) * 1000))
+
     def take(line: Line) -> bool:
+        if line.kind != "vanished" and line.raw:
+            mark("first_byte_ms")
         if not armed[0]:
             restart = line.kind == "boot" and (line.reason in RESTARTS or (line.reason or "").startswith("reconnect"))
             if restart or any(m in line.raw for m in RESET_MARKERS) or time.monotonic() - reset_at[0] > ARM_GRACE_S:
                 armed[0] = True
+                mark("reset_seen_ms")
             elif line.kind == "record":
                 line = Line("stale", line.raw, line.t, reason="before-reset")
+        if line.kind == "record" and line.record is not None:
+            kind = line.record.get("k")
+            if kind in ("begin", "end"):
+                mark(f"{kind}_ms")
         if store:
             store.add_line(run_id, line.raw, t=line.t, kind=line.kind, reason=line.reason, record=line.record)
         if on_line:

@@ -33,6 +33,8 @@ def test_passing_run_is_stored_with_identity(authprobe_virtual_boards, authprobe
     assert report["device"]["reset"] == 5          # machine.reset() from the REPL: SOFT_RESET on ESP32
     assert report["noise"]["lines"] >= 3 and report["noise"]["restarts"] == 1
     assert report["collection"]["reset"] == "repl"
+    t = report["collection"]["timings"]
+    assert 0 <= t["first_byte_ms"] <= t["reset_seen_ms"] <= t["begin_ms"] <= t["end_ms"] <= report["collection"]["duration_ms"]
     row = authprobe_store.get_run(result.run_id)
     assert row["uid"] == board.uid and row["identity"]["note"] == "bench 1" and row["board"] == "virtual"
     kinds = [ln["kind"] for ln in authprobe_store.get_lines(result.run_id)]
@@ -127,6 +129,10 @@ def test_cli_run_exit_codes_json_junit_and_runs(authprobe_virtual_boards, tmp_pa
     assert cli.main(["runs", "--store", str(store), "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed[0]["run_id"] == report["run_id"]
+    assert cli.main(["runs", "--store", str(store), "--json", "--uid", board.uid]) == 0
+    assert [r["run_id"] for r in json.loads(capsys.readouterr().out)] == [report["run_id"]]
+    assert cli.main(["runs", "--store", str(store), "--json", "--port", "/dev/none"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
     assert cli.main(["runs", "show", report["run_id"][:17], "--store", str(store), "--raw"]) == 0
     shown = capsys.readouterr().out
     assert "config_ok" in shown and "rst:0xc" in shown

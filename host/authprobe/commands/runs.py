@@ -15,6 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_id", nargs="?", default="latest", help="run id, a unique prefix, or latest")
     parser.add_argument("--store", metavar="PATH", help="run store (default .authprobe/runs.sqlite or $AUTHPROBE_STORE)")
     parser.add_argument("--limit", type=int, default=20, help="how many runs to list (default %(default)s)")
+    parser.add_argument("--port", help="list: only runs on this port")
+    parser.add_argument("--uid", help="list: only runs of the board with this machine.unique_id() (hex)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--raw", action="store_true", help="show: also print every raw line received")
 
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     with RunStore(args.store) as store:
         if args.action == "list":
-            runs = store.list_runs(limit=args.limit)
+            runs = store.list_runs(limit=args.limit, port=args.port, uid=args.uid)
             if args.json:
                 sys.stdout.write(json.dumps(runs, indent=2) + "\n")
             elif not runs:
