@@ -184,3 +184,13 @@ def test_records_of_the_run_already_going_do_not_count(authprobe_virtual_boards)
     assert result.status == "complete"
     assert result.report["device"]["run"] == "boot-2"
     assert result.report["noise"]["stale"] >= 2
+
+
+@pytest.mark.parametrize(("method", "used", "cause"), [("soft", "soft", 1), ("rts", "repl", 5)])
+def test_other_reset_methods(authprobe_virtual_boards, method, used, cause):
+    # A pty has no modem lines, so `rts` falls back to the REPL; a soft reboot keeps the reset cause.
+    board = board_with(authprobe_virtual_boards, programs.PASSING)
+    result = collect(board.port, timeout=10, reset=method)
+    assert (result.status, result.verdict) == ("complete", "pass")
+    assert result.report["collection"]["reset"] == used
+    assert result.report["device"]["reset"] == cause
