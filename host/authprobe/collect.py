@@ -11,6 +11,7 @@ record it did send."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -384,11 +385,17 @@ def _reopen(port: str, baudrate: int, until: float) -> Any:
 
 def run(ports: list[str], *, parallel: bool = True, **kwargs: Any) -> list[RunResult]:
     """Collect from several boards at once (one thread each); one failing board never stops the
-    others. Keyword arguments go to collect(); per-port `identity`/`board` via `per_port`."""
+    others. Keyword arguments go to collect(); per-port `identity`/`board` via `per_port`.
+    Ctrl-C stops every board's collection at once; each run is kept, marked 'interrupted'."""
     per_port: dict[str, dict[str, Any]] = kwargs.pop("per_port", {}) or {}
+    stopping = threading.Event()
+    outer_stop = kwargs.pop("stop", None)
+
+    def stop() -> bool:
+        return stopping.is_set() or bool(outer_stop and outer_stop())
 
     def one(port: str) -> RunResult:
-        kw = dict(kwargs)
+        kw = dict(kwargs, stop=stop)
         kw.update(per_port.get(port, {}))
         try:
             return collect(port, **kw)
@@ -400,8 +407,16 @@ def run(ports: list[str], *, parallel: bool = True, **kwargs: Any) -> list[RunRe
 
     if not parallel or len(ports) == 1:
         return [one(p) for p in ports]
-    with ThreadPoolExecutor(max_workers=len(ports), thread_name_prefix="collect") as pool:
-        return list(pool.map(one, ports))
+    pool = ThreadPoolExecutor(max_workers=len(ports), thread_name_prefix="collect")
+    futures = [pool.submit(one, p) for p in ports]
+    try:
+        while not all(f.done() for f in futures):
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        # The workers see the stop flag within one read timeout and store what they have.
+        stopping.set()
+    pool.shutdown(wait=True)
+    return [f.result() for f in futures]
 
 
 def _iso(t: float) -> str:

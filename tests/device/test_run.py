@@ -194,3 +194,45 @@ def test_other_reset_methods(authprobe_virtual_boards, method, used, cause):
     assert (result.status, result.verdict) == ("complete", "pass")
     assert result.report["collection"]["reset"] == used
     assert result.report["device"]["reset"] == cause
+
+
+def test_stopping_parallel_collection_keeps_every_run(authprobe_virtual_boards, authprobe_store):
+    boards = [board_with(authprobe_virtual_boards, programs.HANGING) for _ in range(3)]
+    flag = threading.Event()
+    threading.Timer(1.0, flag.set).start()
+    t0 = time.monotonic()
+    results = run([b.port for b in boards], timeout=30, store=authprobe_store, stop=flag.is_set)
+    assert time.monotonic() - t0 < 5
+    assert [(r.status, r.reason) for r in results] == [("incomplete", "interrupted")] * 3
+    for r in results:
+        assert authprobe_store.get_run(r.run_id)["reason"] == "interrupted"
+
+
+def test_ctrl_c_on_the_cli_stores_every_board_run(authprobe_virtual_boards, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    boards = [board_with(authprobe_virtual_boards, programs.HANGING) for _ in range(2)]
+    store = tmp_path / "runs.sqlite"
+    cmd = [sys.executable, "-m", "authprobe.cli", "run", "--store", str(store), "--timeout", "60", "--board", "virtual"]
+    for b in boards:
+        cmd += ["--port", b.port]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:   # both boards have reported their first step
+            with RunStore(store) as s:
+                if sum(len(s.get_records(r["run_id"])) for r in s.list_runs()) >= 4:
+                    break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    with RunStore(store) as s:
+        runs = s.list_runs()
+        assert len(runs) == 2 and {r["reason"] for r in runs} == {"interrupted"}
+        assert all(s.get_report(r["run_id"])["steps"][0]["name"] == "config_ok" for r in runs)

@@ -122,4 +122,7 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"[bold red]{result.port}: {result.error}[/bold red]")
         render_report(result.report, console)
     write_outputs(results, args.json, args.junit)
+    if any(r.reason == "interrupted" for r in results):
+        console.print("interrupted: the runs collected so far are stored")
+        return 130
     return collect.combined_exit_code(results)
