@@ -1,8 +1,6 @@
-# What the runtime can do, for the begin record and the runtime step: name and version, whether
-# its TLS can send ALPN (decides `auto` transport), free heap, unique id, reset cause.
+# Who the runtime is, for the begin record and the runtime step: name, version, and on ESP32-style
+# ports the unique id and reset cause. (ALPN: tls.can_alpn; free heap: memory.heap_free.)
 import sys
-
-LOW_HEAP = 16 * 1024
 
 
 def name():
@@ -13,16 +11,6 @@ def name():
 def version():
     v = sys.implementation.version
     return "%d.%d.%d" % (v[0], v[1], v[2])
-
-
-def heap_free():
-    try:
-        import gc
-
-        gc.collect()
-        return gc.mem_free()  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):
-        return None
 
 
 def machine_identity():
