@@ -21,6 +21,16 @@ def pki(tmp_path_factory):
     return TestPKI(tmp_path_factory.mktemp("pki"))
 
 
+@pytest.fixture(autouse=True)
+def circuitpython_hashlib(monkeypatch):
+    """CircuitPython's hashlib has new() only: no sha1/sha256 classes (the fingerprints and the
+    WebSocket accept check must cope)."""
+    import hashlib
+
+    monkeypatch.delattr(hashlib, "sha1")
+    monkeypatch.delattr(hashlib, "sha256")
+
+
 def run_board(tmp_path, cfg, radio=None):
     """settings.toml + CA written as `authprobe flash` would, then code.py's call."""
     files = device_config.device_files(cfg, "circuitpython")
@@ -55,6 +65,10 @@ def test_healthy_board_passes_over_websockets(pki, tmp_path):
     assert st["tls"]["details"]["ca"] == ["configured CA 1", "Amazon Root CA 1", "Amazon Root CA 3"]
     assert srv.seen.sni == [pki.host] and srv.seen.upgrades[0]["headers"]["token"] == "tok-123"
     assert st["library"]["status"] == "skip"
+    import hashlib
+
+    expected = hashlib.new("sha256", b"tok-123").hexdigest()[:12]
+    assert st["connect"]["details"]["token"] == {"len": 7, "sha256": expected}
 
 
 def test_direct_mqtt_runs_minimqtt_through_the_socket_pool(pki, tmp_path):
