@@ -183,3 +183,27 @@ def junit_xml(results: list[Any]) -> str:
                               value=str(diag.get("confidence")))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def render_tray(results: list[Any], console: Console | None = None) -> None:
+    """One line per board for a tray: verdict, the first failing step and the likeliest cause."""
+    console = console or Console()
+    table = Table(title=f"{len(results)} boards", show_edge=False)
+    for col in ("port", "uid", "verdict", "first failure", "likeliest cause", "run"):
+        table.add_column(col)
+    counts: dict[str, int] = {}
+    for r in results:
+        report = r.report
+        verdict = report.get("verdict", "incomplete") if r.status != "error" else "error"
+        counts[verdict] = counts.get(verdict, 0) + 1
+        failing = next((s for s in report.get("steps", []) if s.get("status") == "fail"), None)
+        first = f"{failing['step']}: {failing['name']} ({failing['code']})" if failing else ""
+        if not failing and verdict in ("incomplete", "error"):
+            coll = report.get("collection") or {}
+            first = r.error or coll.get("reason") or ""
+        diag = (report.get("diagnosis") or [{}])[0]
+        cause = f"{diag['root_cause']} ({diag.get('confidence')})" if diag.get("root_cause") else ""
+        table.add_row(r.port, (report.get("device") or {}).get("uid") or "", Text(verdict, style=VERDICT_STYLE.get(verdict, "bold red")),
+                      first, cause, r.run_id)
+    console.print(table)
+    console.print(", ".join(f"{n} {v}" for v, n in sorted(counts.items())))

@@ -236,3 +236,16 @@ def test_ctrl_c_on_the_cli_stores_every_board_run(authprobe_virtual_boards, tmp_
         runs = s.list_runs()
         assert len(runs) == 2 and {r["reason"] for r in runs} == {"interrupted"}
         assert all(s.get_report(r["run_id"])["steps"][0]["name"] == "config_ok" for r in runs)
+
+
+def test_cli_tray_summary(authprobe_virtual_boards, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "220")
+    good = board_with(authprobe_virtual_boards, programs.PASSING)
+    bad = board_with(authprobe_virtual_boards, programs.FAILING)
+    rc = cli.main(["run", "--port", good.port, "--port", bad.port, "--store", str(tmp_path / "s.sqlite"),
+                   "--timeout", "20", "--quiet"])
+    assert rc == 1
+    out = capsys.readouterr().out
+    assert "2 boards" in out and "1 fail, 1 pass" in out
+    assert "wifi: wifi_wrong_password (302)" in out and "wifi-failure" in out
+    assert out.count("authprobe report") == 1          # only the failing board gets a full report

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from authprobe import collect
-    from authprobe.render import record_line, render_report
+    from authprobe.render import record_line, render_report, render_tray
     from authprobe.store import RunStore
 
     ports = resolve_ports(args)
@@ -117,10 +117,15 @@ def run(args: argparse.Namespace) -> int:
         results = collect.run(ports, timeout=args.timeout, store=store, on_line=on_line, per_port=per_port)
     finally:
         store.close()
+    # A tray gets one line per board and full reports only for the boards that did not pass.
     for result in results:
+        if many and result.verdict == "pass" and result.status == "complete":
+            continue
         if result.status == "error":
             console.print(f"[bold red]{result.port}: {result.error}[/bold red]")
         render_report(result.report, console)
+    if many:
+        render_tray(results, console)
     write_outputs(results, args.json, args.junit)
     if any(r.reason == "interrupted" for r in results):
         console.print("interrupted: the runs collected so far are stored")
