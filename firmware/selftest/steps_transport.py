@@ -41,6 +41,11 @@ def _first_answer(p, d):
     except net.Timeout:
         p.early = "timeout"
         p.early_ms = p.w.clock.since(p.t_connect)
+        # Without ALPN a default endpoint reads the bytes as the start of an HTTP request and waits.
+        if p.alpn != ALPN and not p.custom_domain:
+            d["why"] = "no answer to MQTT CONNECT within %d ms and no ALPN 'mqtt' was negotiated" % p.early_ms
+            d["elapsed_ms"] = p.early_ms
+            return 801, FAIL, d
         return 800, PASS, d
     if first.startswith(b"HTTP/") or first.startswith(b"<"):
         d["answer"] = "".join(chr(b) if 32 <= b < 127 else "." for b in first)

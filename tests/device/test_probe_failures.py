@@ -241,9 +241,18 @@ def test_slow_close_before_connack_points_at_lambda_timeout(pki, runtime):
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
 def test_no_connack_at_all(pki, runtime):
+    # With ALPN (CPython) or on a domain configuration the silence is the authorizer's.
     report, _ = run(pki, Behaviour(connack="stall"), runtime, device={"transport": "mqtt"},
-                    test={"timeout_ms": 400})
+                    endpoint={"custom_domain": runtime != "cpython"}, test={"timeout_ms": 400})
     assert_fails_at(report, 908, "lambda-timeout")
+    assert 400 <= first_failure(report)["details"]["elapsed_ms"] < 2000     # one wait, not two
+
+
+@needs_mp
+def test_silence_without_alpn_on_a_default_endpoint_points_at_alpn(pki):
+    report, _ = run(pki, Behaviour(alpn=False, connack="stall"), "micropython", device={"transport": "mqtt"},
+                    test={"timeout_ms": 400})
+    assert_fails_at(report, 801, "alpn-missing")
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
