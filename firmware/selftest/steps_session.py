@@ -10,8 +10,11 @@ def s_connect(p):
     if p.mode == "wss":
         user = p.user if p.user is not None or p.password is None else ""
         d["username_len"] = len(user or "")
-        p.stream.write(mqtt.connect(p.client_id, user, p.password))
         p.t_connect = p.w.clock.ms()
+        try:
+            p.stream.write(mqtt.connect(p.client_id, user, p.password))
+        except net.Closed:
+            return _closed(p, d)
     else:
         d["username_len"] = len(mqtt.auth_username(p.user, p.authorizer, p.signature, p.key,
                                                    p.token))
@@ -53,8 +56,8 @@ def s_pubsub(p):
     d = {"topic": p.topic}
     s = p.stream
     payload = ("authprobe " + p.nonce).encode()
-    s.write(mqtt.subscribe(1, p.topic, 0))
     try:
+        s.write(mqtt.subscribe(1, p.topic, 0))
         while True:
             first, body = mqtt.read_packet(p.stream)
             if first == mqtt.SUBACK:
@@ -67,7 +70,11 @@ def s_pubsub(p):
     d["suback"] = body[-1]
     if body[-1] & 0x80:
         return 1004, FAIL, d
-    s.write(mqtt.publish(p.topic, payload, 2, 1))
+    try:
+        s.write(mqtt.publish(p.topic, payload, 2, 1))
+    except net.Closed:
+        # Gone before the PUBLISH could even leave: the drop followed the SUBSCRIBE.
+        return 1001, FAIL, d
     puback = False
     try:
         while True:

@@ -23,10 +23,10 @@ def s_transport(p):
 def _first_answer(p, d):
     # Whether the server speaks MQTT here shows only in its answer to CONNECT: an endpoint that
     # got no ALPN treats the stream as HTTPS and answers HTTP (or just closes).
-    p.stream.write(mqtt.connect(p.client_id, mqtt.auth_username(
-        p.user, p.authorizer, p.signature, p.key, p.token), p.password))
     p.t_connect = p.w.clock.ms()
     try:
+        p.stream.write(mqtt.connect(p.client_id, mqtt.auth_username(
+            p.user, p.authorizer, p.signature, p.key, p.token), p.password))
         first = bytes(p.stream.peek_some()[:8])
     except net.Closed:
         p.early = "closed"
@@ -66,10 +66,10 @@ def _handshake(p, d):
 
     key = wss_upgrade.new_key()
     query = p.wss_query
-    p.stream.write(wss_upgrade.upgrade_request(p.host, key, p.authorizer, p.signature, p.key,
-                                               p.token, query))
     d["credentials"] = "query" if query else "headers"
     try:
+        p.stream.write(wss_upgrade.upgrade_request(p.host, key, p.authorizer, p.signature, p.key,
+                                                   p.token, query))
         status, reason, headers = wss_upgrade.read_head(p.stream)
     except net.Closed:
         return 807, FAIL, d
