@@ -228,9 +228,10 @@ class ReplLink:
         except TransportExecError as exc:
             text = exc.error_output.strip().splitlines()
             last = text[-1] if text else str(exc)
-            if "ENOSPC" in last or "28" in last.split()[-1:]:
+            errno_words = last.replace("[Errno", "").replace("]", "").split()
+            if "ENOSPC" in last or (last.startswith("OSError") and "28" in errno_words):
                 last += " (the board's flash is full: remove files or erase the flash)"
-            if "EROFS" in last or "[Errno 30]" in last:
+            if "EROFS" in last or (last.startswith("OSError") and "30" in errno_words):
                 last += " (the file system is read-only to code: on CircuitPython copy to the CIRCUITPY drive)"
             raise AuthprobeError(f"{self.port}: the board refused: {last}", 4) from None
         except (TransportError, OSError) as exc:

@@ -90,3 +90,20 @@ def test_authorizer_denial_is_diagnosed(standin, authprobe_virtual_board, tmp_pa
     failing = next(s for s in report["steps"] if s["status"] == "fail")
     assert failing["step"] in ("transport", "connect")
     assert "authorizer-denied" in {d["root_cause"] for d in report["diagnosis"]}
+
+
+def test_circuitpython_board_passes_over_wss(standin, authprobe_virtual_boards, tmp_path, capsys):
+    # The CircuitPython flavour: sources copied to its "CIRCUITPY drive" (the flash folder), code.py
+    # reads settings.toml, no ALPN so the probe goes over WebSockets; reset via microcontroller.reset().
+    board = authprobe_virtual_boards(runtime="circuitpython")
+    config = device_toml(tmp_path / "device.toml", standin, client_id="sensor-cp")
+    assert cli.main(["flash", "--port", board.port, "--config", str(config), "--board", "virtual-circuitpython",
+                     "--drive", str(board.flash_dir)]) == 0
+    assert (board.flash_dir / "code.py").exists() and (board.flash_dir / "settings.toml").exists()
+    out = tmp_path / "report.json"
+    rc = cli.main(["run", "--port", board.port, "--board", "virtual-circuitpython", "--store",
+                   str(tmp_path / "runs.sqlite"), "--timeout", "30", "--json", str(out)])
+    report = json.loads(out.read_text())
+    assert rc == 0, [s for s in report["steps"] if s["status"] != "pass"]
+    assert report["device"]["runtime"] == "circuitpython" and report["device"]["reset"] == "software"
+    assert {s["step"]: s for s in report["steps"]}["transport"]["details"]["mode"] == "wss"

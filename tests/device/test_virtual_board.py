@@ -205,3 +205,29 @@ def test_monitor_shows_records_live(authprobe_virtual_board, capsys):
     assert "begin run=dev-run" in out and "config_ok" in out and "end pass" in out
     assert "rst:0xc (SW_CPU_RESET)" in out       # --raw shows the boot log too
     assert "3 records, 0 damaged" in out
+
+
+def test_circuitpython_flavour(authprobe_virtual_boards, tmp_path, capsys):
+    import json
+
+    from authprobe import cli, flash
+
+    board = authprobe_virtual_boards(runtime="circuitpython")
+    (board.flash_dir / "settings.toml").write_text('GREETING = "hello"\nPORT = 443\n')
+    (board.flash_dir / "code.py").write_text("import os\nprint('code ran', os.getenv('GREETING'), os.getenv('PORT') + 1)\n")
+    with serial.serial_for_url(board.port, timeout=0.05) as ser:
+        board.hard_reset()
+        out = read_until(ser, b"Use CTRL-D to reload.\r\n").decode()
+        assert "code.py output:\r\ncode ran hello 444\r\n" in out and "rst:" not in out
+        ser.write(b"x")                                   # any key enters the REPL
+        assert b"Adafruit CircuitPython 9.2.1 on" in read_until(ser, b">>> ")
+    r = mpremote(board.port, "exec", "import microcontroller, board\nprint(microcontroller.cpu.reset_reason, board.board_id)")
+    assert r.stdout.split() == ["microcontroller.ResetReason.POWER_ON", "authprobe_virtual_esp32s3"]
+    r = mpremote(board.port, "exec", "import network")              # no ESP32 network module here
+    assert "no module named 'network'" in r.stdout
+    # Code cannot write the drive; the host can.
+    result = flash.flash([board.port], "examples/device.toml", board="virtual-circuitpython")[0]
+    assert result.status == "error" and "read-only to code" in result.error
+    assert cli.main(["boards", "--port", board.port, "--probe", "--json"]) == 0
+    found = [p for p in json.loads(capsys.readouterr().out) if p["device"] == board.port][0]
+    assert (found["runtime"], found["board_candidates"]) == ("circuitpython", ["virtual-circuitpython"])

@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
                 port.banner = f"{found['version']} {found['machine']}"
                 same = [n for n in port.candidates if registry[n].runtime == port.runtime]
                 port.candidates = same or port.candidates
-                if not port.candidates and "virtual board" in found["machine"] and "virtual" in registry:
-                    port.candidates = ["virtual"]
+                if not port.candidates and "virtual board" in found["machine"]:
+                    port.candidates = [n for n, b in registry.items() if b.is_virtual and b.runtime == port.runtime]
             else:
                 port.banner = "no banner"
     if args.json:

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--control", metavar="FILE",
                         help='JSON read at every reset, e.g. {"wifi_fault": "no-ap"}, to drill faults live')
     parser.add_argument("--heap", default="512k", help="MicroPython heap size (default 512k)")
+    parser.add_argument("--runtime", choices=("micropython", "circuitpython"), default="micropython",
+                        help="which firmware the board behaves like (default micropython)")
     parser.add_argument("--baud", type=int, default=None,
                         help="limit the line to this UART speed (e.g. 115200) so timings resemble a real board's")
     parser.add_argument("--native-usb", metavar="LINK",
@@ -62,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         flash = tmp.name
     board = VirtualBoard(flash, name=args.name, uid=args.uid, wifi_fault=args.wifi_fault,
                          wifi_networks=networks, heap=args.heap, control_file=args.control,
-                         native_usb=bool(args.native_usb), port_link=args.native_usb, baud=args.baud)
+                         native_usb=bool(args.native_usb), port_link=args.native_usb, baud=args.baud,
+                         runtime=args.runtime)
     stopped = threading.Event()
 
     def stop(*_: object) -> None:

@@ -35,6 +35,11 @@ PWRON_RESET = 1
 SOFT_RESET = 5
 
 WIFI_FAULTS = ("no-ap", "wrong-password", "timeout", "fail")
+RUNTIMES = ("micropython", "circuitpython")
+CIRCUITPY_VERSION = "9.2.1"
+CP_AUTORELOAD = b"Auto-reload is on. Simply save files over USB to run them or enter REPL to disable.\r\n"
+CP_DONE = b"\r\nCode done running.\r\n\r\nPress any key to enter the REPL. Use CTRL-D to reload.\r\n"
+CP_ENTRY_FILES = ("code.txt", "code.py", "main.txt", "main.py")
 
 # What the ESP32 ROM bootloader prints before MicroPython starts; a real board's boot noise.
 ROM_BOOT = (
@@ -89,7 +94,8 @@ class VirtualBoard:
                  wifi_fault: str | None = None, wifi_networks: dict[str, str] | None = None,
                  wifi_delay_ms: int = 50, heap: str = "512k", control_file: str | None = None,
                  machine_label: str = "authprobe virtual board with ESP32", native_usb: bool = False,
-                 port_link: str | os.PathLike[str] | None = None, baud: int | None = None):
+                 port_link: str | os.PathLike[str] | None = None, baud: int | None = None,
+                 runtime: str = "micropython"):
         self.flash_dir = Path(flash_dir).resolve()
         self.flash_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -99,6 +105,13 @@ class VirtualBoard:
         self.wifi_delay_ms = wifi_delay_ms
         self.heap = heap
         self.control_file = control_file
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}")
+        # CircuitPython flavour: code.py, its supervisor's messages, `microcontroller`/`board`, a file
+        # system that is read-only to code (the host owns the drive), settings.toml via os.getenv.
+        self.runtime = runtime
+        if runtime == "circuitpython" and machine_label == "authprobe virtual board with ESP32":
+            machine_label = "authprobe virtual board with ESP32S3"
         self.machine_label = machine_label
         # Native USB (ESP32-S3/C3 USB-Serial-JTAG, CircuitPython boards): the port disappears on
         # every hard reset and comes back after enumeration. The port is then a stable symlink
@@ -255,7 +268,11 @@ class VirtualBoard:
             "AUTHPROBE_VB_UID": self.uid,
             "AUTHPROBE_VB_RESET_CAUSE": str(reset_cause),
             "AUTHPROBE_VB_WIFI": json.dumps(radio),
+            "AUTHPROBE_VB_PRELOAD": "machine,network",
         })
+        if self.runtime == "circuitpython":
+            env.update({"AUTHPROBE_VB_PRELOAD": "microcontroller,board,wifi,socketpool,ssl", "AUTHPROBE_VB_READONLY": "1",
+                        "AUTHPROBE_VB_SETTINGS": json.dumps(self._settings_toml())})
         self._child = subprocess.Popen(
             [micropython_path(), "-X", f"heapsize={self.heap}", str(SHIMS / "agent.py"), str(SHIMS),
              str(self.flash_dir)],
@@ -263,6 +280,16 @@ class VirtualBoard:
             cwd=self.flash_dir, env=env, start_new_session=True)
         os.set_blocking(self._child.stdout.fileno(), False)  # type: ignore[union-attr]
         self._agent_buf = b""
+
+    def _settings_toml(self) -> dict[str, Any]:
+        """CircuitPython reads settings.toml through os.getenv (strings and integers only)."""
+        import tomllib
+
+        try:
+            data = tomllib.loads((self.flash_dir / "settings.toml").read_text(encoding="utf-8"))
+        except (OSError, UnicodeError, tomllib.TOMLDecodeError):
+            return {}
+        return {k: v for k, v in data.items() if isinstance(v, str | int) and not isinstance(v, bool)}
 
     def _kill_child(self) -> None:
         child, self._child = self._child, None
@@ -491,7 +518,13 @@ class ReplMachine:
         # A board's stdout turns every \n into \r\n.
         return data.replace(b"\n", b"\r\n")
 
+    @property
+    def circuitpython(self) -> bool:
+        return getattr(self.board, "runtime", "micropython") == "circuitpython"
+
     def banner(self) -> bytes:
+        if self.circuitpython:
+            return f"Adafruit CircuitPython {CIRCUITPY_VERSION} on 2026-07-05; {self.board.machine_label}\r\n".encode()
         return (f"MicroPython {self.version}; {self.board.machine_label}\r\n"
                 'Type "help()" for more information.\r\n').encode()
 
@@ -518,18 +551,19 @@ class ReplMachine:
         self.pending_input.clear()
         self.line.clear()
         self.block = []
-        self.emit(ROM_BOOT.format(rst=ROM_RESET_REASON.get(cause, ROM_RESET_REASON[SOFT_RESET])).encode())
-        self.start_interpreter(cause)
+        if not self.circuitpython:   # CircuitPython's console is USB: the ROM log goes to the UART
+            self.emit(ROM_BOOT.format(rst=ROM_RESET_REASON.get(cause, ROM_RESET_REASON[SOFT_RESET])).encode())
+        self.start_interpreter(cause, hard=True)
 
     def soft_reset(self) -> None:
-        self.emit(b"MPY: soft reboot\r\n")
+        self.emit(b"soft reboot\r\n" if self.circuitpython else b"MPY: soft reboot\r\n")
         self.line.clear()
         self.block = []
         self.start_interpreter(int(self._last_cause))
 
     _last_cause = PWRON_RESET
 
-    def start_interpreter(self, cause: int) -> None:
+    def start_interpreter(self, cause: int, hard: bool = False) -> None:
         self._last_cause = cause
         self.state = "booting"
         self.board._ready.clear()
@@ -539,7 +573,13 @@ class ReplMachine:
         self.board.spawn(cause)
         # Boot files run once the agent says it is ready: boot.py always, main.py only when the
         # board returns to the friendly REPL (the ESP32 port skips main.py after a raw-REPL reboot).
-        self.boot_queue = ["boot.py"] + (["main.py"] if self.mode == "friendly" else [])
+        # CircuitPython runs boot.py only after a hard reset (its output goes to boot_out.txt) and
+        # code.py on every reload, except straight back into the raw REPL.
+        if self.circuitpython:
+            entry = next((n for n in CP_ENTRY_FILES if self.board.file_on_flash(n) is not None), None)
+            self.boot_queue = (["boot.py"] if hard else []) + ([entry] if entry and self.mode == "friendly" else [])
+        else:
+            self.boot_queue = ["boot.py"] + (["main.py"] if self.mode == "friendly" else [])
 
     def agent_died(self) -> None:
         # The interpreter crashed (or was killed): a board would panic and reboot.
@@ -590,18 +630,36 @@ class ReplMachine:
         return f"v1.29.0-preview on {date}" if date else "v1.29.0-preview"
 
     def program_output(self, data: bytes) -> None:
-        if self.state in ("running", "booting"):
+        if self.state in ("running", "booting") and not self.silent:
             self.emit(self.cooked(data))
 
+    silent = False    # CircuitPython's boot.py writes to boot_out.txt, not the console
+    ran_code = False  # CircuitPython: a code file ran, so the supervisor waits for a key
+
     def run_next_boot_file(self) -> None:
+        self.silent = False
         while self.boot_queue:
             name = self.boot_queue.pop(0)
             source = self.board.file_on_flash(name)
             if source is not None:
                 self.context = "file"
                 self.state = "booting"
+                if self.circuitpython:
+                    self.silent = name == "boot.py"
+                    if not self.silent:
+                        self.emit(CP_AUTORELOAD + f"{name} output:\r\n".encode())
+                        self.ran_code = True
                 self.board.send_to_agent(source, "exec", name)
                 return
+        if self.circuitpython and self.mode == "friendly":
+            if not self.ran_code:
+                self.emit(CP_AUTORELOAD)
+            self.ran_code = False
+            self.emit(CP_DONE)
+            self.state = "waitkey"
+            self.board._ready.set()
+            self.drain_pending()
+            return
         if self.mode == "friendly":
             self.emit(self.banner())
         else:
@@ -651,6 +709,16 @@ class ReplMachine:
         self.interrupt_deadline = time.monotonic() + INTERRUPT_GRACE_S
 
     def drain_pending(self) -> None:
+        if self.state == "waitkey" and self.pending_input:
+            # CircuitPython's "Press any key to enter the REPL. Use CTRL-D to reload."
+            key = self.pending_input[0]
+            del self.pending_input[0]
+            if key == 0x04:
+                self.soft_reset()
+                return
+            self.emit(b"\r\n" + self.banner())
+            self.prompt()
+            return
         while self.pending_input and self.state in ("idle", "paste"):
             # Runs of plain bytes move in bulk (a deploy pushes tens of KB through here); control
             # bytes go one at a time through the state machine.

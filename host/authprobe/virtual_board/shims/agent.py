@@ -63,12 +63,34 @@ def execute(source, mode, filename, namespace):
     send("EXIT" if exited else "ERR")
 
 
-def mount_flash(flash):
+class SettingsOs:
+    """CircuitPython's os: getenv() answers from settings.toml (strings and integers) first."""
+
+
+def use_settings(text):
+    import json
+
+    values = json.loads(text)
+    shim = SettingsOs()
+    for name in dir(os):
+        if not name.startswith("__"):
+            setattr(shim, name, getattr(os, name))
+
+    def getenv(key, default=None):
+        if key in values:
+            return values[key]
+        return os.getenv(key, default)
+
+    shim.getenv = getenv
+    sys.modules["os"] = shim
+
+
+def mount_flash(flash, readonly):
     # The board's flash is a host folder; mounted at / so every path looks like a board's. (A
     # Python subclass of VfsPosix could add the file sizes `os.ilistdir` leaves out, but the import
     # machinery then no longer finds modules under /lib, so `mpremote fs ls` shows size 0.)
     vfs.umount("/")
-    vfs.mount(vfs.VfsPosix(flash), "/")
+    vfs.mount(vfs.VfsPosix(flash), "/", readonly=readonly)
     os.chdir("/")
     sys.path[:] = ["", ".frozen", "/lib"]
 
@@ -78,12 +100,16 @@ def main():
     flash = sys.argv[2]
     # A board has no command line: programs that look at sys.argv must see what they see there.
     del sys.argv[:]
+    # The board's own modules (ESP32: machine, network; CircuitPython: microcontroller, board) must
+    # be loaded before the host file system disappears; the others stay unimportable, as on a board.
     sys.path.insert(0, shims)
-    import machine  # noqa: F401 - the ESP32-like shims must be loaded before the host fs disappears
-    import network  # noqa: F401
-
+    for name in (os.getenv("AUTHPROBE_VB_PRELOAD") or "machine,network").split(","):
+        __import__(name)
     sys.path.remove(shims)
-    mount_flash(flash)
+    settings = os.getenv("AUTHPROBE_VB_SETTINGS")
+    if settings:
+        use_settings(settings)
+    mount_flash(flash, os.getenv("AUTHPROBE_VB_READONLY") == "1")
     namespace = {"__name__": "__main__"}
     send("READY " + sys.version)
     while True:
