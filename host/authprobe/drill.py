@@ -101,7 +101,8 @@ def judge(case: Case, outcome: Outcome) -> CaseResult:
 
 
 class Drill:
-    """The stand-ins and the board the cases share; `run(cases)` runs them in two lanes."""
+    """The stand-ins and the board the cases share; `run(cases)` runs them in two lanes (again and
+    again if need be); `close()` stops everything."""
 
     def __init__(self, workdir: Path, *, store_path: Path | None = None):
         from authprobe.store import RunStore
@@ -110,6 +111,7 @@ class Drill:
         self.store = RunStore(store_path or workdir / "runs.sqlite")
         self.standins: dict[str, StandIn] = {}
         self.board: VirtualBoardRunner | None = None
+        self.closed = False
 
     def standin(self, kind: str) -> StandIn:
         if kind not in self.standins:
@@ -149,18 +151,24 @@ class Drill:
                 lane = board_lane if case.runtime.startswith("micropython") else host_lane
                 future = lane.submit(self.run_one, case)
                 if on_result is not None:
-                    future.add_done_callback(lambda f: f.exception() is None and on_result(f.result()))
+                    future.add_done_callback(lambda f: not f.cancelled() and f.exception() is None and on_result(f.result()))
                 futures.append(future)
             return [f.result() for f in futures]
-        finally:
+        except BaseException:
             for f in futures:
                 f.cancel()
-            # Stop the board and stand-ins first, so a case still running ends at once.
+            # Ctrl-C or a failure: stop the board and stand-ins first, so a case still running ends at once.
             self.close()
+            raise
+        finally:
             board_lane.shutdown(wait=True, cancel_futures=True)
             host_lane.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
+        """Stop the board and the stand-ins and close the store (again: nothing happens)."""
+        if self.closed:
+            return
+        self.closed = True
         if self.board is not None:
             self.board.close()
         for s in self.standins.values():
@@ -184,10 +192,11 @@ def run_drill(only: list[str] | None = None, *, workdir: str | Path | None = Non
     base = Path(workdir) if keep else Path(tempfile.mkdtemp(prefix="authprobe-drill-"))
     base.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
+    drill = Drill(base)
     try:
-        drill = Drill(base)
         results = drill.run(cases, on_result)
     finally:
+        drill.close()
         if not keep:
             shutil.rmtree(base, ignore_errors=True)
     not_local = [{"expected": n.expected, "why": n.why} for n in drill_cases.NOT_LOCAL]

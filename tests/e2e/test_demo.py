@@ -4,35 +4,13 @@ promise to stop every process it started."""
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
 
 from authprobe import demo
 from authprobe.store import RunStore
-
-
-def _children() -> list[str]:
-    """Command names of this process's live child processes (the board's interpreter would be one)."""
-    me = str(os.getpid())
-    names = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[1] == me and fields[0] != "Z":
-            names.append(stat.parent.joinpath("comm").read_text().strip())
-    return names
-
-
-def _wait_no_micropython(timeout: float = 3.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while "micropython" in _children() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return _children()
+from tests.fixtures.e2e_processes import micropython_children, wait_gone
 
 
 @pytest.fixture(autouse=True)
@@ -46,6 +24,7 @@ def _needs_the_unix_port():
 
 
 def test_demo_shows_a_pass_then_diagnoses_the_unencoded_signature(tmp_path, capsys):
+    before = micropython_children()
     t0 = time.monotonic()
     assert demo.main(["--keep", str(tmp_path)]) == 0
     elapsed = time.monotonic() - t0
@@ -67,7 +46,7 @@ def test_demo_shows_a_pass_then_diagnoses_the_unencoded_signature(tmp_path, caps
     from authprobe.drill_standin import EXAMPLE_TOKEN, example_signature
 
     assert EXAMPLE_TOKEN not in out and example_signature()[:40] not in out
-    assert "micropython" not in _wait_no_micropython()
+    assert not wait_gone(before)
 
 
 def test_demo_stops_the_board_and_the_stand_in_on_ctrl_c(tmp_path, monkeypatch, capsys):
@@ -81,9 +60,10 @@ def test_demo_stops_the_board_and_the_stand_in_on_ctrl_c(tmp_path, monkeypatch, 
         raise KeyboardInterrupt
 
     monkeypatch.setattr(demo.Demo, "start", start_then_interrupt)
+    before = micropython_children()
     assert demo.main(["--keep", str(tmp_path)]) == 130
     assert "interrupted" in capsys.readouterr().out
-    assert "micropython" not in _wait_no_micropython()
+    assert not wait_gone(before)
     emu = started["emulator"]
     import socket
 

@@ -73,3 +73,44 @@ def test_drill_list_names_every_case():
     cases = drill_cases.cases()
     assert len({c.name for c in cases}) == len(cases)
     assert drill_cases.cases(["@cpython"]) and all(c.runtime == "cpython/mqtt" for c in drill_cases.cases(["@cpython"]))
+
+
+def test_drill_keeps_its_runs_for_authprobe_report(tmp_path, capsys):
+    keep = tmp_path / "kept"
+    assert cli.main(["drill", "--only", "policy-denies-publish@micropython", "--keep", str(keep), "--json"]) == 0
+    case = json.loads(capsys.readouterr().out)["cases"][0]
+    assert case["diagnosed"] == "policy-denies-publish" and case["run_id"]
+    page = tmp_path / "page.html"
+    assert cli.main(["report", case["run_id"], "--store", str(keep / "runs.sqlite"), "--cloud",
+                     f"local:{keep / 'standin-main'}", "--authorizer", "NoPublishAuth", "--skew", "3",
+                     "--html", str(page)]) == 0
+    text = page.read_text()
+    assert "Publish-In Failure" in text and "policy-denies-publish" in text
+
+
+def test_drill_stops_everything_on_ctrl_c(monkeypatch, tmp_path):
+    from authprobe import drill
+    from tests.fixtures.e2e_processes import micropython_children, wait_gone
+
+    started = {}
+    real = drill.Drill.run_one
+
+    def interrupted(self, case):
+        started["board"] = self.board
+        started["standins"] = dict(self.standins)
+        real(self, case)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(drill.Drill, "run_one", interrupted)
+    monkeypatch.setattr(drill.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "work"))
+    before = micropython_children()
+    with pytest.raises(KeyboardInterrupt):
+        drill.run_drill(["healthy@micropython", "dns-failure@micropython"])
+    assert started["board"] is not None
+    assert not wait_gone(before)
+    assert not (tmp_path / "work").exists()
+    import socket
+
+    for s in started["standins"].values():
+        with pytest.raises(OSError):
+            socket.create_connection((s.emulator.host, s.emulator.port), timeout=0.5).close()
