@@ -171,7 +171,8 @@ def junit_xml(results: list[Any]) -> str:
                                  type=str(coll.get("reason") or result.reason or "incomplete"))
             node.text = " ".join(str(x) for x in (result.error, coll.get("hint")) if x)
         if report.get("diagnosis"):
-            ET.SubElement(suite, "properties")
+            # JUnit's schema puts <properties> before the test cases.
+            suite.insert(0, ET.Element("properties"))
         suite.set("tests", str(tests))
         suite.set("failures", str(failures))
         suite.set("errors", str(errors))
