@@ -62,20 +62,6 @@ def digest(name, data):
     return h.digest()
 
 
-def fingerprint(secret):
-    """record.fingerprint (length + short SHA-256, never the value), also where hashlib has no
-    sha256 class (CircuitPython): the same shape from hashlib.new."""
-    from selftest import record
-
-    try:
-        return record.fingerprint(secret)
-    except AttributeError:
-        import binascii
-
-        data = secret.encode() if isinstance(secret, str) else secret
-        return {"len": len(data), "sha256": binascii.hexlify(digest("sha256", data)).decode()[:12]}
-
-
 def resolve(pool, host, port):
     """The first address getaddrinfo gives, in the shape the runtime's connect() wants."""
     info = pool.getaddrinfo(host, port)

@@ -31,7 +31,10 @@ def fingerprint(secret):
         return None
     if isinstance(secret, str):
         secret = secret.encode()
-    digest = binascii.hexlify(hashlib.sha256(secret).digest()).decode()
+    # MicroPython has the hashlib.sha256 class only, CircuitPython hashlib.new() only.
+    sha256 = getattr(hashlib, "sha256", None)
+    h = sha256(secret) if sha256 is not None else hashlib.new("sha256", secret)
+    digest = binascii.hexlify(h.digest()).decode()
     return {"len": len(secret), "sha256": digest[:12]}
 
 

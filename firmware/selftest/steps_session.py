@@ -1,12 +1,12 @@
 # The MQTT session steps: CONNECT with the custom-auth credentials (CONNACK code, or a close and
 # how long it took), then the publish/subscribe round trip on the test topic.
-from selftest import mqtt, net
+from selftest import mqtt, net, record
 from selftest.probe import FAIL, PASS
 
 
 def s_connect(p):
-    d = {"username_len": 0, "token": net.fingerprint(p.token),
-         "signature": net.fingerprint(p.signature), "password": net.fingerprint(p.password)}
+    d = {"username_len": 0, "token": record.fingerprint(p.token),
+         "signature": record.fingerprint(p.signature), "password": record.fingerprint(p.password)}
     if p.mode == "wss":
         user = p.user if p.user is not None or p.password is None else ""
         d["username_len"] = len(user or "")

@@ -66,3 +66,12 @@ def test_fingerprint_never_contains_the_secret():
     assert len(fp["sha256"]) == 12
     assert secret not in str(fp)
     assert record.fingerprint(None) is None
+
+
+def test_fingerprint_uses_hashlib_new_where_there_is_no_sha256_class(monkeypatch):
+    """CircuitPython's hashlib has new() only; the fingerprint must keep its shape there."""
+    import hashlib
+
+    expected = record.fingerprint("tok")
+    monkeypatch.delattr(hashlib, "sha256")
+    assert record.fingerprint("tok") == expected
