@@ -7,8 +7,9 @@ first entry). A healthy configuration must pass on every runtime.
     result = run_drill(only=["lambda"])
     result.passed, result.cases[0].diagnosed
 
-One stand-in per distinct stand-in config and one virtual board serve every case; MicroPython cases
-run one after another on the board while CPython cases run beside them (two lanes for two cores)."""
+One stand-in per distinct stand-in config and one virtual board per flavour serve every case; the
+cases of each board run one after another on it while the other board's and the CPython cases run
+beside them (one lane each: most of a case is waiting on TLS, the authorizer and the broker)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from authprobe.drill_standin import CLOCK_BEHIND_DAYS, DRILL_EXAMPLES, StandIn
 from authprobe.errors import AuthprobeError
 
 SCHEMA = "authprobe.drill/1"
+BOARD_RUNTIMES = ("micropython", "circuitpython")
 STANDIN_CONFIG = DRILL_EXAMPLES / "standin.toml"
 
 
@@ -68,9 +70,10 @@ class DrillResult:
 
     def summary(self) -> dict[str, Any]:
         produced = sorted({c.expected for c in self.cases if c.expected})
+        nowhere = {n["expected"] for n in self.not_local if not n.get("runtime")}
         return {"cases": len(self.cases), "passed": sum(c.passed for c in self.cases),
                 "failed": sum(not c.passed for c in self.cases), "seconds": round(self.seconds, 2),
-                "root_causes_drilled": len(produced), "root_causes_not_local": len(self.not_local)}
+                "root_causes_drilled": len(produced), "root_causes_not_local": len(nowhere)}
 
     def as_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "summary": self.summary(), "cases": [c.as_dict() for c in self.cases],
@@ -100,6 +103,10 @@ def judge(case: Case, outcome: Outcome) -> CaseResult:
         candidates=[d["root_cause"] for d in outcome.diagnosis[:4]], error=outcome.error)
 
 
+def _runtime(case: Case) -> str:
+    return case.runtime.split("/")[0]
+
+
 class Drill:
     """The stand-ins and the board the cases share; `run(cases)` runs them in two lanes (again and
     again if need be); `close()` stops everything."""
@@ -110,7 +117,7 @@ class Drill:
         self.workdir = workdir
         self.store = RunStore(store_path or workdir / "runs.sqlite")
         self.standins: dict[str, StandIn] = {}
-        self.board: VirtualBoardRunner | None = None
+        self.boards: dict[str, VirtualBoardRunner] = {}
         self.closed = False
 
     def standin(self, kind: str) -> StandIn:
@@ -120,61 +127,64 @@ class Drill:
                                                 clock_behind_days=days)
         return self.standins[kind]
 
-    def virtual_board(self) -> VirtualBoardRunner:
-        if self.board is None:
-            self.board = VirtualBoardRunner(self.workdir / "board", self.store).start()
-        return self.board
+    def virtual_board(self, runtime: str) -> VirtualBoardRunner:
+        """The one board of this runtime's flavour every case on it shares."""
+        if runtime not in self.boards:
+            self.boards[runtime] = VirtualBoardRunner(self.workdir / f"board-{runtime}", self.store,
+                                                      name=f"drill-{runtime}", runtime=runtime).start()
+        return self.boards[runtime]
 
     def prepare(self, cases: list[Case]) -> None:
         """Start what the cases need before any runs, so a start-up failure is one clear error."""
         for kind in dict.fromkeys(c.fault.standin for c in cases):
             self.standin(kind)
-        if any(c.runtime.startswith("micropython") for c in cases):
-            self.virtual_board()
+        for runtime in dict.fromkeys(_runtime(c) for c in cases):
+            if runtime in BOARD_RUNTIMES:
+                self.virtual_board(runtime)
 
     def run_one(self, case: Case) -> CaseResult:
         standin = self.standin(case.fault.standin)
         cfg = drill_cases.device_config(case, standin)
-        runtime = case.runtime.split("/")[0]
-        board = self.virtual_board() if runtime == "micropython" else None
+        runtime = _runtime(case)
+        board = self.virtual_board(runtime) if runtime in BOARD_RUNTIMES else None
         outcome = run_case(standin, cfg, runtime, board=board, wifi_fault=case.fault.wifi_fault,
                            alongside=case.fault.alongside)
         return judge(case, outcome)
 
     def run(self, cases: list[Case], on_result: Callable[[CaseResult], None] | None = None) -> list[CaseResult]:
         self.prepare(cases)
-        board_lane = ThreadPoolExecutor(1, thread_name_prefix="drill-board")
-        host_lane = ThreadPoolExecutor(1, thread_name_prefix="drill-cpython")
+        # One lane per board (a board runs one self-test at a time) and one for the CPython probe.
+        lanes = {r: ThreadPoolExecutor(1, thread_name_prefix=f"drill-{r}") for r in dict.fromkeys(map(_runtime, cases))}
         futures: list[Future[CaseResult]] = []
         try:
             for case in cases:
-                lane = board_lane if case.runtime.startswith("micropython") else host_lane
-                future = lane.submit(self.run_one, case)
+                future = lanes[_runtime(case)].submit(self.run_one, case)
                 if on_result is not None:
-                    future.add_done_callback(lambda f: not f.cancelled() and f.exception() is None and on_result(f.result()))
+                    future.add_done_callback(lambda f: not f.cancelled() and f.exception() is None
+                                             and on_result(f.result()))
                 futures.append(future)
             return [f.result() for f in futures]
         except BaseException:
             for f in futures:
                 f.cancel()
-            # Ctrl-C or a failure: stop the board and stand-ins first, so a case still running ends at once.
+            # Ctrl-C or a failure: stop the boards and stand-ins first, so a case still running ends at once.
             self.close()
             raise
         finally:
-            board_lane.shutdown(wait=True, cancel_futures=True)
-            host_lane.shutdown(wait=True, cancel_futures=True)
+            for lane in lanes.values():
+                lane.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         """Stop the board and the stand-ins and close the store (again: nothing happens)."""
         if self.closed:
             return
         self.closed = True
-        if self.board is not None:
-            self.board.close()
+        for board in self.boards.values():
+            board.close()
         for s in self.standins.values():
             s.close()
         self.standins.clear()
-        self.board = None
+        self.boards.clear()
         self.store.close()
 
 
@@ -199,5 +209,5 @@ def run_drill(only: list[str] | None = None, *, workdir: str | Path | None = Non
         drill.close()
         if not keep:
             shutil.rmtree(base, ignore_errors=True)
-    not_local = [{"expected": n.expected, "why": n.why} for n in drill_cases.NOT_LOCAL]
+    not_local = [{"expected": n.expected, "runtime": n.runtime, "why": n.why} for n in drill_cases.NOT_LOCAL]
     return DrillResult(results, not_local, time.monotonic() - t0, str(base) if keep else None)

@@ -3,8 +3,10 @@ locally (through the stand-in's config, the device config, the authorizer handle
 board's shims), on which runtimes, or why it cannot be produced here.
 
 Runtimes (runtime/transport): `micropython/wss` (the virtual board: the real MicroPython unix port,
-no ALPN, so MQTT over WebSockets), `micropython/mqtt` (the same board forced to direct MQTT, which
-shows alpn-missing) and `cpython/mqtt` (`authprobe probe` under CPython, which sends ALPN "mqtt")."""
+no ALPN, so MQTT over WebSockets), `circuitpython/wss` (the virtual board's CircuitPython flavour:
+code.py, settings.toml, wifi/socketpool/ssl), `micropython/mqtt` and `circuitpython/mqtt` (the same
+boards forced to direct MQTT, which shows alpn-missing) and `cpython/mqtt` (`authprobe probe` under
+CPython, which sends ALPN "mqtt")."""
 
 from __future__ import annotations
 
@@ -16,9 +18,12 @@ from authprobe.drill_standin import StandIn, example_signature
 
 MP_WSS = "micropython/wss"
 MP_MQTT = "micropython/mqtt"
+CP_WSS = "circuitpython/wss"
+CP_MQTT = "circuitpython/mqtt"
 CPY_MQTT = "cpython/mqtt"
-RUNTIMES = (MP_WSS, MP_MQTT, CPY_MQTT)
-BOTH = (MP_WSS, CPY_MQTT)
+RUNTIMES = (MP_WSS, CP_WSS, MP_MQTT, CP_MQTT, CPY_MQTT)
+ALL = (MP_WSS, CP_WSS, CPY_MQTT)          # every runtime, each with its usual transport
+BOARDS = (MP_WSS, CP_WSS)                 # the runtimes with a (virtual) radio
 
 # Stand-ins the drill starts (one per distinct stand-in config): the drill's own config, and the same
 # config serving a certificate that is not valid yet for a board whose clock is behind.
@@ -34,7 +39,7 @@ class Fault:
     expected: str | None       # the root cause the diagnosis must lead with; None: a healthy run
     injected: str              # what was done, in words
     adjust: Adjust | None = None
-    runtimes: tuple[str, ...] = BOTH
+    runtimes: tuple[str, ...] = ALL
     standin: str = MAIN
     wifi_fault: str | None = None
     alongside: Any = None      # context manager factory (standin, cfg) kept open during the run
@@ -42,8 +47,11 @@ class Fault:
 
 @dataclass(frozen=True)
 class NotLocal:
+    """A root cause the drill does not produce (on `runtime`, or anywhere when None), and why."""
+
     expected: str
     why: str
+    runtime: str | None = None
 
 
 def _set(section: str, key: str, value: Any) -> Adjust:
@@ -105,10 +113,10 @@ FAULTS: tuple[Fault, ...] = (
     Fault("config-invalid", "config-invalid", "device.transport = \"mqtts\" (a typo)",
           _set("device", "transport", "mqtts")),
     Fault("wifi-failure", "wifi-failure", "the access point refuses the Wi-Fi password (virtual board radio shim)",
-          runtimes=(MP_WSS,), wifi_fault="wrong-password"),
+          runtimes=BOARDS, wifi_fault="wrong-password"),
     Fault("clock-invalid", "clock-invalid",
           "the server certificate starts 30 days from now: what a board whose clock is 30 days behind sees",
-          standin=CLOCK_BEHIND),
+          standin=CLOCK_BEHIND, runtimes=(MP_WSS, CPY_MQTT)),
     Fault("dns-failure", "dns-failure", "endpoint.connect_address names a host that does not resolve",
           _set("endpoint", "connect_address", "iot-endpoint.drill.invalid:443")),
     Fault("tcp-unreachable", "tcp-unreachable", "endpoint.connect_address points at a closed port", _closed_port),
@@ -118,7 +126,7 @@ FAULTS: tuple[Fault, ...] = (
     Fault("sni-mismatch", "sni-mismatch", "endpoint.host is another account's endpoint (sent as SNI)",
           _set("endpoint", "host", "a9z8y7x6w5v4u3-ats.iot.us-east-1.amazonaws.com")),
     Fault("alpn-missing", "alpn-missing", "direct MQTT from a runtime without ALPN to the default endpoint",
-          _set("device", "transport", "mqtt"), runtimes=(MP_MQTT,)),
+          _set("device", "transport", "mqtt"), runtimes=(MP_MQTT, CP_MQTT)),
     Fault("port-not-443", "port-not-443", "endpoint.port = 8883 (the X.509 port)", _port_8883),
     # application layer
     Fault("signature-missing", "signature-missing", "auth.signature left out; the authorizer has signing on",
@@ -165,10 +173,13 @@ FAULTS: tuple[Fault, ...] = (
 )
 
 NOT_LOCAL: tuple[NotLocal, ...] = (
-    NotLocal("sni-missing", "the probe sends endpoint.host as SNI on both runtimes; only an IP address as host "
+    NotLocal("sni-missing", "the probe sends endpoint.host as SNI on every runtime; only an IP address as host "
              "sends none (CPython omits SNI for IP literals, RFC 6066; the stand-in then logs 'TLS SNI missing'), "
              "and for that config cloud-check's endpoint.sni check fails the IP host as sni-mismatch, which the "
              "diagnosis leads with; no honest injection yields sni-missing as the lead today"),
+    NotLocal("clock-invalid", "CircuitPython reports every failed certificate verification with one mbedTLS "
+             "error, so a certificate that is not valid yet reads like an untrusted CA (the board's clock step "
+             "passes); the diagnosis lists ca-untrusted", runtime=CP_WSS),
 )
 
 

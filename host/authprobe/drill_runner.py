@@ -53,13 +53,18 @@ class VirtualBoardRunner:
     flasher's unchanged-file detection sends just the config. Wi-Fi faults go through the board's
     control file, read at every reset."""
 
-    def __init__(self, work_dir: Path, store: Any, *, name: str = "drill-board", timeout: float = 30.0):
+    def __init__(self, work_dir: Path, store: Any, *, name: str = "drill-board", timeout: float = 30.0,
+                 runtime: str = "micropython"):
         from authprobe.virtual_board import VirtualBoard
 
         work_dir.mkdir(parents=True, exist_ok=True)
         self.control = work_dir / f"{name}-control.json"
         self.control.write_text("{}")
-        self.board = VirtualBoard(work_dir / f"{name}-flash", name=name, control_file=str(self.control))
+        self.runtime = runtime
+        # The CircuitPython flavour is deployed through its flash folder, as through a CIRCUITPY drive.
+        self.board_name = "virtual" if runtime == "micropython" else f"virtual-{runtime}"
+        self.board = VirtualBoard(work_dir / f"{name}-flash", name=name, control_file=str(self.control),
+                                  runtime=runtime)
         self.store = store
         self.timeout = timeout
         self.lock = threading.Lock()  # one run at a time per board, as on a bench
@@ -89,9 +94,10 @@ class VirtualBoardRunner:
 
         with self.lock:
             self.control.write_text(json.dumps({"wifi_fault": wifi_fault}))
-            self.last_flash = flash.flash_port(self.port, cfg, board="virtual")
-            result = collect.collect(self.port, timeout=self.timeout, store=self.store, board="virtual",
-                                     reset="repl")
+            drive = str(self.board.flash_dir) if self.runtime == "circuitpython" else None
+            self.last_flash = flash.flash_port(self.port, cfg, board=self.board_name, drive=drive)
+            result = collect.collect(self.port, timeout=self.timeout, store=self.store, board=self.board_name,
+                                     reset="repl", runtime=self.runtime)
             if result.status == "error":
                 from authprobe.errors import AuthprobeError
 
@@ -147,16 +153,17 @@ def correlate_run(standin: StandIn, cfg: dict[str, Any], report: dict[str, Any])
 
 def run_case(standin: StandIn, cfg: dict[str, Any], runtime: str, *, board: VirtualBoardRunner | None = None,
              wifi_fault: str | None = None, alongside: Any = None) -> Outcome:
-    """One run on `runtime` ("micropython" on the virtual board, "cpython" through the probe),
+    """One run on `runtime` ("micropython" or "circuitpython" on a virtual board of that flavour,
+    "cpython" through the probe),
     correlated with the stand-in. `alongside(standin, cfg)` is a context manager kept open while
     the board runs (another device, for example). Errors of the tool itself are kept in the
     outcome, not raised, so one broken case never hides the others."""
     t0 = time.monotonic()
     try:
         with alongside(standin, cfg) if alongside is not None else contextlib.nullcontext():
-            if runtime == "micropython":
+            if runtime in ("micropython", "circuitpython"):
                 if board is None:
-                    raise ValueError("a MicroPython run needs a virtual board")
+                    raise ValueError(f"a {runtime} run needs a virtual board")
                 report = board.run(cfg, wifi_fault=wifi_fault)
             elif runtime == "cpython":
                 report = probe_cpython(cfg)

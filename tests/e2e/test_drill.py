@@ -26,21 +26,26 @@ def test_fault_is_diagnosed_as_injected(session_drill, case):
         assert result.diagnosed == case.fault.expected, (
             f"{case.name}: injected {case.fault.injected!r}; diagnosis leads with {result.diagnosed}, "
             f"candidates {result.candidates}, failing step {result.failing_step} {result.code}")
-    if case.runtime.startswith("micropython"):
+    if not case.runtime.startswith("cpython"):
         assert result.run_id, "a virtual-board run is kept in the run store"
 
 
 def test_every_root_cause_is_drilled_or_said_to_be_not_local():
     drilled = {f.expected for f in drill_cases.FAULTS if f.expected}
-    not_local = {n.expected for n in drill_cases.NOT_LOCAL}
-    assert not drilled & not_local
-    assert drilled | not_local == set(ROOT_CAUSES)
+    nowhere = {n.expected for n in drill_cases.NOT_LOCAL if n.runtime is None}
+    assert not drilled & nowhere
+    assert drilled | nowhere == set(ROOT_CAUSES)
     assert all(n.why for n in drill_cases.NOT_LOCAL)
-    # the healthy configuration runs on both runtimes, and alpn-missing on the runtime without ALPN
+    # a cause left out on one runtime is drilled on the others, and really left out on that one
+    for n in drill_cases.NOT_LOCAL:
+        if n.runtime is not None:
+            fault = next(f for f in drill_cases.FAULTS if f.expected == n.expected)
+            assert n.runtime not in fault.runtimes and fault.runtimes
+    # the healthy configuration runs on every runtime, and alpn-missing on the runtimes without ALPN
     healthy = next(f for f in drill_cases.FAULTS if f.expected is None)
-    assert set(healthy.runtimes) == {drill_cases.MP_WSS, drill_cases.CPY_MQTT}
+    assert set(healthy.runtimes) == {drill_cases.MP_WSS, drill_cases.CP_WSS, drill_cases.CPY_MQTT}
     alpn = next(f for f in drill_cases.FAULTS if f.expected == "alpn-missing")
-    assert alpn.runtimes == (drill_cases.MP_MQTT,)
+    assert set(alpn.runtimes) == {drill_cases.MP_MQTT, drill_cases.CP_MQTT}
 
 
 def test_drill_cli_json_and_exit_code(capsys):
@@ -49,10 +54,12 @@ def test_drill_cli_json_and_exit_code(capsys):
     assert code == 0
     assert out["schema"] == "authprobe.drill/1"
     names = {c["name"]: c for c in out["cases"]}
-    assert set(names) == {"healthy@micropython/wss", "healthy@cpython/mqtt", "dns-failure@cpython/mqtt"}
+    assert set(names) == {"healthy@micropython/wss", "healthy@circuitpython/wss", "healthy@cpython/mqtt",
+                          "dns-failure@cpython/mqtt"}
     assert names["dns-failure@cpython/mqtt"]["diagnosed"] == "dns-failure"
     assert names["dns-failure@cpython/mqtt"]["code"] == 501
-    assert out["summary"]["cases"] == 3 and out["summary"]["passed"] == 3
+    assert out["summary"]["cases"] == 4 and out["summary"]["passed"] == 4
+    assert names["healthy@circuitpython/wss"]["run_id"]
     assert {n["expected"] for n in out["not_local"]} == {n.expected for n in drill_cases.NOT_LOCAL}
 
 
@@ -60,7 +67,7 @@ def test_drill_cli_table(capsys):
     assert cli.main(["drill", "--only", "tcp-unreachable@cpython"]) == 0
     out = capsys.readouterr().out
     assert "tcp-unreachable" in out and "1 of 1 cases passed" in out
-    assert "not produced locally" in out
+    assert "not producible locally" in out and "not drilled on circuitpython/wss" in out
 
 
 def test_drill_cli_rejects_a_pattern_that_matches_nothing(capsys):
@@ -96,7 +103,7 @@ def test_drill_stops_everything_on_ctrl_c(monkeypatch, tmp_path):
     real = drill.Drill.run_one
 
     def interrupted(self, case):
-        started["board"] = self.board
+        started["boards"] = dict(self.boards)
         started["standins"] = dict(self.standins)
         real(self, case)
         raise KeyboardInterrupt
@@ -105,8 +112,8 @@ def test_drill_stops_everything_on_ctrl_c(monkeypatch, tmp_path):
     monkeypatch.setattr(drill.tempfile, "mkdtemp", lambda prefix: str(tmp_path / "work"))
     before = micropython_children()
     with pytest.raises(KeyboardInterrupt):
-        drill.run_drill(["healthy@micropython", "dns-failure@micropython"])
-    assert started["board"] is not None
+        drill.run_drill(["healthy@micropython", "healthy@circuitpython", "dns-failure@micropython"])
+    assert set(started["boards"]) == {"micropython", "circuitpython"}
     assert not wait_gone(before)
     assert not (tmp_path / "work").exists()
     import socket

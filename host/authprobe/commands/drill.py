@@ -55,14 +55,15 @@ def _list(cases: list[Any], as_json: bool) -> int:
     from authprobe import drill_cases
 
     rows = [{"name": c.name, "expected": c.fault.expected, "injected": c.fault.injected} for c in cases]
-    not_local = [{"expected": n.expected, "why": n.why} for n in drill_cases.NOT_LOCAL]
+    not_local = [{"expected": n.expected, "runtime": n.runtime, "why": n.why} for n in drill_cases.NOT_LOCAL]
     if as_json:
         print(json.dumps({"cases": rows, "not_local": not_local}, indent=2))
         return EXIT_OK
     for r in rows:
         print(f"{r['name']:50} {r['expected'] or 'pass'}: {r['injected']}")
     for n in not_local:
-        print(f"{'(not local)':50} {n['expected']}: {n['why']}")
+        where = f"(not drilled on {n['runtime']})" if n["runtime"] else "(not producible locally)"
+        print(f"{where:50} {n['expected']}: {n['why']}")
     return EXIT_OK
 
 
@@ -88,10 +89,13 @@ def render(result: Any) -> None:
         table.add_row(escape(c.fault), c.runtime, c.transport, escape(c.expected or "(pass)"), escape(diagnosed),
                       step, outcome, f"{c.seconds:.1f} s")
     for n in result.not_local:
-        table.add_row("-", "-", "-", escape(n["expected"]), "[dim]not produced locally[/dim]", "-", "[dim]n/a[/dim]", "-")
+        runtime, transport = (n["runtime"] or "-/-").split("/")
+        table.add_row("-", runtime, transport, escape(n["expected"]), "[dim]not drilled[/dim]", "-", "[dim]n/a[/dim]",
+                      "-")
     console.print(table)
     for n in result.not_local:
-        console.print(escape(f"{n['expected']}: not produced locally: {n['why']}"), highlight=False, style="dim")
+        where = f"not drilled on {n['runtime']}" if n["runtime"] else "not producible locally"
+        console.print(escape(f"{n['expected']}: {where}: {n['why']}"), highlight=False, style="dim")
     for c in result.cases:
         if not c.passed:
             console.print(escape(f"{c.name}: expected {c.expected or 'a pass'}, got {c.diagnosed or c.verdict} "
