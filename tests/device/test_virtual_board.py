@@ -3,6 +3,7 @@ pyserial: raw REPL, raw-paste, file system, soft and hard reset, boot.py/main.py
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -166,6 +167,20 @@ def test_many_boards_at_once(authprobe_virtual_boards):
     outs = [p.communicate(timeout=30)[0].strip() for p in procs]
     assert outs == ["0", "11", "22", "33"]
     assert len({b.port for b in boards}) == 4
+
+
+def test_cli_serves_a_tray(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "authprobe.cli", "virtual-board", "--flash", str(tmp_path / "t"),
+                             "--count", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ports = [proc.stdout.readline().strip() for _ in range(3)]
+        assert len(set(ports)) == 3
+        uids = {mpremote(p, "exec", "import machine; print(machine.unique_id().hex())").stdout.strip() for p in ports}
+        assert len(uids) == 3
+        assert sorted(os.listdir(tmp_path / "t")) == ["virtual0", "virtual1", "virtual2"]
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
 
 
 def test_cli_prints_port_first_and_stops_cleanly(tmp_path):

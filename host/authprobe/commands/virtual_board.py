@@ -1,7 +1,7 @@
 """`authprobe virtual-board`: serve a virtual MicroPython board on a pty until stopped.
 
-The first line of stdout is the serial port path, so scripts can do
-`PORT=$(authprobe virtual-board --flash DIR | head -1)` or read one line from the pipe."""
+The first line of stdout is the serial port path, so scripts can read one line from the pipe and
+keep the process running; with --count N the N ports follow one per line."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flash", metavar="DIR",
                         help="folder used as the board's flash (default: a new temporary folder, removed on exit)")
     parser.add_argument("--name", default="virtual", help="board name (also seeds machine.unique_id())")
+    parser.add_argument("--count", type=int, default=1,
+                        help="serve this many boards (one port per line, first line first), e.g. a tray")
     parser.add_argument("--uid", metavar="HEX", help="machine.unique_id() as 12 hex digits")
     parser.add_argument("--wifi-fault", choices=WIFI_FAULTS,
                         help="make every Wi-Fi association fail this way")
@@ -62,10 +64,19 @@ def run(args: argparse.Namespace) -> int:
     if not flash:
         tmp = tempfile.TemporaryDirectory(prefix="authprobe-flash-")
         flash = tmp.name
-    board = VirtualBoard(flash, name=args.name, uid=args.uid, wifi_fault=args.wifi_fault,
-                         wifi_networks=networks, heap=args.heap, control_file=args.control,
-                         native_usb=bool(args.native_usb), port_link=args.native_usb, baud=args.baud,
-                         runtime=args.runtime)
+    if args.count < 1:
+        raise AuthprobeError("--count must be at least 1")
+    if args.count > 1 and (args.uid or args.native_usb):
+        raise AuthprobeError("--uid and --native-usb name one board; leave them out with --count")
+    boards = []
+    for i in range(args.count):
+        # A tray: each board its own flash folder, name and unique id.
+        name = args.name if args.count == 1 else f"{args.name}{i}"
+        folder = flash if args.count == 1 else f"{flash}/{name}"
+        boards.append(VirtualBoard(folder, name=name, uid=args.uid, wifi_fault=args.wifi_fault,
+                                   wifi_networks=networks, heap=args.heap, control_file=args.control,
+                                   native_usb=bool(args.native_usb), port_link=args.native_usb, baud=args.baud,
+                                   runtime=args.runtime))
     stopped = threading.Event()
 
     def stop(*_: object) -> None:
@@ -74,14 +85,16 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        port = board.start()
-        print(port, flush=True)
-        print(f"virtual board {args.name!r} on {port}, flash {board.flash_dir}; Ctrl-C to stop",
-              file=sys.stderr, flush=True)
+        for board in boards:
+            port = board.start()
+            print(port, flush=True)
+            print(f"virtual board {board.name!r} on {port}, flash {board.flash_dir}", file=sys.stderr, flush=True)
+        print("Ctrl-C to stop", file=sys.stderr, flush=True)
         while not stopped.wait(0.5):
             pass
     finally:
-        board.stop()
+        for board in boards:
+            board.stop()
         if tmp is not None:
             tmp.cleanup()
     return 0
