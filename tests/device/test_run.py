@@ -249,3 +249,37 @@ def test_cli_tray_summary(authprobe_virtual_boards, tmp_path, capsys, monkeypatc
     assert "2 boards" in out and "1 fail, 1 pass" in out
     assert "wifi: wifi_wrong_password (302)" in out and "wifi-failure" in out
     assert out.count("authprobe report") == 1          # only the failing board gets a full report
+
+
+def test_collect_over_a_socket_url(authprobe_store):
+    # A board behind a network serial server (socket://, as esp_rfc2217_server or ser2net offer).
+    import socket
+
+    from selftest import record
+
+    lines = [b"rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)",
+             record.encode({"k": "begin", "run": "net-1", "uid": "a4cf12000009"}).encode(),
+             record.encode({"k": "step", "run": "net-1", "seq": 1, "step": "config", "code": 100,
+                            "name": "config_ok", "status": "pass", "ms": 1, "d": {}}).encode(),
+             record.encode({"k": "end", "run": "net-1", "verdict": "pass", "counts": {"pass": 1}, "ms": 2}).encode()]
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve():
+        conn, _ = server.accept()
+        with conn:
+            for line in lines:
+                conn.sendall(line[:10])
+                time.sleep(0.01)
+                conn.sendall(line[10:] + b"\r\n")
+            time.sleep(0.5)
+
+    t = threading.Thread(target=serve)
+    t.start()
+    try:
+        result = collect(f"socket://127.0.0.1:{port}", timeout=10, reset="none", store=authprobe_store)
+    finally:
+        t.join(5)
+        server.close()
+    assert (result.status, result.verdict) == ("complete", "pass")
+    assert authprobe_store.get_run(result.run_id)["uid"] == "a4cf12000009"
