@@ -32,8 +32,8 @@ DEFAULT_TIMEOUT = 90.0
 # mid-run when the port opened) and must not complete this one. The echo of our reset command, a
 # restart in the boot log, or a native-USB port coming back all mark the moment.
 RESET_MARKERS = (b"machine.reset()", b"microcontroller.reset()")
-# No marker this long after the reset keystrokes: they were lost (a board busy with interrupts off,
-# input swallowed while it booted), so send them once more.
+# Silence this long after the reset keystrokes: they were lost (a port opened while the board was
+# re-enumerating, input swallowed while it booted), so send them once more.
 RESET_RETRY_S = 2.0
 # A board whose reset shows none of those (boot log disabled): stop waiting for a marker after this.
 ARM_GRACE_S = 4.0
@@ -285,8 +285,11 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
     reset_at = [time.monotonic()]
     retried = [False]
 
+    heard = [False]   # anything at all since the reset keystrokes: then they arrived
+
     def on_idle() -> None:
-        if armed[0] or retried[0] or time.monotonic() - reset_at[0] < RESET_RETRY_S:
+        # Re-sending to a board that did hear us could interrupt the fresh run, so only silence counts.
+        if armed[0] or retried[0] or heard[0] or time.monotonic() - reset_at[0] < RESET_RETRY_S:
             return
         retried[0] = True
         reset_at[0] = time.monotonic()
@@ -309,6 +312,7 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
     def take(line: Line) -> bool:
         if line.kind != "vanished" and line.raw:
             mark("first_byte_ms")
+            heard[0] = True
         if not armed[0]:
             restart = line.kind == "boot" and (line.reason in RESTARTS or (line.reason or "").startswith("reconnect"))
             if restart or any(m in line.raw for m in RESET_MARKERS) or time.monotonic() - reset_at[0] > ARM_GRACE_S:

@@ -283,3 +283,23 @@ def test_collect_over_a_socket_url(authprobe_store):
         server.close()
     assert (result.status, result.verdict) == ("complete", "pass")
     assert authprobe_store.get_run(result.run_id)["uid"] == "a4cf12000009"
+
+
+def test_reset_keystrokes_lost_in_silence_are_sent_again(authprobe_virtual_boards, monkeypatch):
+    import authprobe.collect as collect_mod
+
+    monkeypatch.setattr(collect_mod, "RESET_RETRY_S", 0.3)
+    board = board_with(authprobe_virtual_boards, programs.PASSING)
+    real = collect_mod.trigger_reset
+    calls = []
+
+    def first_one_lost(ser, method, runtime="micropython"):
+        calls.append(method)
+        if len(calls) == 1:
+            return method            # as if the board never heard it
+        return real(ser, method, runtime)
+
+    monkeypatch.setattr(collect_mod, "trigger_reset", first_one_lost)
+    result = collect(board.port, timeout=10)
+    assert (result.status, result.verdict) == ("complete", "pass")
+    assert len(calls) == 2 and result.report["collection"]["reset_retried"] is True
