@@ -55,7 +55,7 @@ def test_mpremote_run_and_fs_commands(authprobe_virtual_board, tmp_path):
     assert (board.flash_dir / "lib" / "pkg" / "data.bin").read_bytes() == bytes(range(256)) * 20
     r = mpremote(board.port, "fs", "ls", "lib/pkg")
     assert r.returncode == 0, r.stderr
-    assert "data.bin" in r.stdout and "__init__.py" in r.stdout
+    assert "5120 data.bin" in r.stdout and "__init__.py" in r.stdout
     r = mpremote(board.port, "fs", "cat", "main.py")
     assert "print('cwd', os.getcwd())" in r.stdout
     r = mpremote(board.port, "run", str(script))
@@ -157,6 +157,8 @@ def test_machine_shim_and_board_identity(authprobe_virtual_boards):
     code = "import machine, binascii\nprint(binascii.hexlify(machine.unique_id()).decode(), machine.reset_cause())"
     ra, rb = mpremote(a.port, "exec", code), mpremote(b.port, "exec", code)
     assert rb.stdout.split() == ["a4cf12abcdef", "1"]       # power-on reset, as after plugging in
+    r = mpremote(b.port, "exec", "import os\nu = os.uname()\nprint(u[0], u[4])")
+    assert r.stdout.strip() == "esp32 authprobe virtual board with ESP32"
     assert ra.stdout.split()[0] != "a4cf12abcdef" and len(ra.stdout.split()[0]) == 12
 
 

@@ -269,6 +269,7 @@ class VirtualBoard:
             "AUTHPROBE_VB_RESET_CAUSE": str(reset_cause),
             "AUTHPROBE_VB_WIFI": json.dumps(radio),
             "AUTHPROBE_VB_PRELOAD": "machine,network",
+            "AUTHPROBE_VB_MACHINE": self.machine_label,
         })
         if self.runtime == "circuitpython":
             env.update({"AUTHPROBE_VB_PRELOAD": "microcontroller,board,wifi,socketpool,ssl", "AUTHPROBE_VB_READONLY": "1",

@@ -63,32 +63,55 @@ def execute(source, mode, filename, namespace):
     send("EXIT" if exited else "ERR")
 
 
-class SettingsOs:
-    """CircuitPython's os: getenv() answers from settings.toml (strings and integers) first."""
+class BoardOs:
+    """The board's `os`: the unix port's, plus what a board's has and the unix port lacks. ilistdir()
+    carries file sizes (LittleFS/FAT on a board do, and `mpremote fs ls` shows them), uname() answers
+    like the firmware, and on CircuitPython getenv() reads settings.toml (strings and integers).
+    Installed in sys.modules, so every later `import os` gets it."""
 
 
-def use_settings(text):
+def install_os(settings, machine_name):
     import json
 
-    values = json.loads(text)
-    shim = SettingsOs()
-    for name in dir(os):
+    values = json.loads(settings) if settings else None
+    real = os
+    board_os = BoardOs()
+    for name in dir(real):
         if not name.startswith("__"):
-            setattr(shim, name, getattr(os, name))
+            setattr(board_os, name, getattr(real, name))
+
+    def ilistdir(path=""):
+        base = path.rstrip("/")
+        for entry in real.ilistdir(path):
+            size = 0
+            if entry[1] == 0x8000:
+                try:
+                    size = real.stat(base + "/" + entry[0] if base else entry[0])[6]
+                except OSError:
+                    pass
+            yield (entry[0], entry[1], 0, size)
+
+    def uname():
+        version = sys.implementation.version
+        release = ".".join(str(v) for v in version[:3])
+        return ("esp32", "esp32", release, "v" + release + " on " + sys.version.rsplit(" on ", 1)[-1],
+                machine_name)
 
     def getenv(key, default=None):
-        if key in values:
+        if values is not None and key in values:
             return values[key]
-        return os.getenv(key, default)
+        return real.getenv(key, default)
 
-    shim.getenv = getenv
-    sys.modules["os"] = shim
+    board_os.ilistdir = ilistdir
+    board_os.uname = uname
+    board_os.getenv = getenv
+    sys.modules["os"] = board_os
 
 
 def mount_flash(flash, readonly):
     # The board's flash is a host folder; mounted at / so every path looks like a board's. (A
-    # Python subclass of VfsPosix could add the file sizes `os.ilistdir` leaves out, but the import
-    # machinery then no longer finds modules under /lib, so `mpremote fs ls` shows size 0.)
+    # Python subclass of VfsPosix would lose the import machinery's fast path and with it /lib, so
+    # sizes are added in BoardOs.ilistdir instead.)
     vfs.umount("/")
     vfs.mount(vfs.VfsPosix(flash), "/", readonly=readonly)
     os.chdir("/")
@@ -106,9 +129,7 @@ def main():
     for name in (os.getenv("AUTHPROBE_VB_PRELOAD") or "machine,network").split(","):
         __import__(name)
     sys.path.remove(shims)
-    settings = os.getenv("AUTHPROBE_VB_SETTINGS")
-    if settings:
-        use_settings(settings)
+    install_os(os.getenv("AUTHPROBE_VB_SETTINGS"), os.getenv("AUTHPROBE_VB_MACHINE") or "ESP32 module with ESP32")
     mount_flash(flash, os.getenv("AUTHPROBE_VB_READONLY") == "1")
     namespace = {"__name__": "__main__"}
     send("READY " + sys.version)
