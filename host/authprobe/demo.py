@@ -105,7 +105,9 @@ class Demo:
         evidence, diagnosis = correlate_run(self.standin, cfg, report)
         report = dict(report, diagnosis=diagnosis)
         self.store.save_report(report["run_id"], report)
-        console.print(report_renderable(dict(report, diagnosis=[])))
+        # Steps skipped after a failure only repeat it; the summary line still counts them.
+        shown = [st for st in report["steps"] if st["status"] != "skip" or report["verdict"] == "pass"]
+        console.print(report_renderable(dict(report, diagnosis=[], steps=shown)))
         events = _events_summary(evidence.events)
         client_id = cfg["device"]["client_id"]
         if events:

@@ -121,3 +121,16 @@ def test_drill_stops_everything_on_ctrl_c(monkeypatch, tmp_path):
     for s in started["standins"].values():
         with pytest.raises(OSError):
             socket.create_connection((s.emulator.host, s.emulator.port), timeout=0.5).close()
+
+
+def test_a_misdiagnosis_fails_the_drill(monkeypatch, capsys):
+    # A case whose expectation is wrong on purpose: the drill must say so and exit 1.
+    wrong = drill_cases.Fault("dns-failure-expected-as-lambda-error", "lambda-error",
+                              "endpoint.connect_address names a host that does not resolve",
+                              next(f for f in drill_cases.FAULTS if f.name == "dns-failure").adjust,
+                              runtimes=(drill_cases.CPY_MQTT,))
+    monkeypatch.setattr(drill_cases, "FAULTS", drill_cases.FAULTS + (wrong,))
+    assert cli.main(["drill", "--only", "dns-failure-expected-as-lambda-error"]) == 1
+    out = capsys.readouterr().out
+    assert "0 of 1 cases passed" in out
+    assert "expected lambda-error, got dns-failure" in out
