@@ -63,3 +63,33 @@ def test_parse_banner():
                              b"PSRAM with ESP32S3\r\n>>> ")
     assert cp["runtime"] == "circuitpython" and cp["version"] == "9.2.1"
     assert boards.parse_banner(b"garbage") is None
+
+
+class FakePortInfo:
+    def __init__(self, device, vid=None, pid=None, serial_number=None, location=None, description="n/a"):
+        self.device, self.vid, self.pid = device, vid, pid
+        self.serial_number, self.location, self.description = serial_number, location, description
+        self.manufacturer = self.product = None
+
+
+def test_connected_ports_are_matched_and_identified(monkeypatch):
+    from serial.tools import list_ports
+
+    ports = [FakePortInfo("/dev/ttyUSB0", 0x10C4, 0xEA60, "0001", "1-1.2", "CP2102 USB to UART"),
+             FakePortInfo("/dev/ttyACM0", 0x303A, 0x1001, "F4:12:FA:00:11:22", "1-1.3"),
+             FakePortInfo("/dev/ttyACM1", 0x239A, 0x811C, "ABCDEF", "1-1.4"),
+             FakePortInfo("/dev/ttyUSB1", 0x1234, 0x5678, None, "1-1.5"),
+             FakePortInfo("/dev/ttyS0")]
+    monkeypatch.setattr(list_ports, "comports", lambda: ports)
+    reg = boards.load_boards([boards.BOARDS_DIR])
+    found = {p.device: p for p in boards.connected(reg)}
+    assert "/dev/ttyS0" not in found                       # no USB id: a legacy UART, left out
+    assert found["/dev/ttyUSB0"].candidates == ["esp32-c3", "esp32-generic"]
+    assert found["/dev/ttyACM0"].candidates == ["esp32-c3", "esp32-s3-devkitc"]
+    assert found["/dev/ttyACM1"].candidates == ["adafruit-feather-esp32s3"]
+    assert found["/dev/ttyUSB1"].candidates == []
+    ident = found["/dev/ttyUSB0"].identity()
+    assert ident == {"device": "/dev/ttyUSB0", "usb_id": "10c4:ea60", "serial_number": "0001", "location": "1-1.2",
+                     "description": "CP2102 USB to UART", "board_candidates": ["esp32-c3", "esp32-generic"]}
+    assert boards.identify("/dev/ttyACM1", reg).serial_number == "ABCDEF"
+    assert boards.identify("/dev/pts/7", reg).candidates == []          # a pty: no USB details
