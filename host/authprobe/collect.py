@@ -247,7 +247,7 @@ def trigger_reset(ser: Any, method: str, runtime: str = "micropython") -> str:
 def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callable[[], None] = "repl",
             store: Any = None, board: str | None = None, identity: dict[str, Any] | None = None,
             runtime: str = "micropython", on_line: Callable[[str, Line], None] | None = None,
-            stop: Callable[[], bool] = lambda: False, reopen_s: float = 3.0, baudrate: int = 115200,
+            stop: Callable[[], bool] = lambda: False, reopen_s: float = 5.0, baudrate: int = 115200,
             reset_loop_limit: int = RESET_LOOP_LIMIT) -> RunResult:
     """Reset the board on `port` (any pyserial URL) and collect one run. `reset` is a method name
     (repl | soft | rts | none) or a callable that resets the board (e.g. VirtualBoard.hard_reset).
@@ -350,7 +350,8 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
             reader = RecordReader(ser)
             for line in reader.lines(deadline, stop, on_idle):
                 if line.kind == "vanished" and reopen_s > 0 and time.monotonic() < deadline:
-                    # Native-USB boards re-enumerate on reset: give the port a moment to come back.
+                    # Native-USB boards re-enumerate on reset (a second or two on an ESP32-S3): give
+                    # the port a moment to come back.
                     reopened = _reopen(port, baudrate, min(deadline, time.monotonic() + reopen_s))
                     if reopened is not None:
                         ser.close()
