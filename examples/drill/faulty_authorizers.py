@@ -85,3 +85,31 @@ def no_subscribe(event, context):
 def no_receive(event, context):
     """policy-denies-receive: the returned policy forgets iot:Receive."""
     return _answer(event, context, without=("iot:Receive",))
+
+
+def too_many_policies(event, context):
+    """lambda-response-invalid: one policy document per topic, 11 of them (AWS allows at most 10)."""
+    answer = _answer(event, context)
+    answer["policyDocuments"] = answer["policyDocuments"] * 11
+    return answer
+
+
+def short_refresh(event, context):
+    """lambda-response-invalid: refreshAfterInSeconds = 60 (AWS accepts 300-86,400)."""
+    answer = _answer(event, context)
+    answer["refreshAfterInSeconds"] = 60
+    return answer
+
+
+def deny_publish(event, context):
+    """policy-denies-publish: an explicit Deny on publishing next to the usual Allow (Deny wins)."""
+    answer = _answer(event, context)
+    if answer["isAuthenticated"]:
+        answer["policyDocuments"][0]["Statement"].append(
+            {"Effect": "Deny", "Action": "iot:Publish", "Resource": f"{_arn(context)}:topic/selftest/*"})
+    return answer
+
+
+def returns_nothing(event, context):
+    """lambda-response-invalid: a code path that forgets to return the answer (the response is null)."""
+    _answer(event, context)

@@ -25,7 +25,7 @@ from typing import Any
 from authprobe import drill_cases
 from authprobe.drill_cases import Case
 from authprobe.drill_runner import Outcome, VirtualBoardRunner, run_case
-from authprobe.drill_standin import CLOCK_BEHIND_DAYS, DRILL_EXAMPLES, StandIn
+from authprobe.drill_standin import DRILL_EXAMPLES, StandIn
 from authprobe.errors import AuthprobeError
 
 SCHEMA = "authprobe.drill/1"
@@ -122,9 +122,8 @@ class Drill:
 
     def standin(self, kind: str) -> StandIn:
         if kind not in self.standins:
-            days = CLOCK_BEHIND_DAYS if kind == drill_cases.CLOCK_BEHIND else 0
             self.standins[kind] = StandIn.start(STANDIN_CONFIG, self.workdir / f"standin-{kind}",
-                                                clock_behind_days=days)
+                                                **drill_cases.STANDINS[kind])
         return self.standins[kind]
 
     def virtual_board(self, runtime: str) -> VirtualBoardRunner:

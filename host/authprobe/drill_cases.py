@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from authprobe.drill_standin import StandIn, example_signature
+from authprobe.drill_standin import CLOCK_BEHIND_DAYS, StandIn, example_signature
 
 MP_WSS = "micropython/wss"
 MP_MQTT = "micropython/mqtt"
@@ -25,10 +25,14 @@ RUNTIMES = (MP_WSS, CP_WSS, MP_MQTT, CP_MQTT, CPY_MQTT)
 ALL = (MP_WSS, CP_WSS, CPY_MQTT)          # every runtime, each with its usual transport
 BOARDS = (MP_WSS, CP_WSS)                 # the runtimes with a (virtual) radio
 
-# Stand-ins the drill starts (one per distinct stand-in config): the drill's own config, and the same
-# config serving a certificate that is not valid yet for a board whose clock is behind.
+# Stand-ins the drill starts (one per distinct stand-in config): the drill's own config; the same
+# config serving a certificate that is not valid yet for a board whose clock is behind; the same
+# account without a default authorizer. Values: StandIn.start keyword arguments.
 MAIN = "main"
 CLOCK_BEHIND = "clock-behind"
+NO_DEFAULT = "no-default-authorizer"
+STANDINS: dict[str, dict[str, Any]] = {MAIN: {}, CLOCK_BEHIND: {"clock_behind_days": CLOCK_BEHIND_DAYS},
+                                       NO_DEFAULT: {"without_default_authorizer": True}}
 
 Adjust = Callable[[dict[str, Any], StandIn], None]
 
@@ -70,7 +74,7 @@ def _both(*steps: Adjust) -> Adjust:
     return adjust
 
 
-def _authorizer(name: str) -> Adjust:
+def _authorizer(name: str | None) -> Adjust:
     return _set("auth", "authorizer", name)
 
 
@@ -88,6 +92,24 @@ def _port_8883(cfg: dict[str, Any], standin: StandIn) -> None:
     emu = standin.emulator
     cfg["endpoint"]["port"] = 8883
     cfg["endpoint"]["connect_address"] = f"{emu.host}:{emu.port_8883}"
+
+
+_other_key = None
+
+
+def _signed_with_another_key(cfg: dict[str, Any], standin: StandIn) -> None:
+    """A signature made with a private key whose public half the authorizer does not hold (an old or
+    a test key pair): the token is right, the key is not."""
+    global _other_key
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    if _other_key is None:
+        _other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    raw = _other_key.sign(cfg["auth"]["token"].encode(), padding.PKCS1v15(), hashes.SHA256())
+    cfg["auth"]["signature"] = base64.b64encode(raw).decode()
 
 
 def raw_signature_in_username(cfg: dict[str, Any], standin: StandIn) -> None:
@@ -114,6 +136,8 @@ FAULTS: tuple[Fault, ...] = (
           _set("device", "transport", "mqtts")),
     Fault("wifi-failure", "wifi-failure", "the access point refuses the Wi-Fi password (virtual board radio shim)",
           runtimes=BOARDS, wifi_fault="wrong-password"),
+    Fault("wifi-no-access-point", "wifi-failure", "no access point answers to the SSID (virtual board radio shim)",
+          runtimes=BOARDS, wifi_fault="no-ap"),
     Fault("clock-invalid", "clock-invalid",
           "the server certificate starts 30 days from now: what a board whose clock is 30 days behind sees",
           standin=CLOCK_BEHIND, runtimes=(MP_WSS, CPY_MQTT)),
@@ -127,20 +151,31 @@ FAULTS: tuple[Fault, ...] = (
           _set("endpoint", "host", "a9z8y7x6w5v4u3-ats.iot.us-east-1.amazonaws.com")),
     Fault("alpn-missing", "alpn-missing", "direct MQTT from a runtime without ALPN to the default endpoint",
           _set("device", "transport", "mqtt"), runtimes=(MP_MQTT, CP_MQTT)),
+    Fault("legacy-endpoint", "sni-mismatch",
+          "endpoint.host is the legacy VeriSign endpoint (no -ats), which is not this account's data endpoint",
+          _set("endpoint", "host", "a1b2c3d4e5f6g7.iot.us-east-1.amazonaws.com")),
     Fault("port-not-443", "port-not-443", "endpoint.port = 8883 (the X.509 port)", _port_8883),
     # application layer
     Fault("signature-missing", "signature-missing", "auth.signature left out; the authorizer has signing on",
           _set("auth", "signature", None)),
     Fault("signature-invalid", "signature-invalid", "auth.signature signs another value than the token",
           _set("auth", "signature", example_signature("selftest-EXAMPLE-token\n"))),
+    Fault("signature-from-another-key", "signature-invalid",
+          "auth.signature made with a private key the authorizer has no public key for", _signed_with_another_key),
     Fault("signature-not-urlencoded", "signature-not-urlencoded",
           "a hand-written MQTT username with the base64 signature not percent-encoded", raw_signature_in_username),
     Fault("token-key-name-mismatch", "token-key-name-mismatch",
           "auth.token_key_name = \"deviceToken\"; the authorizer's tokenKeyName is \"token\"",
           _set("auth", "token_key_name", "deviceToken")),
+    Fault("token-key-name-mismatch-in-query", "token-key-name-mismatch",
+          "MQTT over WebSockets with the credentials in the query string under the key \"deviceToken\"",
+          _both(_set("auth", "wss_auth", "query"), _set("auth", "token_key_name", "deviceToken")), runtimes=BOARDS),
     Fault("authorizer-unknown", "authorizer-unknown", "auth.authorizer names an authorizer that does not exist",
           _authorizer("DeviceAuthV2")),
     # Lambda / authorizer side
+    Fault("no-default-authorizer", "authorizer-unknown",
+          "auth.authorizer left out, and the account has no default authorizer",
+          _authorizer(None), standin=NO_DEFAULT),
     Fault("authorizer-inactive", "authorizer-inactive", "the authorizer's status is INACTIVE",
           _authorizer("InactiveAuth")),
     Fault("authorizer-function-missing", "authorizer-function-missing",
@@ -151,10 +186,18 @@ FAULTS: tuple[Fault, ...] = (
           "the function's resource policy names another authorizer in AWS:SourceArn", _authorizer("WrongSourceAuth")),
     Fault("lambda-error", "lambda-error", "the handler raises KeyError for a client id it does not know",
           _authorizer("RaisesAuth")),
+    Fault("lambda-handler-not-found", "lambda-error",
+          "the function's handler setting names a function the code does not define", _authorizer("MisnamedHandlerAuth")),
     Fault("lambda-timeout", "lambda-timeout", "the handler sleeps past the 5 s authorizer limit",
           _both(_authorizer("SlowAuth"), _set("test", "timeout_ms", 8000))),
     Fault("lambda-response-invalid", "lambda-response-invalid", "the handler returns principalId \"device:...\"",
           _authorizer("BadResponseAuth")),
+    Fault("lambda-response-too-many-policies", "lambda-response-invalid",
+          "the handler returns 11 policy documents (at most 10)", _authorizer("TooManyPoliciesAuth")),
+    Fault("lambda-response-short-refresh", "lambda-response-invalid",
+          "the handler returns refreshAfterInSeconds = 60 (300-86,400)", _authorizer("ShortRefreshAuth")),
+    Fault("lambda-response-null", "lambda-response-invalid", "the handler forgets to return its answer",
+          _authorizer("ReturnsNothingAuth")),
     Fault("authorizer-denied", "authorizer-denied", "the device sends a token the authorizer does not accept",
           _both(_set("auth", "token", "selftest-REVOKED-token"),
                 lambda cfg, s: cfg["auth"].update(signature=example_signature("selftest-REVOKED-token")))),
@@ -162,11 +205,16 @@ FAULTS: tuple[Fault, ...] = (
           _authorizer("NoConnectAuth")),
     Fault("policy-denies-publish", "policy-denies-publish", "the returned policy has no iot:Publish",
           _authorizer("NoPublishAuth")),
+    Fault("policy-deny-publish", "policy-denies-publish",
+          "the returned policy allows publishing but an explicit Deny matches the topic", _authorizer("DenyPublishAuth")),
     Fault("policy-denies-subscribe", "policy-denies-subscribe", "the returned policy has no iot:Subscribe",
           _authorizer("NoSubscribeAuth")),
     Fault("client-id-conflict", "client-id-conflict",
           "a second device with the same client id reconnects whenever it is dropped, taking the session",
           alongside=_duplicate_client),
+    Fault("topic-outside-policy", "policy-denies-subscribe",
+          "test.topic lies outside the topics the returned policy covers (subscribing is the first thing refused)",
+          _set("test", "topic", "telemetry/factory-7")),
     Fault("policy-denies-receive", "policy-denies-receive", "the returned policy has no iot:Receive",
           # The board waits test.timeout_ms for its own message; 1.5 s is plenty on one machine.
           _both(_authorizer("NoReceiveAuth"), _set("test", "timeout_ms", 1500))),
