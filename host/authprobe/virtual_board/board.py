@@ -369,8 +369,14 @@ class VirtualBoard:
         return present
 
     def _loop(self) -> None:
+        checked_at = 0.0
+        watched = False
         while not self._stop.is_set():
-            self._client_present = self._check_client()
+            # While the master is polled, a hang-up shows in its events; otherwise look now and then.
+            now = time.monotonic()
+            if not self._client_present or not watched or now - checked_at > 0.05:
+                self._client_present = self._check_client()
+                checked_at = now
             poller = select.poll()
             poller.register(self._wake_r, select.POLLIN)
             child_fd = -1
@@ -378,7 +384,8 @@ class VirtualBoard:
                 child_fd = self._child.stdout.fileno()
                 poller.register(child_fd, select.POLLIN)
             can_read, can_write = self._line_budget()
-            if self._client_present and (can_read or (can_write and self._out)):
+            watched = self._client_present and (can_read or bool(can_write and self._out))
+            if watched:
                 poller.register(self._master, (select.POLLIN if can_read else 0)
                                 | (select.POLLOUT if can_write and self._out else 0))
             timeout = self.repl.next_deadline_ms()
@@ -391,11 +398,19 @@ class VirtualBoard:
                 elif fd == child_fd:
                     self._read_child()
                 elif fd == self._master:
+                    if ev & select.POLLHUP and not ev & select.POLLIN:
+                        self._client_present = False   # the last client closed the port
+                        self._out.clear()
+                        continue
                     if ev & select.POLLIN:
                         try:
                             data = os.read(self._master, self._read_size())
-                        except OSError:
+                        except BlockingIOError:
                             data = b""
+                        except OSError:   # EIO: no client holds the port any more
+                            data = b""
+                            self._client_present = False
+                            self._out.clear()
                         if data:
                             if self._rate:
                                 self._in_tokens -= len(data)
