@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
             what += f", {len(r.removed)} stale removed"
         if r.firmware:
             what = f"{r.firmware}; {what}"
-        out.print(f"[green]{r.port}[/green]: {what} ({r.method}, {r.round_trips} round trips, {r.seconds:.2f} s)")
+        trips = f"{r.round_trips} round trip{'' if r.round_trips == 1 else 's'}"
+        out.print(f"[green]{r.port}[/green]: {what} ({r.method}, {trips}, {r.seconds:.2f} s)")
     failed = [r for r in results if r.status == "error"]
     if failed and len(failed) < len(results):
         out.print(f"{len(failed)} of {len(results)} boards failed; the others are flashed")
