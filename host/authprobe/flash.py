@@ -355,6 +355,46 @@ def find_drive(label: str) -> Path | None:
     return None
 
 
+def _mounts(proc_mounts: Path) -> dict[str, Path]:
+    """Block device -> mount point."""
+    out: dict[str, Path] = {}
+    try:
+        for line in proc_mounts.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].startswith("/dev/"):
+                out[parts[0]] = Path(parts[1].replace("\\040", " "))
+    except OSError:
+        pass
+    return out
+
+
+def drive_for_port(port: str, *, sys_root: Path = Path("/sys"), proc_mounts: Path = Path("/proc/mounts")
+                   ) -> Path | None:
+    """The mounted drive of the same USB device as a serial port (Linux): the tty and the disk are
+    two interfaces of one device, so their sysfs paths share the USB device's node (e.g. 1-1.4).
+    With several CircuitPython boards on a tray, a drive found by its label could be another's."""
+    tty = sys_root / "class" / "tty" / Path(port).name
+    try:
+        tty_path = (tty / "device").resolve(strict=True)
+    except OSError:
+        return None
+    # .../usb1/1-1/1-1.4/1-1.4:1.0 -> the device node is the interface's parent.
+    usb_device = tty_path.parent if ":" in tty_path.name else tty_path
+    mounts = _mounts(proc_mounts)
+    for block in sorted((sys_root / "block").glob("sd*")):
+        try:
+            block_path = block.resolve(strict=True)
+        except OSError:
+            continue
+        if usb_device not in block_path.parents:
+            continue
+        for name in [block.name, *sorted(p.name for p in block.glob(block.name + "*"))]:
+            mount = mounts.get(f"/dev/{name}")
+            if mount is not None:
+                return mount
+    return None
+
+
 def deploy_drive(drive: Path, files: dict[str, bytes], *, port: str = "",
                  progress: Callable[[int, int], None] | None = None) -> FlashResult:
     """Copy changed files to a mounted CIRCUITPY drive (compared by hash), remove stale ones, sync."""
@@ -470,7 +510,7 @@ def flash_port(port: str, config: str | os.PathLike[str] | dict[str, Any] | None
 
     drive_path = Path(drive) if drive else None
     if drive_path is None and b is not None and b.deploy == "circuitpy-drive":
-        drive_path = find_drive("CIRCUITPY")
+        drive_path = drive_for_port(port) or find_drive("CIRCUITPY")
     if drive_path is not None:
         result = deploy_drive(drive_path, files, port=port, progress=cb)
     else:

@@ -3,6 +3,8 @@ clear message per problem; USB ids and REPL banners are matched."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from authprobe import boards
@@ -93,3 +95,27 @@ def test_connected_ports_are_matched_and_identified(monkeypatch):
                      "description": "CP2102 USB to UART", "board_candidates": ["esp32-c3", "esp32-generic"]}
     assert boards.identify("/dev/ttyACM1", reg).serial_number == "ABCDEF"
     assert boards.identify("/dev/pts/7", reg).candidates == []          # a pty: no USB details
+
+
+def test_circuitpy_drive_of_each_board_on_a_tray(tmp_path):
+    # Two CircuitPython boards: each tty and each disk are interfaces of one USB device (1-1.4,
+    # 1-1.5); the drive is found through sysfs, never by label alone.
+    from authprobe.flash import drive_for_port
+
+    sys_root = tmp_path / "sys"
+    usb = sys_root / "devices" / "pci0000:00" / "usb1" / "1-1"
+    for dev, tty, disk in (("1-1.4", "ttyACM0", "sdb"), ("1-1.5", "ttyACM1", "sdc")):
+        iface = usb / dev / f"{dev}:1.0"
+        iface.mkdir(parents=True)
+        (sys_root / "class" / "tty" / tty).mkdir(parents=True)
+        (sys_root / "class" / "tty" / tty / "device").symlink_to(iface)
+        block = usb / dev / f"{dev}:1.2" / "host3" / "block" / disk
+        (block / f"{disk}1").mkdir(parents=True)
+        (sys_root / "block").mkdir(exist_ok=True)
+        (sys_root / "block" / disk).symlink_to(block)
+    mounts = tmp_path / "mounts"
+    mounts.write_text("/dev/sda2 / ext4 rw 0 0\n/dev/sdb1 /media/u/CIRCUITPY vfat rw 0 0\n"
+                      "/dev/sdc1 /media/u/CIRCUITPY1 vfat rw 0 0\n")
+    assert drive_for_port("/dev/ttyACM0", sys_root=sys_root, proc_mounts=mounts) == Path("/media/u/CIRCUITPY")
+    assert drive_for_port("/dev/ttyACM1", sys_root=sys_root, proc_mounts=mounts) == Path("/media/u/CIRCUITPY1")
+    assert drive_for_port("/dev/ttyUSB9", sys_root=sys_root, proc_mounts=mounts) is None
