@@ -268,7 +268,8 @@ def send_files(link: ReplLink, files: dict[str, bytes], stale: list[str], *, pro
         stmts.append((f"os.remove({p!r})", 0))
     for p in sorted((s.rstrip("/") for s in stale if s.endswith("/")), key=len, reverse=True):
         stmts.append((f"os.rmdir({p!r})", 0))
-    for folder in sorted({p.rsplit("/", 1)[0] for p in files if p.count("/") > 1}, key=len):
+    folders = {"/".join(p.split("/")[:i]) for p in files for i in range(2, p.count("/") + 1)}
+    for folder in sorted(folders, key=len):   # parents first
         stmts.append((f"try:\n os.mkdir({folder!r})\nexcept OSError:\n pass", 0))
     for path, data in files.items():
         stmts.append((f"f=open({path!r},'wb')\nw=f.write", 0))

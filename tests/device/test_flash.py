@@ -155,3 +155,13 @@ def test_cli_flash_bad_config_is_usage_error(authprobe_virtual_board, tmp_path, 
     bad.write_text("[device]\nclient_id = ''\n")
     assert cli.main(["flash", "--port", authprobe_virtual_board.port, "--config", str(bad)]) == 2
     assert "device.toml" in capsys.readouterr().err
+
+
+def test_nested_folders_are_made_parents_first(authprobe_virtual_board):
+    link = flash.ReplLink(authprobe_virtual_board.port)
+    try:
+        flash.send_files(link, {"/lib/a/b/c.py": b"X = 1\n", "/top.txt": b""}, [], progress=lambda n: None)
+    finally:
+        link.close()
+    assert (authprobe_virtual_board.flash_dir / "lib" / "a" / "b" / "c.py").read_text() == "X = 1\n"
+    assert (authprobe_virtual_board.flash_dir / "top.txt").read_bytes() == b""
