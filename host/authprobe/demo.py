@@ -61,6 +61,7 @@ class Demo:
         self.store = RunStore(workdir / "runs.sqlite")
         self.standin: StandIn | None = None
         self.board: VirtualBoardRunner | None = None
+        self.pages: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []  # (report, events) for --html
 
     def start(self) -> None:
         t0 = time.monotonic()
@@ -105,6 +106,10 @@ class Demo:
         evidence, diagnosis = correlate_run(self.standin, cfg, report)
         report = dict(report, diagnosis=diagnosis)
         self.store.save_report(report["run_id"], report)
+        from authprobe.commands.report import page_events
+
+        function = self.standin.emulator.config.authorizers["DeviceAuth"].function
+        self.pages.append((report, page_events(evidence.events, function)))
         # Steps skipped after a failure only repeat it; the summary line still counts them.
         shown = [st for st in report["steps"] if st["status"] != "skip" or report["verdict"] == "pass"]
         console.print(report_renderable(dict(report, diagnosis=[], steps=shown)))
@@ -152,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m authprobe.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", metavar="DIR", help="keep the run store and the stand-in's records in DIR "
                         "(then: authprobe report RUN_ID --store DIR/runs.sqlite --cloud local:DIR/standin --html F)")
+    parser.add_argument("--html", metavar="FILE", help="also write both runs as one self-contained HTML page "
+                        "(what `authprobe report` writes)")
     args = parser.parse_args(argv)
     console = Console()
     keep = args.keep is not None
@@ -186,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
     console.print(Rule())
+    if args.html and demo.pages:
+        from authprobe import html_report
+
+        Path(args.html).write_text(html_report.render(demo.pages, "authprobe demo"), encoding="utf-8")
+        console.print(f"page      {escape(args.html)}: both runs, device steps and cloud records on one time axis",
+                      highlight=False)
     ok = len(runs) == 2 and runs[0]["verdict"] == "pass" and runs[1]["diagnosis"][:1] and \
         runs[1]["diagnosis"][0]["root_cause"] == "signature-not-urlencoded"
     console.print(f"demo finished in {time.monotonic() - t0:.1f} s; every process it started is stopped.",

@@ -26,7 +26,8 @@ def _needs_the_unix_port():
 def test_demo_shows_a_pass_then_diagnoses_the_unencoded_signature(tmp_path, capsys):
     before = micropython_children()
     t0 = time.monotonic()
-    assert demo.main(["--keep", str(tmp_path)]) == 0
+    page = tmp_path / "demo.html"
+    assert demo.main(["--keep", str(tmp_path), "--html", str(page)]) == 0
     elapsed = time.monotonic() - t0
     out = capsys.readouterr().out
     assert elapsed < 60, f"the demo promises under a minute, took {elapsed:.1f} s"
@@ -47,6 +48,10 @@ def test_demo_shows_a_pass_then_diagnoses_the_unencoded_signature(tmp_path, caps
 
     assert EXAMPLE_TOKEN not in out and example_signature()[:40] not in out
     assert not wait_gone(before)
+    # The page carries both runs, the healthy one with its cloud records.
+    text = page.read_text()
+    assert text.count("<section class='run'") == 2 and "Publish-Out Success" in text
+    assert "signature-not-urlencoded" in text and EXAMPLE_TOKEN not in text
 
 
 def test_demo_stops_the_board_and_the_stand_in_on_ctrl_c(tmp_path, monkeypatch, capsys):
