@@ -27,7 +27,7 @@ def bench_drill() -> None:
     print(f"drill: {s['passed']}/{s['cases']} cases diagnosed as injected, {s['root_causes_drilled']} root causes "
           f"drilled, {s['root_causes_not_local']} not producible locally")
     print(f"drill: wall {wall:.1f} s (incl. start-up) vs {serial:.1f} s of case time run one after another "
-          f"({serial / wall:.1f}x from the two lanes)")
+          f"({serial / wall:.1f}x from one lane per board and one for CPython)")
     by_runtime: dict[str, list[float]] = {}
     for c in cases:
         by_runtime.setdefault(f"{c.runtime}/{c.transport}", []).append(c.seconds)
