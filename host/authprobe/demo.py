@@ -137,6 +137,11 @@ class Demo:
                                      f"custom authorizer, published and received its own message. ({seconds:.1f} s)",
                                      style="bold green"), border_style="green"))
             return
+        if not report["diagnosis"]:
+            console.print(Panel(Text(f"{report['verdict'].upper()}: the run ended before the self-test finished "
+                                     f"({seconds:.1f} s); `authprobe runs show {report['run_id']} --raw` shows what "
+                                     "arrived", style="bold magenta"), border_style="magenta"))
+            return
         lead = report["diagnosis"][0]
         body = Text()
         body.append(f"{lead['root_cause']}", style="bold red")

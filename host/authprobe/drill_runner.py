@@ -98,6 +98,8 @@ class VirtualBoardRunner:
             self.last_flash = flash.flash_port(self.port, cfg, board=self.board_name, drive=drive)
             result = collect.collect(self.port, timeout=self.timeout, store=self.store, board=self.board_name,
                                      reset="repl", runtime=self.runtime)
+            if result.reason == "interrupted":
+                raise KeyboardInterrupt  # collection keeps the run and returns; the caller must stop too
             if result.status == "error":
                 from authprobe.errors import AuthprobeError
 

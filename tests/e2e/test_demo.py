@@ -4,7 +4,9 @@ promise to stop every process it started."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +76,47 @@ def test_demo_stops_the_board_and_the_stand_in_on_ctrl_c(tmp_path, monkeypatch, 
 
     with pytest.raises(OSError):
         socket.create_connection((emu.host, emu.port), timeout=0.5).close()
+
+
+def test_demo_process_stops_its_board_on_sigint(tmp_path):
+    """`make demo` as a user runs it, interrupted with Ctrl-C (SIGINT) while the board is running:
+    it exits 130 and leaves no interpreter behind (none still holds the board's flash folder)."""
+    import signal
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="100")
+    proc = subprocess.Popen([sys.executable, "-m", "authprobe.demo", "--keep", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("device.toml:"):  # the board is being flashed and run next
+                proc.send_signal(signal.SIGINT)
+                break
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = "".join(seen) + rest
+    assert proc.returncode == 130, output
+    assert "interrupted" in output
+    flash_dir = str(tmp_path / "board")
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and _holding(flash_dir):
+        time.sleep(0.05)
+    assert not _holding(flash_dir), "a MicroPython interpreter of the demo's board is still running"
+
+
+def _holding(path: str) -> list[int]:
+    """PIDs whose command line names `path` (the board's interpreter is started with its flash folder)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if path.encode() in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
