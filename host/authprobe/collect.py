@@ -206,13 +206,25 @@ def combined_exit_code(results: Iterable[RunResult]) -> int:
     return EXIT_OK
 
 
+# A port just closed by another tool (or by us) can stay locked for a moment: a process forked in
+# between holds a copy of the descriptor, and with it the lock, until it execs.
+LOCK_GRACE_S = 1.5
+
+
 def open_port(url: str, baudrate: int = 115200) -> Any:
     """Any pyserial URL; a device path is locked so two tools never read the same board."""
     import serial
 
     if "://" in url:
         return serial.serial_for_url(url, baudrate=baudrate, timeout=0.05)
-    return serial.serial_for_url(url, baudrate=baudrate, timeout=0.05, exclusive=True)
+    deadline = time.monotonic() + LOCK_GRACE_S
+    while True:
+        try:
+            return serial.serial_for_url(url, baudrate=baudrate, timeout=0.05, exclusive=True)
+        except serial.SerialException as exc:
+            if "exclusively lock" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def trigger_reset(ser: Any, method: str, runtime: str = "micropython") -> str:

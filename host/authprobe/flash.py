@@ -201,6 +201,8 @@ class ReplLink:
         self.port = port
         self.round_trips = 0
         deadline = time.monotonic() + connect_wait
+        # A port that exists but is locked may be free a moment later (see collect.LOCK_GRACE_S).
+        locked_deadline = time.monotonic() + 1.5
         while True:
             try:
                 # A read timeout: mpremote reads ptys with blocking reads, and a silent port must not
@@ -209,6 +211,9 @@ class ReplLink:
                 break
             except TransportError as exc:
                 # A board that just got new firmware (or re-enumerated) needs a moment to reappear.
+                if os.path.exists(port) and time.monotonic() < locked_deadline:
+                    time.sleep(0.05)
+                    continue
                 if time.monotonic() > deadline:
                     raise AuthprobeError(f"{port}: cannot open the port ({exc})", 4) from None
                 time.sleep(0.3)

@@ -303,3 +303,26 @@ def test_reset_keystrokes_lost_in_silence_are_sent_again(authprobe_virtual_board
     result = collect(board.port, timeout=10)
     assert (result.status, result.verdict) == ("complete", "pass")
     assert len(calls) == 2 and result.report["collection"]["reset_retried"] is True
+
+
+def test_a_port_locked_for_a_moment_is_waited_for(authprobe_virtual_boards):
+    # Another holder (here: us) releases the lock shortly after; collection waits instead of failing.
+    board = board_with(authprobe_virtual_boards, programs.PASSING)
+    from authprobe.collect import open_port
+
+    holder = open_port(board.port)
+    threading.Timer(0.4, holder.close).start()
+    result = collect(board.port, timeout=10)
+    assert (result.status, result.verdict) == ("complete", "pass")
+
+
+def test_a_port_held_by_another_tool_is_an_error(authprobe_virtual_boards):
+    board = board_with(authprobe_virtual_boards, programs.PASSING)
+    from authprobe.collect import open_port
+
+    holder = open_port(board.port)
+    try:
+        result = collect(board.port, timeout=5)
+    finally:
+        holder.close()
+    assert result.status == "error" and "exclusively lock" in result.error
