@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -119,6 +120,7 @@ class Drill:
         self.standins: dict[str, StandIn] = {}
         self.boards: dict[str, VirtualBoardRunner] = {}
         self.closed = False
+        self.stopping = threading.Event()
 
     def standin(self, kind: str) -> StandIn:
         if kind not in self.standins:
@@ -147,7 +149,7 @@ class Drill:
         runtime = _runtime(case)
         board = self.virtual_board(runtime) if runtime in BOARD_RUNTIMES else None
         outcome = run_case(standin, cfg, runtime, board=board, wifi_fault=case.fault.wifi_fault,
-                           alongside=case.fault.alongside)
+                           alongside=case.fault.alongside, stopping=self.stopping)
         return judge(case, outcome)
 
     def run(self, cases: list[Case], on_result: Callable[[CaseResult], None] | None = None) -> list[CaseResult]:
@@ -178,6 +180,7 @@ class Drill:
         if self.closed:
             return
         self.closed = True
+        self.stopping.set()
         for board in self.boards.values():
             board.close()
         for s in self.standins.values():

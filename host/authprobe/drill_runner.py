@@ -154,11 +154,12 @@ def correlate_run(standin: StandIn, cfg: dict[str, Any], report: dict[str, Any])
 
 
 def run_case(standin: StandIn, cfg: dict[str, Any], runtime: str, *, board: VirtualBoardRunner | None = None,
-             wifi_fault: str | None = None, alongside: Any = None) -> Outcome:
+             wifi_fault: str | None = None, alongside: Any = None,
+             stopping: threading.Event | None = None) -> Outcome:
     """One run on `runtime` ("micropython" or "circuitpython" on a virtual board of that flavour,
     "cpython" through the probe),
     correlated with the stand-in. `alongside(standin, cfg)` is a context manager kept open while
-    the board runs (another device, for example). Errors of the tool itself are kept in the
+    the board runs (another device, for example); once `stopping` is set nothing more is started. Errors of the tool itself are kept in the
     outcome, not raised, so one broken case never hides the others."""
     t0 = time.monotonic()
     try:
@@ -171,6 +172,9 @@ def run_case(standin: StandIn, cfg: dict[str, Any], runtime: str, *, board: Virt
                 report = probe_cpython(cfg)
             else:
                 raise ValueError(f"unknown runtime {runtime!r}")
+        if stopping is not None and stopping.is_set():
+            # Stopped from the host (Ctrl-C): no cloud-check replay that would wait on a Lambda.
+            return Outcome(runtime, report, error="stopped", seconds=time.monotonic() - t0)
         evidence, diagnosis = correlate_run(standin, cfg, report)
     except Exception as exc:  # reported per case; the drill goes on with the others
         return Outcome(runtime, {}, error=f"{type(exc).__name__}: {exc}", seconds=time.monotonic() - t0)

@@ -134,3 +134,41 @@ def test_a_misdiagnosis_fails_the_drill(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "0 of 1 cases passed" in out
     assert "expected lambda-error, got dns-failure" in out
+
+
+def test_drill_process_ctrl_c_while_a_lambda_times_out(tmp_path):
+    """`authprobe drill` as a process, SIGINT while boards and the probe wait on a 5 s authorizer: it
+    exits 130 within seconds and no interpreter of its boards is left (they hold paths under --keep)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    keep = tmp_path / "kept"
+    exe = Path(sys.executable).with_name("authprobe")
+    proc = subprocess.Popen([str(exe), "drill", "--only", "lambda-timeout", "--keep", str(keep)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(2.5)
+        proc.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        out, _ = proc.communicate(timeout=30)
+        stopped_after = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, out
+    assert "interrupted" in out
+    assert stopped_after < 15, f"took {stopped_after:.1f} s to stop"
+    holders = [p for p in Path("/proc").glob("[0-9]*/cmdline")
+               if _reads(p) and str(keep).encode() in _reads(p)]
+    assert not holders, [_reads(p) for p in holders]
+
+
+def _reads(path):
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
