@@ -49,8 +49,12 @@ def test_every_root_cause_is_drilled_or_said_to_be_not_local():
 
 
 def test_drill_cli_json_and_exit_code(capsys):
+    from authprobe.drill_standin import EXAMPLE_TOKEN, example_signature
+
     code = cli.main(["drill", "--only", "healthy", "--only", "dns-failure@cpython", "--json"])
-    out = json.loads(capsys.readouterr().out)
+    text = capsys.readouterr().out
+    assert EXAMPLE_TOKEN not in text and example_signature()[:24] not in text   # secrets stay fingerprints
+    out = json.loads(text)
     assert code == 0
     assert out["schema"] == "authprobe.drill/1"
     names = {c["name"]: c for c in out["cases"]}
