@@ -50,6 +50,7 @@ class CaseResult:
     code: int | None = None
     decided: bool = False
     run_id: str | None = None
+    stored: bool = False        # the run is in the run store (board runs; the CPython probe stores none)
     client_id: str | None = None
     candidates: list[str] = field(default_factory=list)
     error: str | None = None
@@ -100,7 +101,7 @@ def judge(case: Case, outcome: Outcome) -> CaseResult:
         expected=expected, diagnosed=outcome.top, passed=passed, seconds=round(outcome.seconds, 2),
         verdict=outcome.verdict, failing_step=failing.get("step") if failing else None,
         code=failing.get("code") if failing else None, decided=bool(lead.get("decided")),
-        run_id=report.get("run_id"), client_id=(report.get("device") or {}).get("client_id"),
+        run_id=report.get("run_id"), stored=runtime != "cpython" and bool(report.get("run_id")), client_id=(report.get("device") or {}).get("client_id"),
         candidates=[d["root_cause"] for d in outcome.diagnosis[:4]], error=outcome.error)
 
 

@@ -27,7 +27,7 @@ def test_fault_is_diagnosed_as_injected(session_drill, case):
             f"{case.name}: injected {case.fault.injected!r}; diagnosis leads with {result.diagnosed}, "
             f"candidates {result.candidates}, failing step {result.failing_step} {result.code}")
     if not case.runtime.startswith("cpython"):
-        assert result.run_id, "a virtual-board run is kept in the run store"
+        assert result.run_id and result.stored, "a virtual-board run is kept in the run store"
 
 
 def test_every_root_cause_is_drilled_or_said_to_be_not_local():
