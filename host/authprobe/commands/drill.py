@@ -78,7 +78,8 @@ def render(result: Any) -> None:
     summary = result.summary()
     table = Table(title=f"authprobe drill: {summary['passed']}/{summary['cases']} cases diagnosed as injected "
                         f"in {summary['seconds']:.1f} s")
-    for col in ("fault", "runtime", "transport", "expected", "diagnosed", "step", "result", "time"):
+    table.add_column("fault", no_wrap=True)  # the name --only takes: never folded mid-word
+    for col in ("runtime", "transport", "expected", "diagnosed", "step", "result", "time"):
         table.add_column(col, overflow="fold")
     for c in result.cases:
         outcome = "[green]pass[/green]" if c.passed else "[bold red]FAIL[/bold red]"
