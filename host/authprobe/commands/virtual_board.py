@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a network in range (repeatable); without any, every network answers")
     parser.add_argument("--control", metavar="FILE",
                         help='JSON read at every reset, e.g. {"wifi_fault": "no-ap"}, to drill faults live')
-    parser.add_argument("--heap", default="512k", help="MicroPython heap size (default 512k)")
+    parser.add_argument("--heap", default="256k",
+                        help="MicroPython heap (default 256k: about an ESP32's, given 64-bit objects)")
     parser.add_argument("--runtime", choices=("micropython", "circuitpython"), default="micropython",
                         help="which firmware the board behaves like (default micropython)")
     parser.add_argument("--baud", type=int, default=None,

@@ -64,6 +64,9 @@ _PASTE_CONTROL = re.compile(rb"[\x03\x04]")
 RAW_PASTE_WINDOW = 256
 # How long an interrupted program may take to unwind before the interpreter is restarted instead.
 INTERRUPT_GRACE_S = 1.5
+# An ESP32 without PSRAM gives MicroPython about 110 KB of heap; the unix port's 64-bit objects take
+# about twice the room, so this is roughly an ESP32's heap and a probe that outgrows one fails here too.
+DEFAULT_HEAP = "256k"
 # How long a native-USB board is gone from the host while it resets and enumerates again.
 REENUMERATE_S = 0.3
 
@@ -92,7 +95,7 @@ class VirtualBoard:
 
     def __init__(self, flash_dir: str | os.PathLike[str], *, name: str = "virtual", uid: str | None = None,
                  wifi_fault: str | None = None, wifi_networks: dict[str, str] | None = None,
-                 wifi_delay_ms: int = 50, heap: str = "512k", control_file: str | None = None,
+                 wifi_delay_ms: int = 50, heap: str = DEFAULT_HEAP, control_file: str | None = None,
                  machine_label: str = "authprobe virtual board with ESP32", native_usb: bool = False,
                  port_link: str | os.PathLike[str] | None = None, baud: int | None = None,
                  runtime: str = "micropython"):
