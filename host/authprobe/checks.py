@@ -7,6 +7,7 @@ The order follows AWS's own troubleshooting order (authorizer -> function -> per
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
@@ -273,12 +274,29 @@ def check_signature_encoding(ctx: CheckContext) -> None:
 
 # --- endpoint -----------------------------------------------------------------------------------
 
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 def check_endpoint(ctx: CheckContext) -> None:
     """Seed (TLS layer): SNI must be one of the account's data endpoints or domain names."""
     sni = ctx.device.server_name
     title = "SNI is one of the account's data endpoints"
     if not sni:
         ctx.add("endpoint.sni", title, "fail", "the device config names no endpoint.host", root_cause="sni-missing")
+        return
+    if _is_ip_literal(sni):
+        # RFC 6066 forbids an IP address as a server name, so standard TLS clients send no SNI for it
+        # and AWS IoT cannot tell which endpoint (or account) the connection is for.
+        ctx.add("endpoint.sni", title, "fail",
+                [f"device host {sni!r} is an IP address: TLS clients send no SNI for it (RFC 6066)"],
+                root_cause="sni-missing",
+                remediation="Use the endpoint name as [endpoint] host (it becomes the SNI) and put the address "
+                "to dial in [endpoint] connect_address.")
         return
     ats = ctx.cloud.describe_endpoint("iot:Data-ATS")
     names = {ats.lower(): "iot:Data-ATS"} if ats else {}
@@ -472,20 +490,31 @@ def check_metrics(ctx: CheckContext) -> None:
         ctx.add("metrics.throttles", "no throttled invocations", "warn",
                 f"{name}: {throttles} Throttles {span}; throttled connects fail like errors", throttles=throttles,
                 remediation="Raise the function's reserved concurrency or the account's Lambda concurrency quota.")
+    limit_ms = effective_timeout_ms(ctx.function)
+    title = f"duration under the {limit_ms / 1000:g} s limit"
     if dur is None:
-        ctx.add("metrics.duration", f"duration under the {AUTHORIZER_TIMEOUT_MS // 1000} s limit", "skip",
-                f"{name}: no Duration data {span}")
-    elif dur >= AUTHORIZER_TIMEOUT_MS - TIMEOUT_SLACK_MS:
-        ctx.add("metrics.duration", f"duration under the {AUTHORIZER_TIMEOUT_MS // 1000} s limit", "fail",
-                f"{name}: Duration max {dur:.0f} ms {span}: at the authorizer limit", root_cause="lambda-timeout",
-                duration_max_ms=dur)
-    elif dur >= SLOW_MS:
-        ctx.add("metrics.duration", f"duration under the {AUTHORIZER_TIMEOUT_MS // 1000} s limit", "warn",
+        ctx.add("metrics.duration", title, "skip", f"{name}: no Duration data {span}")
+    elif dur >= limit_ms - TIMEOUT_SLACK_MS:
+        ctx.add("metrics.duration", title, "fail",
+                f"{name}: Duration max {dur:.0f} ms {span}: at the {limit_ms / 1000:g} s limit",
+                root_cause="lambda-timeout", duration_max_ms=dur, limit_ms=limit_ms)
+    elif dur >= min(SLOW_MS, limit_ms * 0.6):
+        ctx.add("metrics.duration", title, "warn",
                 f"{name}: Duration max {dur:.0f} ms {span}: close to the limit", root_cause="lambda-timeout",
-                duration_max_ms=dur)
+                duration_max_ms=dur, limit_ms=limit_ms)
     else:
-        ctx.add("metrics.duration", f"duration under the {AUTHORIZER_TIMEOUT_MS // 1000} s limit", "pass",
-                f"{name}: Duration max {dur:.0f} ms {span}", root_cause="lambda-timeout", duration_max_ms=dur)
+        ctx.add("metrics.duration", title, "pass", f"{name}: Duration max {dur:.0f} ms {span}",
+                root_cause="lambda-timeout", duration_max_ms=dur, limit_ms=limit_ms)
+
+
+def effective_timeout_ms(function: dict[str, Any] | None) -> float:
+    """Where an authorizer invocation is cut off: AWS IoT waits at most 5 s, and the function's own
+    timeout (Lambda's default is 3 s) may stop it sooner; a timeout there is still a timeout, not an
+    error to chase in the code."""
+    own = (function or {}).get("Timeout")
+    if isinstance(own, int | float) and own > 0:
+        return min(AUTHORIZER_TIMEOUT_MS, own * 1000)
+    return AUTHORIZER_TIMEOUT_MS
 
 
 # --- logging ------------------------------------------------------------------------------------

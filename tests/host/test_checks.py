@@ -145,6 +145,13 @@ def test_sni_mismatch_and_domain_configuration(tmp_path):
     assert results["endpoint.domain"].status == "fail"
 
 
+def test_an_ip_address_as_host_sends_no_sni(tmp_path):
+    results, _ = run(tmp_path, device=cs.device_config(**{"endpoint.host": "52.1.2.3"}))
+    r = results["endpoint.sni"]
+    assert (r.status, r.root_cause) == ("fail", "sni-missing")
+    assert "connect_address" in r.remediation
+
+
 def test_mqtt_on_default_endpoint_warns_about_alpn(tmp_path):
     results, _ = run(tmp_path, device=cs.device_config(**{"device.transport": "mqtt"}))
     assert results["endpoint.alpn"].status == "warn"
@@ -160,6 +167,23 @@ def test_metrics_errors_timeouts_and_no_invocations(tmp_path):
     results, _ = run(tmp_path, metrics=[cs.metric("Invocations", 4, NOW_MS - 3 * 3600_000)])
     assert results["metrics.invocations"].status == "warn"
     assert results["metrics.invocations"].data["invocations"] == 0
+
+
+def test_duration_is_judged_against_the_functions_own_timeout_when_it_is_shorter(tmp_path):
+    """Lambda's default timeout is 3 s: a function cut off there times out before AWS IoT's 5 s."""
+    cloud = cs.healthy_cloud()
+    fn = next(iter(cloud["functions"].values()))
+    fn["Timeout"] = 2
+    results, _ = run(tmp_path, cloud, metrics=[cs.metric("Invocations", 1, NOW_MS - 60_000),
+                                               cs.metric("Errors", 1, NOW_MS - 60_000),
+                                               cs.metric("Duration", 2000.0, NOW_MS - 30_000, "Milliseconds")])
+    r = results["metrics.duration"]
+    assert (r.status, r.root_cause, r.data["limit_ms"]) == ("fail", "lambda-timeout", 2000)
+    # The same duration under a 5 s function timeout is well inside the limit.
+    fn["Timeout"] = 30
+    results, _ = run(tmp_path, cloud, metrics=[cs.metric("Duration", 2000.0, NOW_MS - 30_000, "Milliseconds")])
+    assert results["metrics.duration"].status == "pass"
+    assert results["metrics.duration"].data["limit_ms"] == 5000
 
 
 def test_logging_off_gives_the_exact_debug_command(tmp_path):
