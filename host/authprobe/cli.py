@@ -62,13 +62,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
-        return int(_load(args.command).run(args) or 0)
+        code = int(_load(args.command).run(args) or 0)
+        sys.stdout.flush()  # inside the try, so a reader that left is handled below
+        return code
     except AuthprobeError as exc:
         print(f"authprobe: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("authprobe: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`authprobe runs | head`): not an error of ours. Point stdout at
+        # devnull so the interpreter's final flush does not complain again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # a bug in authprobe: say so, keep the traceback for the report
         import traceback
 

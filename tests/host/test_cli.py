@@ -17,3 +17,15 @@ def test_help_lists_every_command_without_importing_them(capsys):
 def test_every_command_module_is_named_once():
     modules = [module for module, _ in cli.COMMANDS.values()]
     assert len(modules) == len(set(modules))
+
+
+def test_a_closed_pipe_is_not_an_internal_error():
+    """`authprobe drill --list | head -1` style: the reader leaves before the output is written."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-m", "authprobe.cli", "drill", "--list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # nobody reads: the first write raises BrokenPipeError
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 0
+    assert "internal error" not in err
