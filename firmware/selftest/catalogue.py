@@ -42,6 +42,7 @@ CODES = (
     (116, "config_unreadable", ("config-invalid",)),
     (117, "config_value_type", ("config-invalid",)),
     (118, "config_unknown_field", ("config-invalid",)),
+    (119, "config_endpoint_is_ip", ("sni-missing",)),
     (200, "runtime_ok", ()),
     (201, "runtime_no_alpn", ("alpn-missing",)),
     (202, "runtime_low_memory", ()),

@@ -38,6 +38,7 @@ FIELDS = (
     ("test", "topic", "str"),
     ("test", "timeout_ms", "int"),
     ("test", "slow_close_ms", "int"),
+    ("test", "hold_ms", "int"),
     ("test", "ntp_host", "str"),
     ("test", "library", "bool"),
 )
@@ -104,6 +105,13 @@ def endpoint_kind(host):
     if not ident or not _only(ident, _ALNUM.lower()):
         return None
     return kind
+
+
+def is_ip_literal(host):
+    if host.count(":") >= 2:  # IPv6 (host:port has one colon and is caught as not a host name)
+        return _only(host.strip("[]").lower(), "0123456789abcdef:.")
+    parts = host.split(".")
+    return len(parts) == 4 and all(p and _only(p, "0123456789") for p in parts)
 
 
 def is_hostname(host):
@@ -188,6 +196,11 @@ def lint(cfg):
         if "endpoint.host" not in bad_type:
             add(101, FAIL, "endpoint.host", "endpoint.host is missing; use the address from "
                 "`aws iot describe-endpoint --endpoint-type iot:Data-ATS`")
+    elif is_ip_literal(host):
+        # RFC 6066 forbids IP addresses as server names: standard TLS stacks send no SNI for them,
+        # so AWS IoT cannot tell which endpoint the connection is for.
+        add(119, FAIL, "endpoint.host", "endpoint.host %r is an IP address, so no SNI names the endpoint; "
+            "set the endpoint name as host and the address in endpoint.connect_address" % host)
     elif not is_hostname(host):
         add(102, FAIL, "endpoint.host", "endpoint.host %r is not a host name (no scheme, port or path)" % host)
     elif not custom:
@@ -229,10 +242,11 @@ def lint(cfg):
         why = topic_problem(topic)
         if why:
             add(109, FAIL, "test.topic", "test.topic %s" % why)
-    for key in ("timeout_ms", "slow_close_ms"):
+    for key in ("timeout_ms", "slow_close_ms", "hold_ms"):
         ms = val("test", key)
-        if ms is not None and not (0 < ms <= 120000):
-            add(117, FAIL, "test." + key, "test.%s must be 1-120000 ms" % key)
+        low = 0 if key == "hold_ms" else 1
+        if ms is not None and not (low <= ms <= 120000):
+            add(117, FAIL, "test." + key, "test.%s must be %d-120000 ms" % (key, low))
     return out
 
 

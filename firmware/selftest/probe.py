@@ -96,6 +96,7 @@ class Probe:
         self.password = g(c, "auth", "password")
         self.timeout_ms = g(c, "test", "timeout_ms")
         self.slow_close_ms = g(c, "test", "slow_close_ms")
+        self.hold_ms = g(c, "test", "hold_ms")
         self.custom_domain = g(c, "endpoint", "custom_domain")
         self.wss_query = g(c, "auth", "wss_auth") == "query"
         self.ssid = g(c, "wifi", "ssid")

@@ -19,6 +19,7 @@ DEFAULTS = {
     "wifi.timeout_ms": 15000,
     "test.timeout_ms": 8000,
     "test.slow_close_ms": 4500,
+    "test.hold_ms": 0,
     "test.ntp_host": "pool.ntp.org",
     "test.library": True,
 }

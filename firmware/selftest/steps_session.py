@@ -52,10 +52,31 @@ def _closed(p, d, ms=None):
     return 906, FAIL, d
 
 
+def _hold(p, d):
+    """Keep the fresh session idle for test.hold_ms, pinging: a policy cannot drop an idle
+    connection this soon, so a drop here is another connection taking the client id."""
+    t0 = p.w.clock.ms()
+    try:
+        while p.w.clock.since(t0) < p.hold_ms:
+            p.stream.write(mqtt.PINGREQ)
+            mqtt.read_packet(p.stream)
+            p.w.clock.sleep_ms(50)
+    except net.Closed:
+        d["held_ms"] = p.w.clock.since(t0)
+        d["why"] = "dropped while idle after CONNACK: another connection took client id %s" % p.client_id
+        return True
+    except net.Timeout:
+        pass
+    d["held_ms"] = p.w.clock.since(t0)
+    return False
+
+
 def s_pubsub(p):
     d = {"topic": p.topic}
     s = p.stream
     payload = ("authprobe " + p.nonce).encode()
+    if p.hold_ms and _hold(p, d):
+        return 1005, FAIL, d
     try:
         s.write(mqtt.subscribe(1, p.topic, 0))
         while True:

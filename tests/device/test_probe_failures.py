@@ -277,6 +277,21 @@ def test_pubsub_failures(pki, runtime, behaviour, code, cause):
         assert seen.published and seen.published[0][0] == "authprobe/test"
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_session_taken_while_held_is_a_client_id_conflict(pki, runtime):
+    report, _ = run(pki, Behaviour(taken_over_after_s=0.2), runtime, test={"hold_ms": 2000})
+    assert_fails_at(report, 1005, "client-id-conflict")
+    pubsub = next(s for s in report["steps"] if s["step"] == "pubsub")
+    assert 150 <= pubsub["details"]["held_ms"] < 2000, pubsub
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_held_session_nobody_takes_passes(pki, runtime):
+    report, _ = run(pki, Behaviour(), runtime, test={"hold_ms": 300})
+    pubsub = next(s for s in report["steps"] if s["step"] == "pubsub")
+    assert pubsub["status"] == "pass" and pubsub["details"]["held_ms"] >= 300
+
+
 # --- config on the device -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
