@@ -17,6 +17,7 @@ from typing import Any
 
 from authprobe import device_config
 from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, AuthprobeError
+from authprobe.output import write_output
 from authprobe.report import build_report
 from selftest import record
 
@@ -181,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     live = _progress if sys.stderr.isatty() and not args.quiet else None
     report = probe(cfg, args.runtime, timeout=args.timeout, heapsize=args.heapsize, on_record=live)
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_output(args.json, json.dumps(report, indent=2) + "\n")
     if args.quiet:
         print(f"verdict: {report['verdict']}")
     else:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from authprobe.errors import EXIT_OK, AuthprobeError, ConfigError
+from authprobe.output import write_output
 
 HELP = "render stored runs as a self-contained HTML page"
 RUN_PLACEHOLDER = "{run_id}"
@@ -122,17 +123,6 @@ def _title(reports: list[dict[str, Any]], title: str | None) -> str:
     return f"authprobe report: {len(reports)} runs"
 
 
-def _write(path: str, text: str) -> None:
-    if path == "-":
-        sys.stdout.write(text)
-        return
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise AuthprobeError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     from authprobe import html_report
 
@@ -151,10 +141,10 @@ def run(args: argparse.Namespace) -> int:
     if RUN_PLACEHOLDER in args.html:
         for report, events in runs:
             target = args.html.replace(RUN_PLACEHOLDER, str(report.get("run_id")))
-            _write(target, html_report.render([(report, events)], _title([report], args.title)))
+            write_output(target, html_report.render([(report, events)], _title([report], args.title)))
             print(f"wrote {target}: run {report.get('run_id')}, {report.get('verdict')}", file=sys.stderr)
     else:
-        _write(args.html, html_report.render(runs, _title(reports, args.title)))
+        write_output(args.html, html_report.render(runs, _title(reports, args.title)))
         verdicts = ", ".join(f"{r.get('run_id')} {r.get('verdict')}" for r, _ in runs)
         print(f"wrote {args.html}: {verdicts}", file=sys.stderr)
     return EXIT_OK

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 from authprobe.errors import AuthprobeError
+from authprobe.output import write_output
 
 HELP = "reset boards and collect their self-test reports"
 
@@ -70,21 +69,9 @@ def write_outputs(results: list, json_path: str | None, junit_path: str | None) 
 
     if json_path:
         payload = results[0].report if len(results) == 1 else [r.report for r in results]
-        text = json.dumps(payload, indent=2, sort_keys=False) + "\n"
-        if json_path == "-":
-            sys.stdout.write(text)
-        else:
-            _write(json_path, text)
+        write_output(json_path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
     if junit_path:
-        _write(junit_path, junit_xml(results))
-
-
-def _write(path: str, text: str) -> None:
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise AuthprobeError(f"cannot write {path}: {exc.strerror or exc}") from None
+        write_output(junit_path, junit_xml(results))
 
 
 def run(args: argparse.Namespace) -> int:
