@@ -21,12 +21,13 @@ from tests.fixtures.emulator import (
     standard_config,
     start_emulator,
 )
+from tests.fixtures.processes import popen_as_from_a_terminal
 
 AUTHPROBE = [sys.executable, "-m", "authprobe.cli"]
 
 
 def _start_cli(config) -> tuple[subprocess.Popen, list[str]]:
-    proc = subprocess.Popen([*AUTHPROBE, "emulate", "--config", str(config)], stdout=subprocess.PIPE,
+    proc = popen_as_from_a_terminal([*AUTHPROBE, "emulate", "--config", str(config)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT)
     lines: list[str] = []
     deadline = time.monotonic() + 20

@@ -15,6 +15,7 @@ from authprobe import cli
 from authprobe.collect import collect, combined_exit_code, run
 from authprobe.store import RunStore
 from tests.fixtures import board_programs as programs
+from tests.fixtures.processes import popen_as_from_a_terminal
 
 
 def board_with(make, program, **kw):
@@ -218,7 +219,7 @@ def test_ctrl_c_on_the_cli_stores_every_board_run(authprobe_virtual_boards, tmp_
     cmd = [sys.executable, "-m", "authprobe.cli", "run", "--store", str(store), "--timeout", "60", "--board", "virtual"]
     for b in boards:
         cmd += ["--port", b.port]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = popen_as_from_a_terminal(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:   # both boards have reported their first step

@@ -13,6 +13,7 @@ import pytest
 from authprobe import demo
 from authprobe.store import RunStore
 from tests.fixtures.e2e_processes import micropython_children, wait_gone
+from tests.fixtures.processes import popen_as_from_a_terminal
 
 
 @pytest.fixture(autouse=True)
@@ -86,7 +87,7 @@ def test_demo_process_stops_its_board_on_sigint(tmp_path):
     import sys
 
     env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="100")
-    proc = subprocess.Popen([sys.executable, "-m", "authprobe.demo", "--keep", str(tmp_path)],
+    proc = popen_as_from_a_terminal([sys.executable, "-m", "authprobe.demo", "--keep", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
     seen = []
     try:

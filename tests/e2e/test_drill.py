@@ -11,6 +11,7 @@ import pytest
 
 from authprobe import cli, drill_cases
 from authprobe.root_causes import ROOT_CAUSES
+from tests.fixtures.processes import popen_as_from_a_terminal
 
 CASES = drill_cases.cases()
 
@@ -151,7 +152,7 @@ def test_drill_process_ctrl_c_while_a_lambda_times_out(tmp_path):
 
     keep = tmp_path / "kept"
     exe = Path(sys.executable).with_name("authprobe")
-    proc = subprocess.Popen([str(exe), "drill", "--only", "lambda-timeout", "--keep", str(keep)],
+    proc = popen_as_from_a_terminal([str(exe), "drill", "--only", "lambda-timeout", "--keep", str(keep)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         time.sleep(2.5)
