@@ -216,5 +216,8 @@ def test_firmware_files_hold_the_package_and_entry():
     assert "selftest/world_circuitpython.py" not in files and "selftest/vendor/umqtt_simple.py" in files
     cp = device_config.firmware_files("circuitpython")
     assert "code.py" in cp and "selftest/world_circuitpython.py" in cp and "selftest/world.py" not in cp
+    # The catalogue is the host's: boards name codes from codes.py.
+    assert "selftest/catalogue.py" not in files and "selftest/catalogue.py" not in cp
+    assert "selftest/codes.py" in files and "selftest/codes.py" in cp
     with pytest.raises(ConfigError):
         device_config.device_files({}, "zephyr")
