@@ -93,8 +93,17 @@ def event_label(event: dict[str, Any]) -> str:
 
 
 def timeline(report: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Device steps laid end to end from the begin record's UTC time, and cloud events at theirs."""
-    start = _parse_utc(report.get("device", {}).get("utc"))
+    """Device steps laid end to end from the run's start, and cloud events at their times.
+
+    The start is when the host read the begin record (millisecond resolution, host clock) where the
+    run was collected from a board; otherwise the device's own UTC time (whole seconds at best)."""
+    coll = report.get("collection") or {}
+    begin_ms = (coll.get("timings") or {}).get("begin_ms")
+    host_start = _parse_utc(coll.get("started"))
+    if host_start is not None and isinstance(begin_ms, int | float):
+        start: float | None = host_start + begin_ms / 1000.0
+    else:
+        start = _parse_utc(report.get("device", {}).get("utc"))
     steps = []
     if start is not None:
         t = start

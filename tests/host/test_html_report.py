@@ -28,6 +28,14 @@ def test_timeline_lays_steps_end_to_end_from_the_begin_time():
     assert tl["events"][0]["status"] == "Failure"
 
 
+def test_host_collection_time_anchors_the_steps_to_the_millisecond():
+    report = build_report(RECORDS)
+    report["collection"] = {"started": "2026-11-26T08:59:58.750Z", "timings": {"begin_ms": 1300}}
+    tl = html_report.timeline(report, EVENTS)
+    t0 = html_report._parse_utc("2026-11-26T09:00:00Z")
+    assert round(tl["steps"][0]["start"] - t0, 3) == 0.05
+
+
 def test_without_device_time_steps_are_not_placed_but_events_are():
     recs = [dict(RECORDS[0], utc=None)] + RECORDS[1:]
     tl = html_report.timeline(build_report(recs), EVENTS)
