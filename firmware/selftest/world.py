@@ -27,9 +27,9 @@ def read_config(path):
 
 
 def read_ca(path):
+    """([DER, ...], None) or ([], why): a PEM (any number of certificates) or one DER file."""
     from selftest import tls
 
-    """([DER, ...], None) or ([], why): a PEM (any number of certificates) or one DER file."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -118,14 +118,6 @@ def setup(cfg, write=print, problem=None):
             w.ca_problem = why
         w.cas = [("configured CA %d" % (i + 1), der) for i, der in enumerate(ders)] + w.cas
     return cfg, w
-
-
-def main(path="authprobe.json", write=print):
-    """Read the config, build the world, run the probe; returns the verdict."""
-    cfg, w = prepare(path, write)
-    from selftest import probe
-
-    return probe.run(cfg, w)
 
 
 def run(cfg, write=print, problem=None):

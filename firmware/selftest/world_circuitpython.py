@@ -33,12 +33,6 @@ def read_settings(getenv):
     return cfg
 
 
-def der_to_pem(der):
-    body = binascii.b2a_base64(der).decode().replace("\n", "")
-    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
-    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
-
-
 class Tls:
     """(sock, host, cas, alpn, addr) -> (TLS socket, details) for CircuitPython's ssl."""
 
