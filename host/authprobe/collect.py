@@ -22,6 +22,7 @@ from typing import Any
 from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE
 from authprobe.report import build_report
 from authprobe.serial_reader import RESTARTS, Line, RecordReader, classify, port_errors
+from authprobe.store import iso_utc, new_run_id
 
 RESET_METHODS = ("repl", "soft", "rts", "none")
 # Restarts tolerated inside one run before calling it a reset loop (the reset we cause is not counted).
@@ -269,17 +270,15 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
     started = time.time()
     t0 = time.monotonic()
     identity = dict(identity or {})
-    from authprobe.store import new_run_id
-
     run_id = store.begin_run(port=port, board=board, identity=identity, started=started) if store else new_run_id()
     tracker = RunTracker(reset_loop_limit)
     collection = {"run_id": run_id, "port": port, "board": board, "identity": identity,
-                  "started": _iso(started)}
+                  "started": iso_utc(started)}
     errors = port_errors()
 
     def finish(reason_if_open: str | None, error: str | None = None) -> RunResult:
         ended = time.time()
-        coll = dict(collection, ended=_iso(ended), duration_ms=int((ended - started) * 1000),
+        coll = dict(collection, ended=iso_utc(ended), duration_ms=int((ended - started) * 1000),
                     lines=tracker.lines, timings=dict(timings))
         if error:
             coll["error"] = error
@@ -417,8 +416,6 @@ def run(ports: list[str], *, parallel: bool = True, **kwargs: Any) -> list[RunRe
         try:
             return collect(port, **kw)
         except Exception as exc:  # one board's bug must not lose the other boards' runs
-            from authprobe.store import new_run_id
-
             return RunResult(port=port, run_id=new_run_id(), report=build_report([]), status="error",
                              error=f"{type(exc).__name__}: {exc}")
 
@@ -434,7 +431,3 @@ def run(ports: list[str], *, parallel: bool = True, **kwargs: Any) -> list[RunRe
         stopping.set()
     pool.shutdown(wait=True)
     return [f.result() for f in futures]
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"

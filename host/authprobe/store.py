@@ -63,9 +63,8 @@ def new_run_id(now: float | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def _iso(t: float | None) -> str | None:
-    if t is None:
-        return None
+def iso_utc(t: float) -> str:
+    """Epoch seconds as ISO-8601 UTC with milliseconds: 2026-11-26T09:15:02.417Z."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
@@ -187,8 +186,8 @@ class RunStore:
     def _row(self, row: sqlite3.Row) -> dict[str, Any]:
         return {
             "run_id": row["run_id"],
-            "started": _iso(row["started"]),
-            "ended": _iso(row["ended"]),
+            "started": iso_utc(row["started"]),
+            "ended": iso_utc(row["ended"]) if row["ended"] is not None else None,
             "started_epoch": row["started"],
             "ended_epoch": row["ended"],
             "duration_s": round(row["ended"] - row["started"], 3) if row["ended"] else None,
