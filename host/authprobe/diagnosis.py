@@ -337,10 +337,5 @@ def diagnose(report: dict[str, Any], cloud: Any = None) -> list[dict[str, Any]]:
     return _combine(report, findings)
 
 
-def explain_missing_evidence(diagnosis: list[dict[str, Any]]) -> list[str]:
-    """For undecided candidates: what to fetch to decide (one line per cause)."""
-    return [f"{d['root_cause']}: {d['decided_by']}" for d in diagnosis if not d.get("decided")]
-
-
 def dumps(diagnosis: list[dict[str, Any]]) -> str:
     return json.dumps(diagnosis, indent=2)

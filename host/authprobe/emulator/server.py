@@ -34,7 +34,7 @@ from authprobe.emulator.custom_auth import Credentials, CustomAuth, query_params
 from authprobe.emulator.http_publish import serve_publish
 from authprobe.emulator.lambda_runtime import LambdaService
 from authprobe.emulator.local_ca import LocalCA, ensure_local_ca
-from authprobe.emulator.mqtt_session import REASON_AUTH, MqttSession
+from authprobe.emulator.mqtt_session import DUPLICATE_DETAILS, REASON_AUTH, MqttSession
 
 HANDSHAKE_S = 5.0
 KEEPALIVE_FLOOR_S, KEEPALIVE_MAX_S = 30.0, 1200.0
@@ -319,9 +319,8 @@ class Emulator:
             older = self._sessions.get(session.client_id)
             self._sessions[session.client_id] = session
         if older is not None and older is not session:
-            older.close("DUPLICATE_CLIENTID", status="Failure", reason="DUPLICATE_CLIENT_ID",
-                        details="A new connection was established with the same client ID")
-            self.note_refusal(older, "client-id-conflict", "A new connection was established with the same client ID")
+            older.close("DUPLICATE_CLIENTID", status="Failure", reason="DUPLICATE_CLIENT_ID", details=DUPLICATE_DETAILS)
+            self.note_refusal(older, "client-id-conflict", DUPLICATE_DETAILS)
 
     def _session_ended(self, session: MqttSession) -> None:
         with self._lock:
