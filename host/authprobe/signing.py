@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
@@ -101,14 +100,18 @@ def decode_base64(signature: str) -> bytes | None:
         return None
 
 
+def verifies(key: rsa.RSAPublicKey, raw_signature: bytes, token: str) -> bool:
+    """True when raw_signature is this key's RSA-SHA256 (PKCS#1 v1.5) signature of exactly the token."""
+    try:
+        key.verify(raw_signature, token.encode(), padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        return False
+    return True
+
+
 def needs_percent_encoding(signature: str) -> bool:
     """True when a signature placed raw in a username/query string would be decoded differently."""
     return any(ch in signature for ch in "+/=")
-
-
-def key_fingerprint(key: rsa.RSAPublicKey) -> str:
-    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()[:12]
 
 
 @dataclass
@@ -135,7 +138,6 @@ def verify_signature(token: str, signature: str, public_keys: dict[str, str | by
     if not public_keys:
         notes.append("no public keys to verify against")
         return result
-    data = token.encode()
     for name, pem in public_keys.items():
         try:
             key = load_public_key(pem, source=f"public key {name!r}")
@@ -146,9 +148,7 @@ def verify_signature(token: str, signature: str, public_keys: dict[str, str | by
         if key.key_size < MIN_KEY_BITS:
             result.weak_keys.append(name)
             notes.append(f"public key {name!r} has {key.key_size} bits; AWS requires at least {MIN_KEY_BITS}")
-        try:
-            key.verify(raw, data, padding.PKCS1v15(), hashes.SHA256())
-        except InvalidSignature:
+        if not verifies(key, raw, token):
             continue
         result.valid = True
         result.key_name = name

@@ -18,15 +18,11 @@ stand-in logs reason AUTHORIZATION_FAILURE (documented) with `details` strings o
 from __future__ import annotations
 
 import base64
-import binascii
 import uuid
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
-
+from authprobe import signing
 from authprobe.emulator.authorizer_response import AuthorizerResponse, validate
 from authprobe.emulator.config import AuthorizerConfig, DomainConfig, EmulatorConfig
 from authprobe.emulator.lambda_permission import may_invoke
@@ -137,17 +133,8 @@ def choose_authorizer(config: EmulatorConfig, named: str | None,
 
 def verify_signature(auth: AuthorizerConfig, token: str, signature: str) -> bool:
     """True when `signature` (base64) is a valid RSA-SHA256 signature of exactly `token`."""
-    try:
-        raw = base64.b64decode(signature, validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    for key in auth.public_keys.values():
-        try:
-            key.verify(raw, token.encode(), padding.PKCS1v15(), hashes.SHA256())
-            return True
-        except InvalidSignature:
-            continue
-    return False
+    raw = signing.decode_base64(signature)
+    return raw is not None and any(signing.verifies(key, raw, token) for key in auth.public_keys.values())
 
 
 def build_event(creds: Credentials, token: str | None, signature_verified: bool, connection_id: str) -> dict:
