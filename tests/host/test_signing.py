@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
 
 from authprobe import cli, signing
 from authprobe.errors import ConfigError
-from tests.fixtures.cloud_state import TOKEN, private_pem, public_pem, rsa_key
+from tests.fixtures.cloud_state import (
+    AUTHORIZER,
+    TOKEN,
+    healthy_cloud,
+    private_pem,
+    public_pem,
+    rsa_key,
+    write_state,
+)
 
 
 def test_signature_verifies_over_exactly_the_token():
@@ -104,3 +113,15 @@ def test_cli_sign_never_prints_key_material(tmp_path, capsys):
 def test_cli_verify_without_keys_is_a_usage_error(capsys):
     assert cli.main(["verify", "--token", "t", "--signature", "c2ln"]) == 2
     assert "--key" in capsys.readouterr().err
+
+
+def test_cli_verify_with_an_authorizer_notes_signing_disabled_once(tmp_path, capsys):
+    cloud = copy.deepcopy(healthy_cloud())
+    cloud["authorizers"][AUTHORIZER]["signingDisabled"] = True
+    state = write_state(tmp_path, cloud)
+    sig = signing.sign_token(rsa_key(), TOKEN)
+    assert cli.main(["verify", "--token", TOKEN, "--signature", sig, "--authorizer", AUTHORIZER,
+                     "--cloud", f"local:{state}"]) == 0
+    out = capsys.readouterr().out
+    assert f"note: authorizer {AUTHORIZER} has signing disabled" in out and "note: note:" not in out
+    assert f"with {AUTHORIZER}/key1" in out

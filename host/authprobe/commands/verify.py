@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         for name, pem in (desc.get("tokenSigningPublicKeys") or {}).items():
             keys[f"{args.authorizer}/{name}"] = pem
         if desc.get("signingDisabled"):
-            problems.append(f"note: authorizer {args.authorizer} has signing disabled; AWS ignores signatures")
+            problems.append(f"authorizer {args.authorizer} has signing disabled; AWS ignores signatures")
     if problems and not keys:
         raise ConfigError("\n".join(problems))
     if not keys:
