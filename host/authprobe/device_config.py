@@ -50,26 +50,27 @@ def _ca_problem(path: Path) -> str | None:
         return f"endpoint.ca {str(path)!r} cannot be read ({exc.strerror or exc}); name the PEM file of the CA " \
                "that signs your endpoint (or leave ca out for AWS)"
     try:
-        certs = x509.load_pem_x509_certificates(data)
+        certs = _certificates(data)
     except ValueError:
-        try:
-            certs = [x509.load_der_x509_certificate(data)]
-        except ValueError:
-            return f"endpoint.ca {str(path)!r} holds no PEM or DER certificate"
+        return f"endpoint.ca {str(path)!r} holds no PEM or DER certificate"
     if not certs:
         return f"endpoint.ca {str(path)!r} holds no certificate"
     return None
+
+
+def _certificates(data: bytes) -> list[x509.Certificate]:
+    """The certificates of a PEM bundle or one DER certificate; ValueError when it is neither."""
+    try:
+        return x509.load_pem_x509_certificates(data)
+    except ValueError:
+        return [x509.load_der_x509_certificate(data)]
 
 
 def ca_certificates(cfg: dict[str, Any]) -> list[x509.Certificate]:
     ca = lint_rules.get(cfg, "endpoint", "ca")
     if not ca:
         return []
-    data = Path(ca).read_bytes()
-    try:
-        return x509.load_pem_x509_certificates(data)
-    except ValueError:
-        return [x509.load_der_x509_certificate(data)]
+    return _certificates(Path(ca).read_bytes())
 
 
 def format_problems(path: str, found: list[tuple[int, str, str, str]]) -> str:
