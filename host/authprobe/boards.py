@@ -227,7 +227,10 @@ def connected(boards: dict[str, Board] | None = None, *, include_all: bool = Fal
 
 
 def identify(device: str, boards: dict[str, Board] | None = None) -> Port:
-    """The Port record for one device path (USB details when list_ports knows it)."""
+    """The Port record for one device path (USB details when list_ports knows it); a pyserial URL
+    (socket://, rfc2217://, loop://) has none."""
+    if "://" in device:
+        return Port(device=device)
     try:
         for port in connected(boards, include_all=True):
             if port.device == device or os.path.realpath(device) == os.path.realpath(port.device):

@@ -483,7 +483,7 @@ def _board_for(port: str, board: str | Any | None) -> Any:
     from authprobe import boards
 
     if board is None:
-        info = boards.identify(port) if "://" not in port else boards.Port(device=port)
+        info = boards.identify(port)
         if info.candidates:
             return boards.get_board(info.candidates[0])
         return None

@@ -45,22 +45,22 @@ def resolve_ports(args: argparse.Namespace) -> list[str]:
     return ports
 
 
-def per_port_settings(ports: list[str], board_name: str | None) -> dict[str, dict]:
+def per_port_settings(ports: list[str], board_name: str | None, reset: str | None = None) -> dict[str, dict]:
+    """collect.run's per-port keywords: identity, board, runtime, and the reset method (`reset`, else
+    the board definition's, else repl)."""
     from authprobe import boards
 
     registry = boards.load_boards()
     chosen = boards.get_board(board_name, registry) if board_name else None
     out = {}
     for port in ports:
-        info = boards.identify(port, registry) if "://" not in port else boards.Port(device=port)
+        info = boards.identify(port, registry)
         board = chosen
         if board is None and len(info.candidates) >= 1:
             board = registry[info.candidates[0]]
-        settings = {"identity": info.identity(), "board": board.name if board else None,
-                    "runtime": board.runtime if board else "micropython"}
-        if board is not None:
-            settings["reset_default"] = board.reset
-        out[port] = settings
+        out[port] = {"identity": info.identity(), "board": board.name if board else None,
+                     "runtime": board.runtime if board else "micropython",
+                     "reset": reset or (board.reset if board else "repl")}
     return out
 
 
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from authprobe.store import RunStore
 
     ports = resolve_ports(args)
-    settings = per_port_settings(ports, args.board)
+    per_port = per_port_settings(ports, args.board, args.reset)
     console = Console(stderr=args.json == "-")
     store = RunStore(args.store)
     many = len(ports) > 1
@@ -96,10 +96,6 @@ def run(args: argparse.Namespace) -> int:
         elif line.kind == "vanished":
             console.print(f"[magenta]{port}: port vanished ({line.reason})[/magenta]")
 
-    per_port = {}
-    for port, s in settings.items():
-        per_port[port] = {"identity": s["identity"], "board": s["board"], "runtime": s["runtime"],
-                          "reset": args.reset or s.get("reset_default", "repl")}
     try:
         results = collect.run(ports, timeout=args.timeout, store=store, on_line=on_line, per_port=per_port)
     finally:
