@@ -387,45 +387,6 @@ def check_domain(ctx: CheckContext) -> None:
 
 # --- Lambda permission and metrics --------------------------------------------------------------
 
-def _as_list(v: Any) -> list[Any]:
-    return v if isinstance(v, list) else [] if v is None else [v]
-
-
-def _wildcard(pattern: str, value: str) -> bool:
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value) is not None
-
-
-def _statement_verdict(st: dict[str, Any], fn_arn: str, auth_arn: str, account: str | None) -> tuple[bool, str]:
-    """(grants, why) for one resource-policy statement against IoT invoking this authorizer."""
-    if st.get("Effect") != "Allow":
-        return False, "Effect is not Allow"
-    principal = st.get("Principal")
-    services = _as_list(principal.get("Service")) if isinstance(principal, dict) else _as_list(principal)
-    if not any(s in ("iot.amazonaws.com", "*") for s in services):
-        return False, f"principal is {principal!r}, not iot.amazonaws.com"
-    actions = [str(a).lower() for a in _as_list(st.get("Action"))]
-    if not any(a in ("lambda:invokefunction", "lambda:*", "*") for a in actions):
-        return False, f"action {st.get('Action')!r} is not lambda:InvokeFunction"
-    resources = _as_list(st.get("Resource"))
-    if resources and not any(_wildcard(str(r), fn_arn) or _wildcard(str(r), fn_arn + ":*") for r in resources):
-        return False, f"resource {st.get('Resource')!r} is another function"
-    for op, pairs in (st.get("Condition") or {}).items():
-        for key, expected in (pairs or {}).items():
-            values = [str(v) for v in _as_list(expected)]
-            k = key.lower()
-            if k == "aws:sourcearn":
-                like = op.startswith("ArnLike") or op.startswith("StringLike")
-                hit = any(_wildcard(v, auth_arn) if like else v == auth_arn for v in values)
-                if not hit:
-                    return False, f"{key} {values} does not match {auth_arn}"
-            elif k == "aws:sourceaccount":
-                if account and account not in values:
-                    return False, f"{key} {values} is another account than {account}"
-    return True, "grants iot.amazonaws.com lambda:InvokeFunction" + (
-        " for this authorizer" if st.get("Condition") else " (no SourceArn condition: any authorizer may)")
-
-
 def check_permission(ctx: CheckContext) -> None:
     """Seed step 3: may AWS IoT invoke the function?"""
     a, fn = ctx.authorizer, ctx.function
@@ -441,17 +402,12 @@ def check_permission(ctx: CheckContext) -> None:
         ctx.add("function.permission", title, "fail", f"{fn.get('FunctionName')} has no resource-based policy",
                 root_cause="lambda-permission-missing", remediation=command)
         return
-    reasons = []
-    for i, st in enumerate(_as_list(policy.get("Statement"))):
-        ok, why = _statement_verdict(st, fn_arn, auth_arn, ctx.account)
-        sid = st.get("Sid") or f"#{i + 1}"
-        if ok:
-            ctx.add("function.permission", title, "pass", f"statement {sid}: {why}",
-                    root_cause="lambda-permission-missing")
-            return
-        reasons.append(f"statement {sid}: {why}")
-    ctx.add("function.permission", title, "fail", reasons or ["the policy has no statements"],
-            root_cause="lambda-permission-missing", remediation=command)
+    # The stand-in's own evaluator, so cloud-check and the stand-in never disagree on a policy.
+    from authprobe.emulator.lambda_permission import may_invoke
+
+    decision = may_invoke(policy, fn_arn, auth_arn, ctx.account or arn_account(fn_arn) or "")
+    ctx.add("function.permission", title, "pass" if decision.allowed else "fail", f"resource policy: {decision.reason}",
+            root_cause="lambda-permission-missing", remediation=None if decision.allowed else command)
 
 
 def check_metrics(ctx: CheckContext) -> None:

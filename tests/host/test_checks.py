@@ -324,3 +324,20 @@ def test_table_output_keeps_bracketed_config_sections(tmp_path, capsys):
     config.write_text(cs.toml_text(cs.device_config(**{"auth.token_key_name": "tok"})))
     assert cli.main(["cloud-check", "--config", str(config), "--cloud", f"local:{state}", "--no-replay"]) == 1
     assert '[auth] token_key_name = "token"' in capsys.readouterr().out.replace("\n", " ")
+
+
+def test_permission_judged_as_the_stand_in_judges_it(tmp_path):
+    """An explicit Deny beside the Allow refuses (IAM: Deny wins); an Allow without SourceArn passes
+    with a note that any authorizer may invoke the function."""
+    allow = cs.permission_policy()["Statement"][0]
+    deny = {**allow, "Sid": "no-iot", "Effect": "Deny"}
+    cloud = cs.healthy_cloud()
+    cloud["function_policies"] = {cs.FUNCTION: json.dumps({"Statement": [allow, deny]})}
+    results, _ = run(tmp_path / "deny", cloud)
+    assert failed(results) == {"lambda-permission-missing"}
+    assert "explicitly denied by no-iot" in results["function.permission"].evidence[0]
+    unscoped = {k: v for k, v in allow.items() if k != "Condition"}
+    cloud["function_policies"] = {cs.FUNCTION: json.dumps({"Statement": [unscoped]})}
+    results, _ = run(tmp_path / "unscoped", cloud)
+    assert results["function.permission"].status == "pass"
+    assert "any authorizer may" in results["function.permission"].evidence[0]

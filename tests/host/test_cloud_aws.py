@@ -198,12 +198,13 @@ def test_with_moto_endpoint_function_and_permission(monkeypatch):
         lam.add_permission(FunctionName=cs.FUNCTION, StatementId="iot", Action="lambda:InvokeFunction",
                            Principal="iot.amazonaws.com", SourceArn=cs.AUTHORIZER_ARN)
         statement = cloud.get_policy(cs.FUNCTION)["Statement"][0]
-        from authprobe.checks import _statement_verdict
+        from authprobe.emulator.lambda_permission import may_invoke
 
-        ok, why = _statement_verdict(statement, fn["FunctionArn"], cs.AUTHORIZER_ARN, None)
-        assert ok, why
-        ok, why = _statement_verdict(statement, fn["FunctionArn"], cs.AUTHORIZER_ARN.replace("DeviceAuth", "X"), None)
-        assert not ok and "does not match" in why
+        policy = {"Statement": [statement]}
+        decision = may_invoke(policy, fn["FunctionArn"], cs.AUTHORIZER_ARN, cs.ACCOUNT)
+        assert decision.allowed, decision.reason
+        decision = may_invoke(policy, fn["FunctionArn"], cs.AUTHORIZER_ARN.replace("DeviceAuth", "X"), cs.ACCOUNT)
+        assert not decision.allowed and "does not match" in decision.reason
         with pytest.raises(NotFound):
             cloud.get_function("nope")
 

@@ -99,7 +99,10 @@ def may_invoke(policy: dict | None, function_arn: str, authorizer_arn: str, acco
         if st.get("Effect") == "Deny":
             return PermissionDecision(False, f"explicitly denied by {sid or 'a statement'}", sid)
         if st.get("Effect") == "Allow" and allow is None:
-            allow = PermissionDecision(True, f"allowed by {sid or 'a statement'}", sid)
+            scoped = any(k.lower() == "aws:sourcearn" for pairs in (st.get("Condition") or {}).values()
+                         for k in pairs)
+            allow = PermissionDecision(True, f"allowed by {sid or 'a statement'}" + (
+                "" if scoped else " (no SourceArn condition: any authorizer may)"), sid)
     if allow is not None:
         return allow
     return PermissionDecision(False, "no statement allows iot.amazonaws.com to invoke it"
