@@ -236,13 +236,6 @@ class VirtualBoard:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def set_wifi_fault(self, fault: str | None) -> None:
-        """Make the next association fail (`no-ap`, `wrong-password`, `timeout`, `fail`) or succeed
-        (None). Takes effect at the board's next reset, like a change to the access point."""
-        if fault is not None and fault not in WIFI_FAULTS:
-            raise ValueError(f"unknown Wi-Fi fault {fault!r}; choose one of {', '.join(WIFI_FAULTS)}")
-        self.wifi_fault = fault
-
     def wait_ready(self, timeout: float = 10.0) -> bool:
         """Wait until the board sits at a REPL prompt (boot.py and main.py done)."""
         return self._ready.wait(timeout)
@@ -626,8 +619,6 @@ class ReplMachine:
                 self.soft_reset()
             elif context == "file":
                 self.run_next_boot_file()
-            elif context == "raw":
-                self.prompt()
             else:
                 self.prompt()
         elif word == "RESET":
