@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +22,6 @@ STATUSES = ("pass", "warn", "fail", "skip")
 # Duration this close to the limit means the function was cut off (Duration is reported capped).
 TIMEOUT_SLACK_MS = 100
 SLOW_MS = 3000
-_PRINCIPAL_ID = re.compile(r"[a-zA-Z0-9]{1,128}")
 
 
 @dataclass
@@ -551,22 +549,31 @@ def replay_request(device: DeviceSettings) -> dict[str, Any]:
 
 
 def response_problems(resp: dict[str, Any]) -> list[str]:
-    """Where a function's answer breaks the custom-auth response schema (DG custom-auth-lambda)."""
+    """Where a function's answer breaks the custom-auth response schema (DG custom-auth-lambda); the
+    limits are the stand-in's (authorizer_response), which refuses such an answer."""
+    from authprobe.emulator.authorizer_response import (
+        MAX_POLICY_CHARS,
+        MAX_POLICY_DOCUMENTS,
+        PRINCIPAL_ID,
+        SECONDS_RANGE,
+    )
+
     out = []
     pid = resp.get("principalId")
-    if pid is not None and not _PRINCIPAL_ID.fullmatch(str(pid)):
+    if pid is not None and not PRINCIPAL_ID.fullmatch(str(pid)):
         out.append(f"principalId {str(pid)[:40]!r} is not 1-128 letters and digits")
     docs = resp.get("policyDocuments") or []
-    if len(docs) > 10:
-        out.append(f"{len(docs)} policy documents; at most 10")
+    if len(docs) > MAX_POLICY_DOCUMENTS:
+        out.append(f"{len(docs)} policy documents; at most {MAX_POLICY_DOCUMENTS}")
     for i, d in enumerate(docs):
         text = d if isinstance(d, str) else json.dumps(d)
-        if len(text) > 2048:
-            out.append(f"policy document {i + 1} is {len(text)} characters; at most 2,048")
+        if len(text) > MAX_POLICY_CHARS:
+            out.append(f"policy document {i + 1} is {len(text)} characters; at most {MAX_POLICY_CHARS:,}")
+    lo, hi = SECONDS_RANGE
     for key in ("refreshAfterInSeconds", "disconnectAfterInSeconds"):
         v = resp.get(key)
-        if v is not None and not (isinstance(v, int) and 300 <= v <= 86400):
-            out.append(f"{key} = {v}; must be 300-86,400")
+        if v is not None and not (isinstance(v, int) and lo <= v <= hi):
+            out.append(f"{key} = {v}; must be {lo}-{hi:,}")
     return out
 
 

@@ -341,3 +341,13 @@ def test_permission_judged_as_the_stand_in_judges_it(tmp_path):
     results, _ = run(tmp_path / "unscoped", cloud)
     assert results["function.permission"].status == "pass"
     assert "any authorizer may" in results["function.permission"].evidence[0]
+
+
+def test_response_problems_name_the_documented_limits():
+    doc = json.dumps({"Version": "2012-10-17", "Statement": [], "pad": "x" * 2100})
+    problems = checks.response_problems({"principalId": "dev01", "policyDocuments": [doc] * 11,
+                                         "disconnectAfterInSeconds": 86401, "refreshAfterInSeconds": 300})
+    assert problems[0] == "11 policy documents; at most 10"
+    assert problems[1].startswith("policy document 1 is ") and problems[1].endswith("characters; at most 2,048")
+    assert problems[-1] == "disconnectAfterInSeconds = 86401; must be 300-86,400"
+    assert checks.response_problems({"principalId": "dev01", "policyDocuments": [], "refreshAfterInSeconds": 300}) == []
