@@ -272,3 +272,12 @@ def test_passing_runs_can_be_counted_without_keeping_their_events():
     ok, bad = joiner.finish()
     assert ok.events == [] and ok.counts()["iot"] == 1
     assert len(bad.events) == 1 and bad.counts()["iot"] == 1
+
+
+def test_cli_correlate_save_with_report_files_is_refused_before_reading_logs(tmp_path, capsys):
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps(cs.report("r1", failing_code=906)))
+    # The stand-in directory does not exist: the --save conflict is said first, before any log source is opened.
+    code = cli.main(["correlate", "--report", str(report), "--save", "--cloud", f"local:{tmp_path / 'none'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--save" in err and "--report" in err and "state directory" not in err

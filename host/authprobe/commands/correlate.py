@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from itertools import chain
+from pathlib import Path
 from typing import Any
 
 from authprobe.errors import EXIT_FAIL, AuthprobeError, ConfigError
@@ -61,7 +62,7 @@ def load_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]
     store = RunStore(path)
     reports, problems, store_ids = [], [], []
     try:
-        ids = args.run_ids or [_run_id(r) for r in store.list_runs()]
+        ids = args.run_ids or [r["run_id"] for r in store.list_runs()]
         for ref in ids:
             try:
                 run_id = store.resolve(ref)
@@ -74,14 +75,6 @@ def load_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]
     return reports, problems, store_ids
 
 
-def _run_id(row: Any) -> str:
-    if isinstance(row, str):
-        return row
-    if isinstance(row, dict):
-        return row.get("run_id") or row.get("id")
-    return getattr(row, "run_id", None) or row.id
-
-
 def _progress(p: Any) -> None:
     print(f"\rLogs Insights: {p.completed}/{p.planned + p.split} queries done, {p.split} split, "
           f"{p.rows} rows", end="", file=sys.stderr, flush=True)
@@ -91,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
     from authprobe.correlate import Joiner, iso_ms, read_log_file
     from authprobe.diagnosis import CloudEvidence, diagnose
 
+    if args.save and args.report:
+        # Said before any log is read: a Logs Insights pass over many runs takes minutes.
+        raise ConfigError("--save writes into the run store; it cannot be used with --report files")
     reports, problems, store_ids = load_runs(args)
     for p in problems:
         print(f"authprobe: {p}", file=sys.stderr)
@@ -100,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     checked_client = None
     if args.checks:
         try:
-            data = json.loads(open(args.checks).read())
+            data = json.loads(Path(args.checks).read_text())
             checks, checked_client = list(data["checks"]), data.get("client_id")
         except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
             raise ConfigError(f"--checks {args.checks}: not cloud-check --json output ({exc})") from None
@@ -146,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
             failing += 1
         out.append(item)
     if args.save:
+        assert store_ids is not None  # --save without --report: the runs came from the store
         saved = _save(args, store_ids, results, out, source)
         if not args.json:
             print(f"saved the correlated diagnosis into {saved} stored run(s)", file=sys.stderr)
@@ -166,10 +163,8 @@ def _account_wide(check: dict[str, Any]) -> bool:
     return str(check.get("id", "")).startswith(_ACCOUNT_WIDE)
 
 
-def _save(args: argparse.Namespace, store_ids: list[str] | None, results: list[Any], items: list[dict[str, Any]],
+def _save(args: argparse.Namespace, store_ids: list[str], results: list[Any], items: list[dict[str, Any]],
           source: str) -> int:
-    if store_ids is None:
-        raise ConfigError("--save writes into the run store; it cannot be used with --report files")
     from authprobe.store import RunStore, default_path
 
     store = RunStore(args.store or default_path())
