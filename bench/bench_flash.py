@@ -24,34 +24,14 @@ sys.path.insert(0, str(ROOT))
 
 from authprobe import collect, device_config, flash  # noqa: E402
 from authprobe.virtual_board import VirtualBoard  # noqa: E402
-from tests.fixtures.emulator import DOMAIN, ENDPOINT, make_ca, sign, standard_config, start_emulator  # noqa: E402
+from tests.fixtures.board_standin_config import standin_device_toml  # noqa: E402
+from tests.fixtures.emulator import DOMAIN, ENDPOINT, make_ca, standard_config, start_emulator  # noqa: E402
 
 REPEATS = 5
 
 
 def config_text(emu, client_id: str) -> str:
-    token = f"allow-{client_id}"
-    return f"""
-[device]
-client_id = "{client_id}"
-transport = "auto"
-[endpoint]
-host = "{ENDPOINT}"
-port = 443
-connect_address = "{emu.host}:{emu.port}"
-ca = "{emu.ca_pem}"
-[auth]
-authorizer = "DeviceAuth"
-token_key_name = "token"
-token = "{token}"
-signature = "{sign(token)}"
-[wifi]
-ssid = "lab"
-password = "password1"
-[test]
-topic = "selftest/{client_id}"
-timeout_ms = 5000
-"""
+    return standin_device_toml(emu, client_id, timeout_ms=5000)
 
 
 def timed(fn, *args, **kwargs) -> tuple[float, object]:

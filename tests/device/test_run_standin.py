@@ -10,6 +10,7 @@ import pytest
 
 from authprobe import cli
 from authprobe.store import RunStore
+from tests.fixtures.board_standin_config import standin_device_toml
 from tests.fixtures.emulator import DOMAIN, ENDPOINT, make_ca, sign, standard_config, start_emulator
 
 
@@ -22,27 +23,7 @@ def standin(tmp_path_factory):
 
 
 def device_toml(path, emu, token="allow-sensor-1", client_id="sensor-1"):
-    path.write_text(f"""
-[device]
-client_id = "{client_id}"
-transport = "auto"
-[endpoint]
-host = "{ENDPOINT}"
-port = 443
-connect_address = "{emu.host}:{emu.port}"
-ca = "{emu.ca_pem}"
-[auth]
-authorizer = "DeviceAuth"
-token_key_name = "token"
-token = "{token}"
-signature = "{sign(token)}"
-[wifi]
-ssid = "lab"
-password = "password1"
-[test]
-topic = "selftest/{client_id}"
-timeout_ms = 3000
-""")
+    path.write_text(standin_device_toml(emu, client_id, token))
     return path
 
 
