@@ -1,15 +1,11 @@
 """What the cloud checks need from a device.toml: the credentials and names the board sends, read
-through the same lint the board runs (selftest.config). Uses authprobe.device_config.load when this
-build has it, else reads the TOML itself and lints it with selftest.config."""
+through the same loader and lint as `authprobe run` (authprobe.device_config.load)."""
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-from authprobe.errors import ConfigError
 
 SIGNATURE_PARAM = "x-amz-customauthorizer-signature"
 
@@ -75,22 +71,6 @@ def settings_from_config(cfg: dict[str, Any], source: str = "") -> DeviceSetting
 
 
 def load_device_settings(path: str | Path) -> DeviceSettings:
-    path = Path(path)
-    try:
-        from authprobe import device_config
-    except ImportError:
-        device_config = None  # type: ignore[assignment]
-    if device_config is not None and hasattr(device_config, "load"):
-        return settings_from_config(device_config.load(path), str(path))
-    try:
-        cfg = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read device config {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    from selftest import config as lint
+    from authprobe import device_config
 
-    problems = [p for p in lint.lint(cfg) if p[1] == lint.FAIL]
-    if problems:
-        raise ConfigError(f"{path} has problems:\n  " + "\n  ".join(f"{p[2]}: {p[3]}" for p in problems))
-    return settings_from_config(cfg, str(path))
+    return settings_from_config(device_config.load(path), str(path))
