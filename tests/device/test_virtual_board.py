@@ -199,6 +199,24 @@ def test_cli_prints_port_first_and_stops_cleanly(tmp_path):
     assert not Path(port).exists() or proc.returncode == 0
 
 
+@pytest.mark.parametrize(("option", "named"), [
+    (["--heap", "lots"], "--heap 'lots'"),
+    (["--flash", "{file}/flash"], "--flash"),
+    (["--native-usb", "{file}/link"], "--native-usb"),
+])
+def test_cli_bad_options_are_clear_errors(tmp_path, capsys, option, named):
+    from authprobe import cli
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    args = [a.replace("{file}", str(blocker)) for a in option]
+    rc = cli.main(["virtual-board", *args] if "--flash" in args else ["virtual-board", "--flash", str(tmp_path / "f"),
+                                                                        *args])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert named in err and "Traceback" not in err and "internal error" not in err
+
+
 def test_boards_probe_reads_the_banner(authprobe_virtual_board, capsys):
     from authprobe import cli
 

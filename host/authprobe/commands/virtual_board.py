@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -54,12 +55,23 @@ def _networks(specs: list[str]) -> dict[str, str] | None:
     return out
 
 
+def _check_heap(heap: str) -> None:
+    """A heap size the interpreter refuses would make the board crash and reboot at every start."""
+    from authprobe.virtual_board import micropython_path
+
+    proc = subprocess.run([micropython_path(), "-X", f"heapsize={heap}", "-c", ""], capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise AuthprobeError(f"--heap {heap!r}: the MicroPython interpreter refuses it; give bytes with an "
+                             f"optional K or M, e.g. 256k")
+
+
 def run(args: argparse.Namespace) -> int:
     from authprobe.virtual_board import VirtualBoard
 
     if args.uid and (len(args.uid) != 12 or any(c not in "0123456789abcdefABCDEF" for c in args.uid)):
         raise AuthprobeError(f"--uid {args.uid!r}: expected 12 hex digits, e.g. a4cf12000001")
     networks = _networks(args.wifi)
+    _check_heap(args.heap)
     tmp = None
     flash = args.flash
     if not flash:
@@ -74,28 +86,43 @@ def run(args: argparse.Namespace) -> int:
         # A tray: each board its own flash folder, name and unique id.
         name = args.name if args.count == 1 else f"{args.name}{i}"
         folder = flash if args.count == 1 else f"{flash}/{name}"
-        boards.append(VirtualBoard(folder, name=name, uid=args.uid, wifi_fault=args.wifi_fault,
-                                   wifi_networks=networks, heap=args.heap, control_file=args.control,
-                                   native_usb=bool(args.native_usb), port_link=args.native_usb, baud=args.baud,
-                                   runtime=args.runtime))
+        try:
+            boards.append(VirtualBoard(folder, name=name, uid=args.uid, wifi_fault=args.wifi_fault,
+                                       wifi_networks=networks, heap=args.heap, control_file=args.control,
+                                       native_usb=bool(args.native_usb), port_link=args.native_usb,
+                                       baud=args.baud, runtime=args.runtime))
+        except OSError as exc:
+            _cleanup(boards, tmp)
+            raise AuthprobeError(f"--flash {folder}: cannot make the board's flash folder "
+                                 f"({exc.strerror or exc})") from None
     stopped = threading.Event()
 
     def stop(*_: object) -> None:
         stopped.set()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    before = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         for board in boards:
-            port = board.start()
+            try:
+                port = board.start()
+            except OSError as exc:
+                where = (f"--native-usb {args.native_usb}: cannot make the port link there" if args.native_usb
+                         else f"virtual board {board.name!r}: cannot open a pty")
+                raise AuthprobeError(f"{where} ({exc.strerror or exc})") from None
             print(port, flush=True)
             print(f"virtual board {board.name!r} on {port}, flash {board.flash_dir}", file=sys.stderr, flush=True)
         print("Ctrl-C to stop", file=sys.stderr, flush=True)
         while not stopped.wait(0.5):
             pass
     finally:
-        for board in boards:
-            board.stop()
-        if tmp is not None:
-            tmp.cleanup()
+        _cleanup(boards, tmp)
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
     return 0
+
+
+def _cleanup(boards: list, tmp: tempfile.TemporaryDirectory | None) -> None:
+    for board in boards:
+        board.stop()
+    if tmp is not None:
+        tmp.cleanup()
