@@ -598,22 +598,8 @@ def check_replay(ctx: CheckContext) -> None:
     request = replay_request(ctx.device)
     try:
         resp = ctx.cloud.test_invoke_authorizer(a["authorizerName"], request)
-    except NotFound as exc:
-        ctx.add("replay.invoke", title, "fail", str(exc), root_cause="authorizer-unknown")
-        return
-    except CallRejected as exc:
-        cause = _rejection_cause(exc)
-        evidence = [str(exc)]
-        status = "fail" if cause else "warn"
-        if exc.code == "UnauthorizedException":
-            # 401 is also what IAM answers when this identity may not call TestInvokeAuthorizer.
-            status = "warn"
-            evidence.append("UnauthorizedException: AWS IoT may not invoke the function, or this identity may "
-                            "not call iot:TestInvokeAuthorizer; the permission check decides")
-        ctx.add("replay.invoke", title, status, evidence, root_cause=cause, code=exc.code)
-        return
     except CloudError as exc:
-        _unread(ctx, "replay.invoke", title, exc)
+        _replay_refused(ctx, title, exc)
         return
     if not resp.get("isAuthenticated"):
         ctx.add("replay.invoke", title, "fail", f"the function answered isAuthenticated: false (principalId "
@@ -629,6 +615,32 @@ def check_replay(ctx: CheckContext) -> None:
     ctx.add("replay.invoke", title, "pass", [f"isAuthenticated: true, principalId {resp.get('principalId')!r}, "
             f"{len(docs)} policy document(s)"], root_cause="authorizer-denied")
     check_returned_policy(ctx)
+
+
+def _replay_refused(ctx: CheckContext, title: str, exc: CloudError) -> None:
+    """An error answer to the replay. Its message may quote what was sent (a validation error
+    names the offending value), so the device's secrets are masked out of it."""
+    from authprobe.correlate import scrub
+
+    d = ctx.device
+    normalised = signing.normalise_signature(d.signature).base64 if d.signature else None
+    message = scrub(str(exc), (d.token, d.password, d.signature, normalised,
+                               signing.percent_encode(normalised) if normalised else None))
+    if isinstance(exc, NotFound):
+        ctx.add("replay.invoke", title, "fail", message, root_cause="authorizer-unknown")
+        return
+    if not isinstance(exc, CallRejected):
+        _unread(ctx, "replay.invoke", title, message)
+        return
+    cause = _rejection_cause(exc)
+    evidence = [message]
+    status = "fail" if cause else "warn"
+    if exc.code == "UnauthorizedException":
+        # 401 is also what IAM answers when this identity may not call TestInvokeAuthorizer.
+        status = "warn"
+        evidence.append("UnauthorizedException: AWS IoT may not invoke the function, or this identity may "
+                        "not call iot:TestInvokeAuthorizer; the permission check decides")
+    ctx.add("replay.invoke", title, status, evidence, root_cause=cause, code=exc.code)
 
 
 def check_returned_policy(ctx: CheckContext) -> None:
@@ -688,7 +700,7 @@ def run_checks(ctx: CheckContext) -> list[CheckResult]:
     return ctx.results
 
 
-def _unread(ctx: CheckContext, check_id: str, title: str, exc: Exception) -> None:
+def _unread(ctx: CheckContext, check_id: str, title: str, exc: Exception | str) -> None:
     # A warning, not a skip: a check that could not look must not let the verdict read "pass".
     ctx.add(check_id, title, "warn", f"could not read: {exc}", unread=True)
 

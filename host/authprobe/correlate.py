@@ -107,6 +107,16 @@ def _masked(value: str) -> str:
     return f"<redacted len={fp['len']} sha256={fp['sha256']}>"
 
 
+def scrub(text: str, secrets: Iterable[str | None]) -> str:
+    """The text with every occurrence of these exact values replaced by their fingerprint: for
+    messages that may quote what was sent (an API's validation error names the offending value).
+    Values under 6 characters are left alone; masking them would mangle ordinary words."""
+    for value in sorted({v for v in secrets if v and len(v) >= 6}, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, _masked(value))
+    return text
+
+
 def redact(message: str) -> str:
     """The message with secret values replaced by their fingerprint."""
     if "oken" not in message and "ssword" not in message and "ignature" not in message \

@@ -11,6 +11,7 @@ import pytest
 from authprobe import checks, cli
 from authprobe.cloud.device_settings import settings_from_config
 from authprobe.cloud.local import LocalCloud
+from authprobe.errors import CloudError
 from tests.fixtures import cloud_state as cs
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -351,3 +352,22 @@ def test_response_problems_name_the_documented_limits():
     assert problems[1].startswith("policy document 1 is ") and problems[1].endswith("characters; at most 2,048")
     assert problems[-1] == "disconnectAfterInSeconds = 86401; must be 300-86,400"
     assert checks.response_problems({"principalId": "dev01", "policyDocuments": [], "refreshAfterInSeconds": 300}) == []
+
+
+def test_replay_errors_that_quote_the_request_never_show_its_secrets(tmp_path):
+    """AWS validation errors name the offending value: the token and signature become fingerprints."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    sig = cs.signature()
+    message = f"1 validation error detected: Value '{sig}' at 'tokenSignature'; Value '{cs.TOKEN}' at 'token'"
+
+    def quoting(state_dir, name, **request):
+        raise ClientError({"Error": {"Code": "InvalidRequestException", "Message": message}}, "TestInvokeAuthorizer")
+
+    def failing_locally(state_dir, name, **request):
+        raise CloudError(f"AWS call failed: {BotoCoreError()} token={cs.TOKEN}")
+
+    for name, invoke in (("rejected", quoting), ("unread", failing_locally)):
+        results, _ = run(tmp_path / name, replay=True, test_invoke=invoke)
+        text = " ".join(results["replay.invoke"].evidence)
+        assert cs.TOKEN not in text and sig not in text and "<redacted len=" in text
