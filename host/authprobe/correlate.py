@@ -19,7 +19,7 @@ from typing import Any
 
 from authprobe.cloud.base import LogEvent
 from authprobe.errors import ConfigError
-from authprobe.logs_insights import Window
+from authprobe.logs_insights import FAILURE_PATTERN, Window
 
 DEFAULT_SKEW_S = 120          # device clocks set by NTP drift little; unset ones are caught earlier
 MAX_TIME_ONLY_EVENTS = 20     # function failures attributed to a run by time alone, per run
@@ -27,8 +27,7 @@ _CLIENT_IN_TEXT = re.compile(r"""client_?id["']?\s*[:=]\s*["']?([^"',\s}]+)""", 
 _REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _DURATION = re.compile(r"Duration:\s*([0-9.]+)\s*ms")
 SLOW_REPORT_MS = 4900
-_FAILURE_TEXT = re.compile(r"task timed out|\[error\]|errormessage|traceback|exception|runtime exited",
-                           re.IGNORECASE)
+_FAILURE_TEXT = re.compile(FAILURE_PATTERN)  # the same lines the Logs Insights query asks for
 
 
 def _days(y: int, m: int, d: int) -> int:
