@@ -10,6 +10,7 @@ CPython, which sends ALPN "mqtt")."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -94,21 +95,22 @@ def _port_8883(cfg: dict[str, Any], standin: StandIn) -> None:
     cfg["endpoint"]["connect_address"] = f"{emu.host}:{emu.port_8883}"
 
 
-_other_key = None
+@functools.cache
+def _other_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 def _signed_with_another_key(cfg: dict[str, Any], standin: StandIn) -> None:
     """A signature made with a private key whose public half the authorizer does not hold (an old or
     a test key pair): the token is right, the key is not."""
-    global _other_key
     import base64
 
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.hazmat.primitives.asymmetric import padding
 
-    if _other_key is None:
-        _other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    raw = _other_key.sign(cfg["auth"]["token"].encode(), padding.PKCS1v15(), hashes.SHA256())
+    raw = _other_key().sign(cfg["auth"]["token"].encode(), padding.PKCS1v15(), hashes.SHA256())
     cfg["auth"]["signature"] = base64.b64encode(raw).decode()
 
 
