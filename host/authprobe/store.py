@@ -160,13 +160,6 @@ class RunStore:
                                (record.get("run"), record.get("uid"), record.get("client_id"), run_id))
         return seq
 
-    def update_identity(self, run_id: str, identity: dict[str, Any]) -> None:
-        with self._tx() as db:
-            row = db.execute("SELECT identity FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            merged = json.loads(row["identity"] or "{}") if row else {}
-            merged.update(identity)
-            db.execute("UPDATE runs SET identity = ? WHERE run_id = ?", (json.dumps(merged), run_id))
-
     def finish_run(self, run_id: str, report: dict[str, Any], *, status: str, reason: str | None = None,
                    ended: float | None = None) -> None:
         with self._tx() as db:
