@@ -19,14 +19,12 @@ from typing import Any
 
 from authprobe.cloud.base import LogEvent
 from authprobe.errors import ConfigError
-from authprobe.logs_insights import FAILURE_PATTERN, Window
+from authprobe.logs_insights import FAILURE_PATTERN, REPORT_DURATION, SLOW_REPORT_MS, Window
 
 DEFAULT_SKEW_S = 120          # device clocks set by NTP drift little; unset ones are caught earlier
 MAX_TIME_ONLY_EVENTS = 20     # function failures attributed to a run by time alone, per run
 _CLIENT_IN_TEXT = re.compile(r"""client_?id["']?\s*[:=]\s*["']?([^"',\s}]+)""", re.IGNORECASE)
 _REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_DURATION = re.compile(r"Duration:\s*([0-9.]+)\s*ms")
-SLOW_REPORT_MS = 4900
 _FAILURE_TEXT = re.compile(FAILURE_PATTERN)  # the same lines the Logs Insights query asks for
 
 
@@ -375,7 +373,7 @@ class Joiner:
             return
         if message.startswith(("END RequestId", "REPORT RequestId")):
             self.current_request = None
-            m = _DURATION.search(message)
+            m = REPORT_DURATION.search(message)
             if not m or float(m.group(1)) < SLOW_REPORT_MS:
                 return  # a REPORT line matters only when the run was cut off at the limit
         elif request_id is None and self.current_request:
@@ -390,7 +388,7 @@ class Joiner:
         if client_id and client_id in self.by_client:
             event.fields.setdefault("attributed", "client_id" if event.client_id else "request_id")
             self._attach(client_id, event)
-        elif not client_id and (_FAILURE_TEXT.search(message) or _DURATION.search(message)):
+        elif not client_id and (_FAILURE_TEXT.search(message) or REPORT_DURATION.search(message)):
             self.unattributed.append(event)
 
     def add_all(self, events: Iterable[LogEvent]) -> None:

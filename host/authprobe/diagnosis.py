@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authprobe import root_causes
+from authprobe.logs_insights import FAILURE_PATTERN, REPORT_DURATION, SLOW_REPORT_MS
 
 # The order AWS IoT works through a custom-auth connection: the first confirmed cause in this
 # order is the one that stopped the device; later ones are real too but masked by it.
@@ -172,6 +173,7 @@ def cause_from_text(text: str) -> str | None:
     return next((c for w, c in _IOT_REASON_WORDS if w in low), None)
 
 
+_FUNCTION_FAILURE = re.compile(FAILURE_PATTERN)  # "task timed out" is tested before it
 _ACTION_CAUSES = {"Publish-In": "policy-denies-publish", "Subscribe": "policy-denies-subscribe",
                   "Publish-Out": "policy-denies-receive"}
 _NO_CAUSE_WORDS = ("throttl", "message broker", "server_error")
@@ -181,9 +183,6 @@ def _denied(rec: dict[str, Any]) -> bool:
     """An authorization failure as AWS logs it (reason AUTHORIZATION_FAILURE / "Authorization Failure")."""
     text = _iot_text(rec)
     return "authorization" in text or "not authorized" in text or "forbidden" in text
-
-
-_DURATION = re.compile(r"Duration:\s*([0-9.]+)\s*ms")
 
 
 def _iot_text(rec: dict[str, Any]) -> str:
@@ -207,7 +206,7 @@ def findings_from_events(events: list[dict[str, Any]], client_id: str | None = N
                 for cause in CONNECT_STAGE:
                     out.append(Finding(cause, RULES_OUT, line, "IoT log"))
             elif etype == "Connect" and status == "Failure":
-                named = next((c for w, c in _IOT_REASON_WORDS if w in text), None)
+                named = cause_from_text(text)
                 kind = SUPPORTS if ev.get("attributed") == "time" else CONFIRMS
                 if named:
                     out.append(Finding(named, kind, line, "IoT log"))
@@ -238,11 +237,11 @@ def findings_from_events(events: list[dict[str, Any]], client_id: str | None = N
             low = message.lower()
             if "task timed out" in low:
                 out.append(Finding("lambda-timeout", kind, line, "function log"))
-            elif any(w in low for w in ("[error]", "errormessage", "traceback", "runtime exited", "exception")):
+            elif _FUNCTION_FAILURE.search(message):
                 out.append(Finding("lambda-error", kind, line, "function log"))
             else:
-                m = _DURATION.search(message)
-                if m and float(m.group(1)) >= 4900:
+                m = REPORT_DURATION.search(message)
+                if m and float(m.group(1)) >= SLOW_REPORT_MS:
                     out.append(Finding("lambda-timeout", kind, line, "function log"))
             if not by_time:
                 # The function ran for this device: nothing before the invocation stopped it.

@@ -24,6 +24,9 @@ FINISHED_BAD = ("Failed", "Cancelled", "Timeout", "Unknown")
 
 # Lines of the authorizer function that tell about a failure, whoever the client was.
 FAILURE_PATTERN = r"(?i)(task timed out|\[error\]|errorMessage|traceback|exception|runtime exited)"
+# A function's REPORT line; one this long was cut off at IoT's 5 s limit.
+REPORT_DURATION = re.compile(r"Duration:\s*([0-9.]+)\s*ms")
+SLOW_REPORT_MS = 4900
 
 
 @dataclass
