@@ -203,7 +203,11 @@ def run_drill(only: list[str] | None = None, *, workdir: str | Path | None = Non
                              f"with faults {names} and runtimes {', '.join(drill_cases.RUNTIMES)}")
     keep = workdir is not None
     base = Path(workdir) if keep else Path(tempfile.mkdtemp(prefix="authprobe-drill-"))
-    base.mkdir(parents=True, exist_ok=True)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AuthprobeError(f"--keep {base}: cannot make that folder ({exc.strerror or exc}); name a "
+                             f"writable folder") from None
     t0 = time.monotonic()
     drill = Drill(base)
     try:
@@ -212,5 +216,5 @@ def run_drill(only: list[str] | None = None, *, workdir: str | Path | None = Non
         drill.close()
         if not keep:
             shutil.rmtree(base, ignore_errors=True)
-    not_local = [{"expected": n.expected, "runtime": n.runtime, "why": n.why} for n in drill_cases.NOT_LOCAL]
+    not_local = [n.as_dict() for n in drill_cases.NOT_LOCAL]
     return DrillResult(results, not_local, time.monotonic() - t0, str(base) if keep else None)

@@ -58,6 +58,9 @@ class NotLocal:
     why: str
     runtime: str | None = None
 
+    def as_dict(self) -> dict[str, str | None]:
+        return {"expected": self.expected, "runtime": self.runtime, "why": self.why}
+
 
 def _set(section: str, key: str, value: Any) -> Adjust:
     def adjust(cfg: dict[str, Any], standin: StandIn) -> None:

@@ -81,6 +81,14 @@ def test_drill_cli_rejects_a_pattern_that_matches_nothing(capsys):
     assert "no case matches" in err and "lambda-error" in err
 
 
+def test_drill_keep_in_a_folder_it_cannot_make_is_a_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert cli.main(["drill", "--keep", str(blocker / "runs"), "--only", "healthy@cpython"]) == 2
+    err = capsys.readouterr().err
+    assert "--keep" in err and "internal error" not in err
+
+
 def test_drill_list_names_every_case():
     cases = drill_cases.cases()
     assert len({c.name for c in cases}) == len(cases)

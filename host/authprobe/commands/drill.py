@@ -55,7 +55,7 @@ def _list(cases: list[Any], as_json: bool) -> int:
     from authprobe import drill_cases
 
     rows = [{"name": c.name, "expected": c.fault.expected, "injected": c.fault.injected} for c in cases]
-    not_local = [{"expected": n.expected, "runtime": n.runtime, "why": n.why} for n in drill_cases.NOT_LOCAL]
+    not_local = [n.as_dict() for n in drill_cases.NOT_LOCAL]
     if as_json:
         print(json.dumps({"cases": rows, "not_local": not_local}, indent=2))
         return EXIT_OK
