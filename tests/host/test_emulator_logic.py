@@ -63,6 +63,30 @@ def test_every_problem_named_once(tmp_path):
     assert text.count("\n  - ") == 4
 
 
+def test_wrongly_typed_values_are_problems_not_tracebacks(tmp_path):
+    data = _base(tmp_path)
+    data["functions"]["f"]["memory_mb"] = "big"
+    data["default_authorizer"] = ["A"]
+    data["domains"] = {"d": {"name": "iot.example.com", "default_authorizer": {"x": 1}}}
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(data, tmp_path)
+    text = str(err.value)
+    assert "memory_mb must be a whole number" in text and "default_authorizer = ['A']" in text
+    assert "[domains.d].default_authorizer" in text and text.count("\n  - ") == 3
+
+
+def test_unwritable_state_dir_is_a_clear_error(tmp_path, capsys):
+    from authprobe import cli
+
+    (tmp_path / "a-file").write_text("")
+    config = tmp_path / "emulator.toml"
+    config.write_text('endpoint = "a1-ats.iot.us-east-1.amazonaws.com"\nlisten = "127.0.0.1:0"\n'
+                      'state_dir = "a-file/state"\n')
+    assert cli.main(["emulate", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create the stand-in's state directory" in err and "Traceback" not in err
+
+
 def test_timeout_over_the_documented_limit_is_refused(tmp_path):
     data = _base(tmp_path)
     data["functions"]["f"]["timeout_s"] = 6

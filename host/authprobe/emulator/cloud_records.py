@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from authprobe.emulator.config import EmulatorConfig
+from authprobe.errors import ConfigError
 
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40, "DISABLED": 100}
 
@@ -35,7 +36,11 @@ class CloudRecords:
         self.config = config
         self.state_dir = config.state_dir
         self.logs_dir = self.state_dir / "logs"
-        (self.logs_dir / "lambda").mkdir(parents=True, exist_ok=True)
+        try:
+            (self.logs_dir / "lambda").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the stand-in's state directory {self.state_dir}: "
+                              f"{exc.strerror or exc} (set state_dir to a writable folder)") from None
         self.iot_log_path = self.logs_dir / "AWSIotLogsV2.jsonl"
         self.metrics_path = self.state_dir / "metrics.jsonl"
         self._lock = threading.Lock()

@@ -236,8 +236,12 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         if reserved is not None and (not isinstance(reserved, int) or isinstance(reserved, bool) or reserved < 0):
             problems.append(f"{where}.reserved_concurrency must be a whole number >= 0")
             reserved = None
+        memory = section.get("memory_mb", 128)
+        if not isinstance(memory, int) or isinstance(memory, bool) or memory <= 0:
+            problems.append(f"{where}.memory_mb must be a whole number of MB (got {memory!r})")
+            memory = 128
         functions[name] = FunctionConfig(name, handler_file, m.group("func"), handler, policy, float(timeout),
-                                         int(section.get("memory_mb", 128)), reserved)
+                                         memory, reserved)
 
     authorizers: dict[str, AuthorizerConfig] = {}
     for name, section in _table(data, "authorizers", problems).items():
@@ -287,7 +291,8 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
             _bool(section, "enable_caching_for_http", False, where, problems))
 
     default_authorizer = data.get("default_authorizer")
-    if default_authorizer is not None and default_authorizer not in authorizers:
+    if default_authorizer is not None and (not isinstance(default_authorizer, str)
+                                           or default_authorizer not in authorizers):
         problems.append(f"default_authorizer = {default_authorizer!r}: no [authorizers.{default_authorizer}]")
 
     domains: dict[str, DomainConfig] = {}
@@ -307,7 +312,7 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         if protocol not in APP_PROTOCOLS:
             problems.append(f"{where}.application_protocol must be one of {', '.join(APP_PROTOCOLS)}")
         domain_default = section.get("default_authorizer")
-        if domain_default is not None and domain_default not in authorizers:
+        if domain_default is not None and (not isinstance(domain_default, str) or domain_default not in authorizers):
             problems.append(f"{where}.default_authorizer = {domain_default!r}: no [authorizers.{domain_default}]")
         domains[key] = DomainConfig(key, name, auth_type, protocol, domain_default,
                                     _bool(section, "allow_authorizer_override", False, where, problems),
