@@ -168,7 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     keep = args.keep is not None
     workdir = Path(args.keep) if keep else Path(tempfile.mkdtemp(prefix="authprobe-demo-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        console.print(f"[bold red]demo: --keep {escape(str(workdir))}: cannot make that folder "
+                      f"({escape(exc.strerror or str(exc))})[/bold red]")
+        return 2
     t0 = time.monotonic()
     demo = Demo(workdir, console)
     runs: list[dict[str, Any]] = []
@@ -198,12 +203,19 @@ def main(argv: list[str] | None = None) -> int:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
     console.print(Rule())
+    page_error = None
     if args.html and demo.pages:
         from authprobe import html_report
+        from authprobe.output import write_output
 
-        Path(args.html).write_text(html_report.render(demo.pages, "authprobe demo"), encoding="utf-8")
-        console.print(f"page      {escape(args.html)}: both runs, device steps and cloud records on one time axis",
-                      highlight=False)
+        try:
+            write_output(args.html, html_report.render(demo.pages, "authprobe demo"))
+        except AuthprobeError as exc:
+            page_error = exc
+            console.print(f"[bold red]demo: {escape(str(exc))}[/bold red]")
+        else:
+            console.print(f"page      {escape(args.html)}: both runs, device steps and cloud records on one time "
+                          f"axis", highlight=False)
     ok = len(runs) == 2 and runs[0]["verdict"] == "pass" and runs[1]["diagnosis"][:1] and \
         runs[1]["diagnosis"][0]["root_cause"] == "signature-not-urlencoded"
     console.print(f"demo finished in {time.monotonic() - t0:.1f} s; every process it started is stopped.",
@@ -214,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"--html demo.html"), highlight=False)
     console.print("next: docs/walkthrough.md takes you from here to a real board and a real AWS account.",
                   highlight=False)
+    if page_error is not None:
+        return page_error.exit_code
     return 0 if ok else 1
 
 

@@ -57,6 +57,14 @@ def test_demo_shows_a_pass_then_diagnoses_the_unencoded_signature(tmp_path, caps
     assert "signature-not-urlencoded" in text and EXAMPLE_TOKEN not in text
 
 
+def test_demo_keep_in_a_folder_it_cannot_make_is_a_clear_error(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert demo.main(["--keep", str(blocker / "kept")]) == 2
+    out = capsys.readouterr().out
+    assert "--keep" in out and "cannot make that folder" in out
+
+
 def test_demo_stops_the_board_and_the_stand_in_on_ctrl_c(tmp_path, monkeypatch, capsys):
     started = {}
     real_start = demo.Demo.start
