@@ -458,11 +458,20 @@ def read_reports(paths: Iterable[str | Path]) -> tuple[list[dict[str, Any]], lis
             continue
         items = data if isinstance(data, list) else [data]
         for item in items:
-            if isinstance(item, dict) and "steps" in item:
-                reports.append(item)
-            else:
+            if not isinstance(item, dict) or "steps" not in item:
                 problems.append(f"{path}: not an authprobe report (no steps)")
+            elif not _well_formed_steps(item["steps"]):
+                problems.append(f"{path}: not an authprobe report (each step needs {', '.join(_STEP_KEYS)})")
+            else:
+                reports.append(item)
     return reports, problems
+
+
+_STEP_KEYS = ("step", "code", "name", "status", "root_causes")  # what the diagnosis reads of a step
+
+
+def _well_formed_steps(steps: Any) -> bool:
+    return isinstance(steps, list) and all(isinstance(s, dict) and all(k in s for k in _STEP_KEYS) for s in steps)
 
 
 def cloud_evidence(reports: list[dict[str, Any]], cloud: Any, *, function_name: str | None = None,

@@ -133,6 +133,19 @@ def test_unreadable_reports_are_listed_and_readable_ones_kept(tmp_path):
     assert len(problems) == 3
 
 
+def test_reports_with_malformed_steps_are_problems_not_tracebacks(tmp_path, capsys):
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps([{"steps": 5}, {"steps": [{"step": "tls"}], "verdict": "fail"}, cs.report("r1")]))
+    reports, problems = read_reports([odd])
+    assert [r["run_id"] for r in reports] == ["r1"]
+    assert len(problems) == 2 and all("not an authprobe report" in p for p in problems)
+    odd.write_text(json.dumps({"steps": [{"step": "tls"}], "verdict": "fail"}))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert cli.main(["correlate", "--report", str(odd), "--iot-log", str(empty)]) == 2
+    assert "each step needs" in capsys.readouterr().err
+
+
 def test_cli_correlate_from_exported_files(tmp_path, capsys):
     reports = tmp_path / "runs.json"
     reports.write_text(json.dumps([cs.report("r1"), cs.report("r2", client_id="other", failing_code=None)]))
