@@ -294,3 +294,15 @@ def test_cli_correlate_save_with_report_files_is_refused_before_reading_logs(tmp
     code = cli.main(["correlate", "--report", str(report), "--save", "--cloud", f"local:{tmp_path / 'none'}"])
     err = capsys.readouterr().err
     assert code == 2 and "--save" in err and "--report" in err and "state directory" not in err
+
+
+def test_cli_correlate_checks_file_of_the_wrong_shape_is_a_usage_error(tmp_path, capsys):
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps(cs.report("r1")))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    checks = tmp_path / "checks.json"
+    for body in ({"checks": [1, 2]}, {"nope": []}, [1]):
+        checks.write_text(json.dumps(body))
+        assert cli.main(["correlate", "--report", str(report), "--iot-log", str(empty), "--checks", str(checks)]) == 2
+        assert "not cloud-check --json output" in capsys.readouterr().err

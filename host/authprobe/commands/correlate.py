@@ -98,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             data = json.loads(Path(args.checks).read_text())
             checks, checked_client = list(data["checks"]), data.get("client_id")
+            if not all(isinstance(c, dict) for c in checks):
+                raise ValueError("each check must be an object")
         except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
             raise ConfigError(f"--checks {args.checks}: not cloud-check --json output ({exc})") from None
     joiner = Joiner(reports, args.skew, keep_passing=args.events or args.save)
