@@ -8,7 +8,6 @@ Usage: python bench/bench_emulator.py [--clients 100]"""
 from __future__ import annotations
 
 import argparse
-import base64
 import signal
 import ssl
 import statistics
@@ -22,13 +21,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 import paho.mqtt.client as mqtt
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+
+from authprobe import signing
+from authprobe.emulator.lambda_runtime import MAX_ENVIRONMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 TOKEN = "selftest-EXAMPLE-token"
-MAX_ENVIRONMENTS = 8  # authprobe.emulator.lambda_runtime.MAX_ENVIRONMENTS
 
 
 class _Sni(ssl.SSLContext):
@@ -41,8 +40,8 @@ class _Sni(ssl.SSLContext):
 
 
 def _signature() -> str:
-    key = serialization.load_pem_private_key((EXAMPLES / "token-signing-EXAMPLE-private.pem").read_bytes(), None)
-    return base64.b64encode(key.sign(TOKEN.encode(), padding.PKCS1v15(), hashes.SHA256())).decode()  # type: ignore[union-attr]
+    key = signing.load_private_key((EXAMPLES / "token-signing-EXAMPLE-private.pem").read_bytes())
+    return signing.sign_token(key, TOKEN)
 
 
 class Client:
