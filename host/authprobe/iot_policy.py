@@ -187,7 +187,7 @@ def _matches(pattern: str, value: str, context: Context, versioned: bool, case_s
     return _wildcard(resolved, value, case_sensitive)
 
 
-_CONDITION_OPS = {
+CONDITION_OPERATORS = {  # IAM condition operators (also the stand-in's Lambda permission check)
     "StringEquals": lambda p, v: p == v,
     "StringNotEquals": lambda p, v: p != v,
     "StringEqualsIgnoreCase": lambda p, v: p.lower() == v.lower(),
@@ -216,7 +216,7 @@ def _conditions_hold(conditions: dict, context: Context, versioned: bool, notes:
                 if (actual is None) != want_null:
                     return False
                 continue
-            fn = _CONDITION_OPS.get(base_op)
+            fn = CONDITION_OPERATORS.get(base_op)
             if fn is None:
                 notes.append(f"condition operator {op} is not evaluated here")
                 return False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from authprobe.iot_policy import CONDITION_OPERATORS
 from authprobe.iot_policy import wildcard_match as _wildcard
 
 IOT_PRINCIPAL = "iot.amazonaws.com"
@@ -37,17 +38,7 @@ def _principal_matches(principal) -> bool:
     return False
 
 
-_OPS = {
-    "stringequals": lambda p, v: p == v,
-    "stringlike": lambda p, v: _wildcard(p, v),
-    "arnequals": lambda p, v: p == v,
-    "arnlike": lambda p, v: _wildcard(p, v),
-    "stringnotequals": lambda p, v: p != v,
-    "stringnotlike": lambda p, v: not _wildcard(p, v),
-    "arnnotequals": lambda p, v: p != v,
-    "arnnotlike": lambda p, v: not _wildcard(p, v),
-    "stringequalsignorecase": lambda p, v: p.lower() == v.lower(),
-}
+_OPS = {name.lower(): fn for name, fn in CONDITION_OPERATORS.items()}
 
 
 def _conditions_hold(conditions: dict, request: dict[str, str]) -> tuple[bool, str]:
