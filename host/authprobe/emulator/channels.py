@@ -29,18 +29,17 @@ def hard_close(sock: socket.socket | None) -> None:
 
 
 class TlsChannel:
-    def __init__(self, sock: ssl.SSLSocket, initial: bytes = b"") -> None:
+    def __init__(self, sock: ssl.SSLSocket) -> None:
         self.sock = sock
-        self._initial = initial
         sock.settimeout(IO_TIMEOUT_S)
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def buffered(self) -> bool:
-        """Data already decrypted (or handed over) that select() cannot see."""
+        """Data already decrypted that select() cannot see."""
         try:
-            return bool(self._initial) or self.sock.pending() > 0
+            return self.sock.pending() > 0
         except _CLOSED_ERRORS:
             return False
 
@@ -56,9 +55,6 @@ class TlsChannel:
 
     def read(self) -> bytes | None:
         """MQTT bytes available now (b"" if none yet), or None when the client is gone."""
-        if self._initial:
-            data, self._initial = self._initial, b""
-            return data
         return self._recv_tls()
 
     def send(self, data: bytes) -> bool:
