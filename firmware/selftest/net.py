@@ -87,6 +87,15 @@ def addr_text(pool, addr):
     return str(addr)
 
 
+def _folded(exc):
+    """Timeout or Closed for a runtime's socket error that means one of them; other errors as they are."""
+    if is_timeout(exc):
+        return Timeout(text_of(exc))
+    if is_closed(exc):
+        return Closed(text_of(exc))
+    return exc
+
+
 class Stream:
     """Exact-length reads and full writes over a socket; timeouts and peer closes become Timeout and
     Closed so callers need not know the runtime's exception zoo."""
@@ -105,11 +114,7 @@ class Stream:
                 n = self.sock.recv_into(self._scratch, min(want, 512))
                 data = bytes(self._scratch[:n])
         except Exception as e:  # noqa: BLE001 - every runtime raises its own type here
-            if is_timeout(e):
-                raise Timeout(text_of(e))
-            if is_closed(e):
-                raise Closed(text_of(e))
-            raise
+            raise _folded(e)
         if not data:
             raise Closed("peer closed")
         self.buf += data
@@ -137,11 +142,7 @@ class Stream:
                 n = self.sock.send(view)
                 view = view[n:]
         except Exception as e:  # noqa: BLE001
-            if is_timeout(e):
-                raise Timeout(text_of(e))
-            if is_closed(e):
-                raise Closed(text_of(e))
-            raise
+            raise _folded(e)
 
     def settimeout(self, seconds):
         # Only meaningful before TLS on MicroPython (the TLS socket keeps the plain socket's timeout).
