@@ -181,6 +181,16 @@ def test_lambda_timeout_closes_after_the_limit(emu, devices):
     assert any(m.startswith("REPORT") and "Status: timeout" in m for m in log)
 
 
+def test_qos2_subscription_is_granted_as_qos1(emu, devices):
+    d = device(devices, emu, "qos2", username("qos2", "allow", sign("allow"), "DeviceAuth"))
+    assert d.connect() == "connack"
+    granted = []
+    d.client.on_subscribe = lambda client, userdata, mid, codes, props: (granted.extend(codes), d.subscribed.set())
+    d.client.subscribe([("selftest/qos2", 2), ("selftest/qos2/x", 0)])
+    assert d.subscribed.wait(3)
+    assert [c.value for c in granted] == [1, 0]
+
+
 def test_subscribe_without_permission_drops_the_connection(emu, devices):
     d = device(devices, emu, "nosub", username("nosub", "nosubscribe", None, "NoSign"))
     assert d.connect() == "connack"

@@ -248,6 +248,7 @@ def test_publish_and_subscribe_parse():
     assert (pub.topic, pub.qos, pub.retain, pub.packet_id, pub.payload) == ("a/b", 1, True, 7, b"payload")
     sub = struct.pack("!H", 9) + struct.pack("!H", 3) + b"a/#" + b"\x01" + struct.pack("!H", 1) + b"b" + b"\x00"
     assert mp.parse_subscribe(mp.Packet(mp.SUBSCRIBE, 2, sub)) == (9, [("a/#", 1), ("b", 0)])
+    assert mp.build_subscribe(9, [("a/#", 1), ("b", 0)]) == mp.Packet(mp.SUBSCRIBE, 2, sub)
 
 
 @pytest.mark.parametrize("raw", [b"\x10\xff\xff\xff\xff\x01", b"\x10\x03\x00\x09M"])

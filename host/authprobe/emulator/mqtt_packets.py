@@ -217,6 +217,12 @@ def parse_subscribe(packet: Packet) -> tuple[int, list[tuple[str, int]]]:
     return pid, filters
 
 
+def build_subscribe(packet_id: int, filters: list[tuple[str, int]], flags: int = 0x02) -> Packet:
+    body = struct.pack("!H", packet_id) + b"".join(
+        struct.pack("!H", len(raw)) + raw + bytes([qos]) for raw, qos in ((t.encode(), q) for t, q in filters))
+    return Packet(SUBSCRIBE, flags, body)
+
+
 def puback(packet_id: int) -> Packet:
     return Packet(PUBACK, 0, struct.pack("!H", packet_id))
 

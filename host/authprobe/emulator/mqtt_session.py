@@ -314,7 +314,7 @@ class MqttSession:
         return self._to_broker(packet)
 
     def _client_subscribe(self, packet: mp.Packet) -> bool:
-        _pid, filters = mp.parse_subscribe(packet)
+        pid, filters = mp.parse_subscribe(packet)
         for topic_filter, _qos in filters:
             decision = self.allowed("iot:Subscribe", topic_filter)
             if not decision.allowed:
@@ -326,14 +326,7 @@ class MqttSession:
         for topic_filter, _qos in filters:
             self.log("Subscribe", "Success", topicName=topic_filter)
         # QoS 2 is granted as QoS 1 (AWS supports 0 and 1).
-        body = bytearray(packet.body)
-        at = 2
-        while at < len(body):
-            n = int.from_bytes(body[at:at + 2], "big")
-            at += 2 + n
-            body[at] = min(body[at] & 0x03, 1)
-            at += 1
-        return self._to_broker(mp.Packet(packet.type, packet.flags, bytes(body)))
+        return self._to_broker(mp.build_subscribe(pid, [(f, min(qos, 1)) for f, qos in filters], packet.flags))
 
     def _from_broker(self, packet: mp.Packet) -> bool:
         if packet.type == mp.PUBLISH:
