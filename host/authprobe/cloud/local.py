@@ -125,9 +125,9 @@ class LocalCloud(Cloud):
     def test_invoke_authorizer(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
-        invoke = self._test_invoke or _stand_in_test_invoke()
-        if invoke is None:
-            raise CloudError("this build's stand-in offers no TestInvokeAuthorizer")
+        from authprobe.emulator.test_invoke import test_invoke_authorizer
+
+        invoke = self._test_invoke or test_invoke_authorizer
         kwargs = {"token": request.get("token"), "token_signature": request.get("tokenSignature"),
                   "mqtt_context": request.get("mqttContext"), "http_context": request.get("httpContext"),
                   "tls_context": request.get("tlsContext")}
@@ -154,12 +154,3 @@ class LocalCloud(Cloud):
             fn_path = self.state_dir / "logs" / "lambda" / f"{function_name}.jsonl"
             if fn_path.exists():
                 yield from read_log_file(fn_path, client_ids=wanted, source="lambda")
-
-
-def _stand_in_test_invoke():
-    """The stand-in's TestInvokeAuthorizer-shaped function, when this build has one."""
-    try:
-        from authprobe.emulator.test_invoke import test_invoke_authorizer
-    except ImportError:
-        return None
-    return test_invoke_authorizer
