@@ -19,12 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from authprobe.boards import RESET_METHODS
 from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE
 from authprobe.report import build_report
 from authprobe.serial_reader import RESTARTS, Line, RecordReader, classify, port_errors
 from authprobe.store import iso_utc, new_run_id
 
-RESET_METHODS = ("repl", "soft", "rts", "none")
 # Restarts tolerated inside one run before calling it a reset loop (the reset we cause is not counted).
 RESET_LOOP_LIMIT = 3
 DEFAULT_TIMEOUT = 90.0
