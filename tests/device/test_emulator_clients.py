@@ -80,6 +80,15 @@ def test_websocket_refusal_upgrades_then_closes_silently(emu, devices):
     assert record["details"] == "Authorizer returned isAuthenticated false"
 
 
+def test_upgrade_without_a_websocket_key_is_a_bad_request(emu):
+    from tests.fixtures.emulator import client_context
+
+    ctx = client_context(emu.ca_pem, ENDPOINT, None)
+    with socket.create_connection((emu.host, emu.port), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
+        tls.sendall(b"GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        assert tls.recv(200).startswith(b"HTTP/1.1 400")
+
+
 def test_websocket_event_carries_http_data(emu, devices):
     headers = {"x-amz-customauthorizer-name": "Echo", "token": "t0k"}
     d = PahoDevice(emu, "wss04", None, transport="websockets", ws_headers=headers, ws_path="/mqtt?a=1")

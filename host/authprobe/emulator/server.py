@@ -278,7 +278,12 @@ class Emulator:
             # The upgrade succeeds and the credentials are checked when CONNECT arrives; a refusal is a
             # close without CONNACK. That matches the field report of "101 then silent close" with an
             # AUTHORIZATION_FAILURE log (reference §5), and lets the event carry http and mqtt data.
-            if not self._send_quietly(tls, ws.upgrade_response(request)):
+            try:
+                upgrade = ws.upgrade_response(request)
+            except ws.WebSocketError:  # no Sec-WebSocket-Key: not a WebSocket client
+                self._send_quietly(tls, ws.http_response(400, "Bad Request"))
+                return
+            if not self._send_quietly(tls, upgrade):
                 return
             query = request.query
             base = Credentials(params=query_params(query), headers=request.lowered_headers,
