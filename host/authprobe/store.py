@@ -78,6 +78,7 @@ class RunStore:
         self._lock = threading.Lock()
         self._line_seq: dict[str, int] = {}
         self._record_seq: dict[str, int] = {}
+        self._all_dbs: list[sqlite3.Connection] = []   # every thread's connection, for close()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = self._db()
@@ -98,7 +99,7 @@ class RunStore:
             db.row_factory = sqlite3.Row
             self._local.db = db
             with self._lock:
-                self._all_dbs = getattr(self, "_all_dbs", []) + [db]
+                self._all_dbs.append(db)
         return db
 
     @contextmanager
@@ -114,7 +115,7 @@ class RunStore:
 
     def close(self) -> None:
         with self._lock:
-            dbs, self._all_dbs = getattr(self, "_all_dbs", []), []
+            dbs, self._all_dbs = self._all_dbs, []
         for db in dbs:
             try:
                 db.close()
