@@ -89,6 +89,17 @@ def test_upgrade_without_a_websocket_key_is_a_bad_request(emu):
         assert tls.recv(200).startswith(b"HTTP/1.1 400")
 
 
+def test_https_publish_whose_body_stalls_is_a_bad_request(emu, monkeypatch):
+    import authprobe.emulator.server as server
+    from tests.fixtures.emulator import client_context
+
+    monkeypatch.setattr(server, "FIRST_BYTES_S", 0.5)
+    ctx = client_context(emu.ca_pem, ENDPOINT, None)
+    with socket.create_connection((emu.host, emu.port), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
+        tls.sendall(b"POST /topics/a?qos=0 HTTP/1.1\r\nHost: x\r\ncontent-length: 100\r\n\r\nabc")
+        assert tls.recv(200).startswith(b"HTTP/1.1 400")
+
+
 def test_websocket_event_carries_http_data(emu, devices):
     headers = {"x-amz-customauthorizer-name": "Echo", "token": "t0k"}
     d = PahoDevice(emu, "wss04", None, transport="websockets", ws_headers=headers, ws_path="/mqtt?a=1")

@@ -42,7 +42,10 @@ def _read_body(tls: ssl.SSLSocket, request: ws.HttpRequest) -> bytes | None:
         return None
     body = bytearray(request.rest)
     while len(body) < length:
-        chunk = tls.recv(65536)
+        try:
+            chunk = tls.recv(65536)
+        except OSError:  # a client that stalls (timeout) or resets mid-body
+            return None
         if not chunk:
             return None
         body += chunk
