@@ -162,9 +162,22 @@ class InsightsRunner:
 
     def run(self, specs: Iterable[QuerySpec]) -> Iterator[tuple[QuerySpec, list[dict[str, str]]]]:
         """Yield (spec, rows) per finished query; a split query yields its halves instead."""
+        running: dict[str, tuple[QuerySpec, float]] = {}
+        try:
+            yield from self._run(specs, running)
+        finally:
+            # Whatever ended the run (an error, Ctrl-C, a caller that stopped reading), queries
+            # left running would hold the account's Insights concurrency for up to an hour.
+            for query_id in running:
+                try:
+                    self.client.stop_query(queryId=query_id)
+                except Exception:
+                    pass
+
+    def _run(self, specs: Iterable[QuerySpec],
+             running: dict[str, tuple[QuerySpec, float]]) -> Iterator[tuple[QuerySpec, list[dict[str, str]]]]:
         pending: deque[QuerySpec] = deque(specs)
         self.progress.planned += len(pending)
-        running: dict[str, tuple[QuerySpec, float]] = {}
         delay = self.poll_initial_s
         refused_since: float | None = None
         self._report()
@@ -205,10 +218,10 @@ class InsightsRunner:
                         self.progress.rows += len(rows)
                         yield spec, rows
                 elif status in FINISHED_BAD:
+                    del running[query_id]
                     raise CloudError(f"Logs Insights query on {spec.log_group} ended {status}; try a shorter "
                                      "window or fewer runs")
                 elif self.clock() - started > self.query_timeout_s:
-                    self.client.stop_query(queryId=query_id)
                     raise CloudError(f"Logs Insights query on {spec.log_group} ran over "
                                      f"{self.query_timeout_s:.0f} s; try a shorter window")
             # Back off while nothing finishes; poll briskly again once results come in.

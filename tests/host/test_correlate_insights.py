@@ -198,3 +198,35 @@ def test_progress_is_reported_while_queries_run():
     list(runner.run([QuerySpec("g", "q", 1, 2, i) for i in range(4)]))
     assert seen[0] == (0, 0) and seen[-1] == (4, 4)
     assert any(0 < done < 4 for _, done in seen)  # reported along the way, not only at the end
+
+
+class StoppableLogs(CountingLogs):
+    """Query q1 fails on its first poll; the others never finish by themselves."""
+
+    def __init__(self):
+        super().__init__()
+        self.stopped: list[str] = []
+
+    def get_query_results(self, queryId):
+        return {"status": "Failed" if queryId == "q1" else "Running", "results": []}
+
+    def stop_query(self, queryId):
+        self.stopped.append(queryId)
+        return {"success": True}
+
+
+def test_queries_still_running_are_stopped_when_the_run_ends_early():
+    from authprobe.errors import CloudError
+
+    fake = StoppableLogs()
+    runner = InsightsRunner(fake, max_concurrent=3, sleep=lambda s: None)
+    with pytest.raises(CloudError, match="ended Failed"):
+        list(runner.run([QuerySpec("g", "q", 1, 2, i) for i in range(5)]))
+    assert sorted(fake.stopped) == ["q2", "q3"]  # the failed one is over already; q4, q5 never started
+    fake = StoppableLogs()
+    fake.get_query_results = lambda queryId: {"status": "Complete" if queryId == "q2" else "Running", "results": []}
+    rows = InsightsRunner(fake, max_concurrent=3, sleep=lambda s: None).run([QuerySpec("g", "q", 1, 2, i)
+                                                                             for i in range(3)])
+    next(rows)  # a caller (Ctrl-C, an error of its own) stops reading after the first result
+    rows.close()
+    assert sorted(fake.stopped) == ["q1", "q3"]
