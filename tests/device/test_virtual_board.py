@@ -201,6 +201,7 @@ def test_cli_prints_port_first_and_stops_cleanly(tmp_path):
 
 @pytest.mark.parametrize(("option", "named"), [
     (["--heap", "lots"], "--heap 'lots'"),
+    (["--baud", "0"], "--baud 0"),
     (["--flash", "{file}/flash"], "--flash"),
     (["--native-usb", "{file}/link"], "--native-usb"),
 ])

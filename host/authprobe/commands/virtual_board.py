@@ -72,15 +72,17 @@ def run(args: argparse.Namespace) -> int:
         raise AuthprobeError(f"--uid {args.uid!r}: expected 12 hex digits, e.g. a4cf12000001")
     networks = _networks(args.wifi)
     _check_heap(args.heap)
+    if args.count < 1:
+        raise AuthprobeError("--count must be at least 1")
+    if args.baud is not None and args.baud <= 0:
+        raise AuthprobeError(f"--baud {args.baud}: give a UART speed in bits per second, e.g. 115200")
+    if args.count > 1 and (args.uid or args.native_usb):
+        raise AuthprobeError("--uid and --native-usb name one board; leave them out with --count")
     tmp = None
     flash = args.flash
     if not flash:
         tmp = tempfile.TemporaryDirectory(prefix="authprobe-flash-")
         flash = tmp.name
-    if args.count < 1:
-        raise AuthprobeError("--count must be at least 1")
-    if args.count > 1 and (args.uid or args.native_usb):
-        raise AuthprobeError("--uid and --native-usb name one board; leave them out with --count")
     boards = []
     for i in range(args.count):
         # A tray: each board its own flash folder, name and unique id.
