@@ -15,6 +15,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from authprobe.boards import RUNTIMES
 from authprobe.errors import ConfigError
 from selftest import config as lint_rules
 
@@ -24,7 +25,6 @@ CONFIG_FILE = "authprobe.json"          # MicroPython reads this (firmware/main.
 SETTINGS_FILE = "settings.toml"         # CircuitPython reads this through os.getenv (firmware/code.py)
 CA_DER = "authprobe_ca.der"
 CA_PEM = "authprobe_ca.pem"
-RUNTIMES = ("micropython", "circuitpython")
 
 
 def problems(cfg: Any, base: Path | None = None) -> list[tuple[int, str, str, str]]:

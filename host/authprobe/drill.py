@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from authprobe import drill_cases
+from authprobe.boards import RUNTIMES as BOARD_RUNTIMES
 from authprobe.drill_cases import Case
 from authprobe.drill_runner import Outcome, VirtualBoardRunner, run_case
 from authprobe.drill_standin import DRILL_EXAMPLES, StandIn
 from authprobe.errors import AuthprobeError
 
 SCHEMA = "authprobe.drill/1"
-BOARD_RUNTIMES = ("micropython", "circuitpython")
 STANDIN_CONFIG = DRILL_EXAMPLES / "standin.toml"
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from authprobe.boards import RUNTIMES
 from authprobe.drill_standin import StandIn
 
 # Device clock and host clock are the same machine's here, so a narrow join window keeps one case's
@@ -164,7 +165,7 @@ def run_case(standin: StandIn, cfg: dict[str, Any], runtime: str, *, board: Virt
     t0 = time.monotonic()
     try:
         with alongside(standin, cfg) if alongside is not None else contextlib.nullcontext():
-            if runtime in ("micropython", "circuitpython"):
+            if runtime in RUNTIMES:
                 if board is None:
                     raise ValueError(f"a {runtime} run needs a virtual board")
                 report = board.run(cfg, wifi_fault=wifi_fault)

@@ -18,6 +18,7 @@ HELP = "serve a virtual MicroPython board on a pty"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from authprobe.boards import RUNTIMES
     from authprobe.virtual_board import WIFI_FAULTS
 
     parser.add_argument("--flash", metavar="DIR",
@@ -34,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='JSON read at every reset, e.g. {"wifi_fault": "no-ap"}, to drill faults live')
     parser.add_argument("--heap", default="256k",
                         help="MicroPython heap (default 256k: about an ESP32's, given 64-bit objects)")
-    parser.add_argument("--runtime", choices=("micropython", "circuitpython"), default="micropython",
+    parser.add_argument("--runtime", choices=RUNTIMES, default="micropython",
                         help="which firmware the board behaves like (default micropython)")
     parser.add_argument("--baud", type=int, default=None,
                         help="limit the line to this UART speed (e.g. 115200) so timings resemble a real board's")

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from authprobe.boards import RUNTIMES
+
 SHIMS = Path(__file__).resolve().parent / "shims"
 MARK = b"\x00\x1bVB:"
 END = b"\x00"
@@ -35,7 +37,6 @@ PWRON_RESET = 1
 SOFT_RESET = 5
 
 WIFI_FAULTS = ("no-ap", "wrong-password", "timeout", "fail")
-RUNTIMES = ("micropython", "circuitpython")
 CIRCUITPY_VERSION = "9.2.1"
 CP_AUTORELOAD = b"Auto-reload is on. Simply save files over USB to run them or enter REPL to disable.\r\n"
 CP_DONE = b"\r\nCode done running.\r\n\r\nPress any key to enter the REPL. Use CTRL-D to reload.\r\n"
