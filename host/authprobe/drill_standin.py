@@ -11,8 +11,8 @@ board's clock."""
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
+import functools
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,17 +30,18 @@ EXAMPLE_TOKEN = "selftest-EXAMPLE-token"
 # days behind (a realistic stale RTC after a battery swap) rejects it.
 CLOCK_BEHIND_DAYS = 30
 
-_signing_key = None
+@functools.cache
+def _example_key() -> Any:
+    from authprobe import signing
+
+    return signing.load_private_key(EXAMPLE_PRIVATE_KEY.read_bytes(), source=str(EXAMPLE_PRIVATE_KEY))
 
 
 def example_signature(token: str = EXAMPLE_TOKEN) -> str:
     """The token signed with the example private key (what `authprobe sign` prints)."""
-    global _signing_key
     from authprobe import signing
 
-    if _signing_key is None:
-        _signing_key = signing.load_private_key(EXAMPLE_PRIVATE_KEY.read_bytes(), source=str(EXAMPLE_PRIVATE_KEY))
-    return signing.sign_token(_signing_key, token)
+    return signing.sign_token(_example_key(), token)
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
@@ -133,7 +134,7 @@ class StandIn:
         endpoint, TCP dials the stand-in, the stand-in's CA is trusted, the token is signed with the
         example key, the topic is the one the example authorizer allows."""
         emu = self.emulator
-        return copy.deepcopy({
+        return {
             "device": {"client_id": client_id, "transport": transport},
             "endpoint": {"host": emu.endpoint, "port": 443, "connect_address": f"{emu.host}:{emu.port}",
                          "ca": str(emu.ca_pem)},
@@ -141,4 +142,4 @@ class StandIn:
                      "signature": example_signature(token)},
             "wifi": {"ssid": "factory-floor", "password": "correct horse battery"},
             "test": {"topic": f"selftest/{client_id}", "timeout_ms": timeout_ms},
-        })
+        }
