@@ -58,6 +58,7 @@ class DuplicateClient:
                 tls = ctx.wrap_socket(raw, server_hostname=emu.endpoint)
             except (OSError, ValueError):
                 raw.close()
+                self.stop.wait(0.05)   # a handshake the stand-in refuses must not become a busy loop
                 continue
             with self.lock:
                 self.sockets.add(tls)
