@@ -273,6 +273,25 @@ def test_secrets_in_function_logs_never_reach_events_or_diagnosis(tmp_path, caps
     assert "<redacted len=13 sha256=" in out
 
 
+def test_a_secret_quoted_in_free_text_is_found_by_its_fingerprint(tmp_path, capsys):
+    """A function that prints the token in an exception message, with no 'token=' before it: the
+    value is unknown to the host, but the device's report carries its fingerprint."""
+    from selftest.record import fingerprint
+
+    secret = "eyJhbGciOi.SECRET.payload-0042"
+    rep = cs.report("r1")
+    rep["steps"][-1]["details"] = {"token": fingerprint(secret), "password": fingerprint("pw-SECRET-1")}
+    fn = tmp_path / "fn.jsonl"
+    fn.write_text(json.dumps(fn_rec(START + 100, f"[ERROR] ValueError: bad {secret} for {cs.CLIENT_ID}")))
+    reports = tmp_path / "r.json"
+    reports.write_text(json.dumps(rep))
+    cli.main(["correlate", "--report", str(reports), "--function-log", str(fn), "--json", "--events"])
+    out = capsys.readouterr().out
+    assert secret not in out
+    assert f"<redacted len={len(secret)} sha256={fingerprint(secret)['sha256']}>" in out
+    assert "ValueError: bad" in out  # the rest of the line is kept
+
+
 def test_passing_runs_can_be_counted_without_keeping_their_events():
     from authprobe.correlate import iot_event
 
