@@ -10,7 +10,7 @@ import socket
 import threading
 from urllib.parse import urlsplit
 
-from authprobe.errors import ConfigError
+from authprobe.errors import EXIT_TOOL, AuthprobeError, ConfigError
 
 
 class EmbeddedBroker:
@@ -30,10 +30,12 @@ class EmbeddedBroker:
         for name in ("amqtt", "transitions"):
             logging.getLogger(name).setLevel(logging.WARNING)
         self._thread.start()
+        advice = 'or use another broker: broker = "mqtt://127.0.0.1:1883" (e.g. Mosquitto)'
         if not self._ready.wait(15):
-            raise RuntimeError("embedded MQTT broker did not start within 15 s")
+            raise AuthprobeError(f"the embedded MQTT broker (amqtt) did not start within 15 s; {advice}", EXIT_TOOL)
         if self._error is not None:
-            raise RuntimeError(f"embedded MQTT broker failed to start: {self._error}")
+            raise AuthprobeError(f"the embedded MQTT broker (amqtt) failed to start: {self._error}; {advice}",
+                                 EXIT_TOOL)
         return self
 
     def _run(self) -> None:
