@@ -243,6 +243,18 @@ def test_monitor_shows_records_live(authprobe_virtual_board, capsys):
     assert "3 records, 0 damaged" in out
 
 
+def test_monitor_resets_a_circuitpython_board_the_circuitpython_way(authprobe_virtual_boards, capsys):
+    from authprobe import cli
+    from selftest import record
+
+    board = authprobe_virtual_boards(runtime="circuitpython")
+    line = record.encode({"k": "end", "run": "cp-run", "verdict": "pass"})
+    (board.flash_dir / "code.py").write_text(f"print({line!r})\n")
+    assert cli.main(["monitor", "--port", board.port, "--reset", "--runtime", "circuitpython", "--until-end",
+                     "--timeout", "10"]) == 0
+    assert "1 records, 0 damaged" in capsys.readouterr().out
+
+
 def test_circuitpython_flavour(authprobe_virtual_boards, tmp_path, capsys):
     import json
 

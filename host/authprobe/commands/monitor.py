@@ -13,7 +13,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--raw", action="store_true", help="also show noise lines (boot log, REPL echo)")
     parser.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
     parser.add_argument("--until-end", action="store_true", help="stop after the first end record")
-    parser.add_argument("--reset", action="store_true", help="reset the board first (machine.reset() via the REPL)")
+    parser.add_argument("--reset", action="store_true",
+                        help="reset the board first, from the REPL (machine.reset() or microcontroller.reset())")
+    parser.add_argument("--runtime", choices=("micropython", "circuitpython"), default="micropython",
+                        help="the board's runtime, which decides how --reset restarts it (default: micropython)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     counts = {"record": 0, "damaged": 0, "noise": 0, "boot": 0}
     try:
         if args.reset:
-            trigger_reset(ser, "repl")
+            trigger_reset(ser, "repl", args.runtime)
         deadline = time.monotonic() + (args.timeout if args.timeout else 10 ** 9)
         ended = []
         reader = RecordReader(ser)
