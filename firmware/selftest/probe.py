@@ -105,6 +105,11 @@ class Probe:
         self.ntp_host = g(c, "test", "ntp_host")
         self.library_on = g(c, "test", "library")
         self.topic = g(c, "test", "topic") or "authprobe/" + self.client_id
+        if world.uid:
+            # One config for a whole tray: "{uid}" becomes each board's own unique id, so boards
+            # flashed alike do not take each other's sessions (client-id-conflict).
+            self.client_id = self.client_id.replace("{uid}", world.uid)
+            self.topic = self.topic.replace("{uid}", world.uid)
         self.nonce = binascii.hexlify(os.urandom(6)).decode()
         del settings
         unload("settings")

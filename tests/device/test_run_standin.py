@@ -55,6 +55,17 @@ def test_healthy_device_passes_every_step(standin, authprobe_virtual_board, tmp_
     assert b"allow-sensor-1" not in raw and sign("allow-sensor-1").encode() not in raw
 
 
+def test_one_config_for_a_tray_names_each_board_by_its_unique_id(standin, authprobe_virtual_board, tmp_path,
+                                                                  capsys):
+    config = device_toml(tmp_path / "device.toml", standin, token="allow-tray", client_id="tray-{uid}")
+    rc, report, _ = flash_and_run(authprobe_virtual_board, config, tmp_path, capsys)
+    assert rc == 0, report["steps"]
+    assert report["device"]["client_id"] == f"tray-{authprobe_virtual_board.uid}"
+    # The stand-in saw (and its policy allowed) the board's own id and topic.
+    pubsub = next(s for s in report["steps"] if s["step"] == "pubsub")
+    assert pubsub["details"]["topic"] == f"selftest/tray-{authprobe_virtual_board.uid}"
+
+
 def test_wrong_wifi_password_is_diagnosed(standin, authprobe_virtual_boards, tmp_path, capsys):
     board = authprobe_virtual_boards(wifi_fault="wrong-password")
     rc, report, _ = flash_and_run(board, device_toml(tmp_path / "device.toml", standin), tmp_path, capsys)

@@ -255,6 +255,17 @@ def probe_with(clk, cfg=None):
     return p, lines
 
 
+def test_uid_placeholder_gives_each_board_its_own_client_id_and_topic():
+    w = World("micropython", "1.29.0", None, clock.Clock(BoardTime(1764115200)), print, None, False)
+    w.uid = "a1b2c3d4e5f6"
+    p = Probe({"device": {"client_id": "tray-{uid}"}, "test": {"topic": "selftest/{uid}/ping"}}, w)
+    assert (p.client_id, p.topic) == ("tray-a1b2c3d4e5f6", "selftest/a1b2c3d4e5f6/ping")
+    p = Probe({"device": {"client_id": "tray-{uid}"}}, w)
+    assert p.topic == "authprobe/tray-a1b2c3d4e5f6"
+    w.uid = None  # no unique id (CPython, the unix port): the name stays as written
+    assert Probe({"device": {"client_id": "tray-{uid}"}}, w).client_id == "tray-{uid}"
+
+
 def test_unset_clock_without_ntp_fails_and_blocks_tls():
     from selftest import steps_board, steps_net
 
