@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# Shared fixtures that live beside their helpers (e.g. `devices`, the paho devices a test made).
+pytest_plugins = ["tests.fixtures.emulator"]
 TIERS = ("host", "device", "e2e", "hil")
 
 

@@ -39,14 +39,6 @@ def emu(tmp_path_factory):
     emulator.close()
 
 
-@pytest.fixture
-def devices():
-    made: list[PahoDevice] = []
-    yield made
-    for d in made:
-        d.close()
-
-
 # -- paho over WebSockets ----------------------------------------------------------------------
 def test_websocket_with_authorizer_headers(emu, devices):
     headers = {"x-amz-customauthorizer-name": "DeviceAuth",

@@ -40,14 +40,6 @@ def emu(tmp_path_factory, emulator_ca):
     emulator.close()
 
 
-@pytest.fixture
-def devices():
-    made: list[PahoDevice] = []
-    yield made
-    for d in made:
-        d.close()
-
-
 def device(devices, emu, client_id, user, **kw) -> PahoDevice:
     d = PahoDevice(emu, client_id, user, **kw)
     devices.append(d)
