@@ -5,7 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-host test-device test-e2e demo lint typecheck bench drill docs clean
+# Mosquitto lives in /usr/sbin, which a non-login shell may not have on PATH.
+export PATH := $(PATH):/usr/sbin
+
+.PHONY: setup system-deps test test-host test-device test-e2e demo lint typecheck bench drill docs clean
 
 setup: $(STAMP)
 
@@ -15,16 +18,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: setup
+# Test peers pip cannot install (Mosquitto, openssl, Chromium): installed when this user may.
+system-deps:
+	@scripts/install-system-deps
+
+test: setup system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-host: setup
 	$(BIN)/pytest -m host $(PYTEST_ARGS)
 
-test-device: setup
+test-device: setup system-deps
 	$(BIN)/pytest -m device $(PYTEST_ARGS)
 
-test-e2e: setup
+test-e2e: setup system-deps
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
 demo: setup
