@@ -6,11 +6,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # Shared fixtures that live beside their helpers (e.g. `devices`, the paho devices a test made).
 pytest_plugins = ["tests.fixtures.emulator"]
 TIERS = ("host", "device", "e2e", "hil")
+
+# Property-based tests (marked `fuzz`) run in every `make test` with a bounded, repeatable example
+# count, so CI is deterministic; `make fuzz` runs the same tests with the long profile for minutes.
+settings.register_profile("ci", max_examples=150, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", max_examples=20_000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
