@@ -55,6 +55,8 @@ HINTS = {
     "reset-loop": "the board keeps restarting (brown-out, crash or watchdog): read the stored raw lines "
                   "with `authprobe runs show RUN --raw`",
     "interrupted": "the run was stopped from the host",
+    "tool-error": "authprobe failed while collecting (a bug: please report it); the lines received so far "
+                  "are stored",
 }
 
 
@@ -380,6 +382,14 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
                 return finish(None)
     except KeyboardInterrupt:
         return finish("interrupted")
+    except Exception as exc:
+        # A bug of ours must not leave the run 'collecting' in the store for ever: close it with
+        # what it received, then let the bug surface (collect.run reports it as a tool error).
+        try:
+            finish("tool-error", error=f"{type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
+        raise
     finally:
         try:
             ser.close()

@@ -48,9 +48,10 @@ def report_renderable(report: dict[str, Any]) -> Group:
     steps.add_column("details", overflow="fold")
     for st in report.get("steps", []):
         status = st.get("status", "")
-        steps.add_row(str(st.get("seq") or ""), st.get("step", ""), Text(status, style=STATUS_STYLE.get(status, "")),
-                      str(st.get("code", "")), st.get("name", ""),
-                      "" if st.get("elapsed_ms") is None else str(st["elapsed_ms"]), _details(st.get("details") or {}))
+        # Text, not str: a plain string cell is read as Rich markup, and these come from the board.
+        steps.add_row(str(st.get("seq") or ""), Text(st.get("step", "")), Text(status, style=STATUS_STYLE.get(status, "")),
+                      str(st.get("code", "")), Text(st.get("name", "")),
+                      "" if st.get("elapsed_ms") is None else str(st["elapsed_ms"]), Text(_details(st.get("details") or {})))
     parts: list[Any] = [head, line2, steps]
 
     counts = report.get("counts") or {}
@@ -103,10 +104,10 @@ def render_runs(runs: list[dict[str, Any]], console: Console | None = None) -> N
         status = r.get("status") or ""
         if r.get("reason"):
             status += f" ({r['reason']})"
-        table.add_row(r["run_id"], (r.get("started") or "")[:19].replace("T", " "),
-                      "" if r.get("duration_s") is None else f"{r['duration_s']:.1f}", r.get("port") or "",
-                      r.get("board") or "", r.get("uid") or "", Text(verdict, style=VERDICT_STYLE.get(verdict, "")),
-                      status)
+        table.add_row(Text(r["run_id"]), (r.get("started") or "")[:19].replace("T", " "),
+                      "" if r.get("duration_s") is None else f"{r['duration_s']:.1f}", Text(r.get("port") or ""),
+                      Text(r.get("board") or ""), Text(r.get("uid") or ""),
+                      Text(verdict, style=VERDICT_STYLE.get(verdict, "")), Text(status))
     console.print(table)
 
 
@@ -204,7 +205,7 @@ def render_tray(results: list[Any], console: Console | None = None) -> None:
             first = r.error or coll.get("reason") or ""
         diag = (report.get("diagnosis") or [{}])[0]
         cause = f"{diag['root_cause']} ({diag.get('confidence')})" if diag.get("root_cause") else ""
-        table.add_row(r.port, (report.get("device") or {}).get("uid") or "", Text(verdict, style=VERDICT_STYLE.get(verdict, "bold red")),
-                      first, cause, r.run_id)
+        table.add_row(Text(r.port), Text((report.get("device") or {}).get("uid") or ""),
+                      Text(verdict, style=VERDICT_STYLE.get(verdict, "bold red")), Text(first), Text(cause), Text(r.run_id))
     console.print(table)
     console.print(", ".join(f"{n} {v}" for v, n in sorted(counts.items())))

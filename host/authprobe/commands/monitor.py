@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
+from collections.abc import Iterator
+from typing import Any
 
 HELP = "show decoded report records from a serial port live"
 
@@ -40,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + (args.timeout if args.timeout else 10 ** 9)
         ended = []
         reader = RecordReader(ser)
-        for line in reader.lines(deadline, lambda: bool(ended)):
+        lines = reader.lines(deadline, lambda: bool(ended))
+        for line in itertools.chain(lines, _pending(reader)):
             counts[line.kind] = counts.get(line.kind, 0) + 1
             stamp = time.strftime("%H:%M:%S", time.localtime(line.t))
             if line.kind == "record" and line.record:
@@ -48,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
                 if args.until_end and line.record.get("k") == "end":
                     ended.append(line)
             elif line.kind == "damaged":
-                console.print(Text(f"{stamp} damaged record ({line.reason}): {line.text[:100]}", style="yellow"))
+                why = f"{line.reason}: {line.detail}" if line.detail else line.reason
+                console.print(Text(f"{stamp} damaged record ({why}): {line.text[:100]}", style="yellow"))
             elif line.kind == "vanished":
                 console.print(Text(f"{stamp} port vanished: {line.reason}", style="magenta"))
                 return EXIT_INCOMPLETE
@@ -61,3 +66,9 @@ def run(args: argparse.Namespace) -> int:
         console.print(Text(f"{counts['record']} records, {counts['damaged']} damaged, "
                            f"{counts['noise'] + counts['boot']} noise lines", style="dim"))
     return 0
+
+
+def _pending(reader: Any) -> Iterator[Any]:
+    """The partial line left when the stream stops (a last record without its line end)."""
+    if not reader.vanished:
+        yield from reader.finish()

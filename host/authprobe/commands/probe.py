@@ -14,11 +14,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from authprobe import device_config
+from authprobe import device_config, record_schema
 from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, AuthprobeError
 from authprobe.output import write_output
 from authprobe.report import build_report
-from selftest import record
 
 HELP = "run the device self-test here, under CPython or the real MicroPython interpreter"
 RUNTIMES = ("cpython", "micropython")
@@ -56,7 +55,7 @@ class Collector:
         self.other: list[str] = []    # the last non-record lines (tracebacks, boot noise)
 
     def line(self, text: str) -> None:
-        rec, why = record.decode(text)
+        rec, why = record_schema.decode(text)
         with self.lock:
             if rec is not None:
                 self.records.append(rec)
