@@ -3,11 +3,17 @@ written as they arrive so a run cut short (board unplugged, host killed) keeps a
 
 Contract (docs/contracts.md section 6): `RunStore(path)` with `list_runs()`, `get_report(run_id)`,
 `get_lines(run_id)`, `get_records(run_id)`, `get_run(run_id)` (board identity and timings). The
-default path is `.authprobe/runs.sqlite`, overridden by `--store` or AUTHPROBE_STORE."""
+default path is `.authprobe/runs.sqlite`, overridden by `--store` or AUTHPROBE_STORE.
+
+A store says which schema it holds (`meta.schema`); one this authprobe does not know (written by a
+newer one) is refused before anything is read or written. A damaged file is an error naming what to
+do (exit 2), never a traceback: values of the wrong type or out of range read as missing, and a
+stored report that cannot be read is rebuilt from the run's stored lines."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import sqlite3
@@ -18,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from authprobe import record_schema
 from authprobe.errors import AuthprobeError
 
 ENV = "AUTHPROBE_STORE"
@@ -68,6 +75,39 @@ def iso_utc(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
+# -- values read back from a file that may be damaged: the wrong type or out of range reads as missing --
+
+def _epoch(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        try:
+            iso_utc(value)
+        except (OverflowError, ValueError, OSError):
+            return None
+        return float(value)
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _json(value: Any, default: Any) -> Any:
+    try:
+        data = json.loads(value)
+    except (TypeError, ValueError, RecursionError):
+        return default
+    return data if isinstance(data, type(default)) else default
+
+
+def _decode_text(raw: bytes) -> str:
+    # Undecodable text in a damaged file reads with replacement characters instead of failing the query.
+    return raw.decode("utf-8", errors="replace")
+
+
 class RunStore:
     """One SQLite file; safe to share between the threads collecting several boards at once (one
     connection per thread, WAL so readers never block the writers)."""
@@ -81,12 +121,65 @@ class RunStore:
         self._all_dbs: list[sqlite3.Connection] = []   # every thread's connection, for close()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = self._db()
-            db.executescript(_SCHEMA)
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        except (OSError, sqlite3.DatabaseError) as exc:
+        except OSError as exc:
             raise AuthprobeError(f"run store {self.path}: cannot open it ({exc}); pass --store PATH "
                                  f"or set {ENV} to a writable file") from None
+        try:
+            with self._guard():
+                db = self._db()
+                self._check_schema(db)
+                db.executescript(_SCHEMA)
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        except AuthprobeError:
+            self.close()
+            raise
+
+    def _check_schema(self, db: sqlite3.Connection) -> None:
+        """Refuse a store this authprobe cannot read or write safely, before touching it."""
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if not tables:
+            return  # a new store
+        if "meta" not in tables:
+            raise AuthprobeError(f"{self.path} is an SQLite file but not an authprobe run store; pass --store "
+                                 f"PATH (or set {ENV}) to name another file")
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None:
+            return  # created, then stopped before its schema row was written: ours
+        text = _text(row[0]) or ""
+        if not text.strip().isdigit():
+            raise self._damaged(f"its schema version reads {text[:40]!r}")
+        version = int(text)
+        if version > SCHEMA_VERSION:
+            raise AuthprobeError(f"run store {self.path} was written by a newer authprobe (store schema {version}; "
+                                 f"this one reads schema {SCHEMA_VERSION}): upgrade authprobe, or pass --store PATH "
+                                 f"for a store of its own")
+        if version != SCHEMA_VERSION:
+            raise AuthprobeError(f"run store {self.path} has store schema {version}, which this authprobe does not "
+                                 f"know (it reads schema {SCHEMA_VERSION}); pass --store PATH for a store of its own")
+
+    def _damaged(self, why: object) -> AuthprobeError:
+        return AuthprobeError(f"run store {self.path} is damaged ({why}): move it aside (mv {self.path} "
+                              f"{self.path}.damaged) and authprobe starts a new one, or pass --store PATH; "
+                              f"`sqlite3 {self.path} .recover` may save its runs")
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """SQLite errors on this file as what they mean to the user (exit 2), not tracebacks."""
+        try:
+            yield
+        except (sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise  # how we call SQLite, not the file: a bug of ours
+        except sqlite3.DatabaseError as exc:
+            name = getattr(exc, "sqlite_errorname", "")
+            if name in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+                raise AuthprobeError(f"run store {self.path} is busy ({exc}): another authprobe holds it; "
+                                     f"try again, or pass --store PATH") from None
+            if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_PERM")):
+                raise AuthprobeError(f"run store {self.path}: cannot use it ({exc}); check its permissions and "
+                                     f"free space, or pass --store PATH") from None
+            raise self._damaged(exc) from None
+        except IndexError as exc:  # a row without a column this schema has
+            raise self._damaged(exc) from None
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -94,9 +187,14 @@ class RunStore:
         db = getattr(self._local, "db", None)
         if db is None:
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error:
+                db.close()  # not a database at all: fail without leaving the handle open
+                raise
             db.row_factory = sqlite3.Row
+            db.text_factory = _decode_text
             self._local.db = db
             with self._lock:
                 self._all_dbs.append(db)
@@ -134,7 +232,7 @@ class RunStore:
     def begin_run(self, *, port: str | None, board: str | None = None, identity: dict[str, Any] | None = None,
                   run_id: str | None = None, started: float | None = None) -> str:
         run_id = run_id or new_run_id(started)
-        with self._tx() as db:
+        with self._guard(), self._tx() as db:
             db.execute("INSERT INTO runs (run_id, started, port, board, identity, status) "
                        "VALUES (?, ?, ?, ?, ?, 'collecting')",
                        (run_id, time.time() if started is None else started, port, board,
@@ -149,7 +247,7 @@ class RunStore:
         run stops right after."""
         seq = self._line_seq.get(run_id, 0) + 1
         self._line_seq[run_id] = seq
-        with self._tx() as db:
+        with self._guard(), self._tx() as db:
             db.execute("INSERT INTO lines VALUES (?, ?, ?, ?, ?, ?)", (run_id, seq, t, kind, reason, raw))
             if record is not None:
                 rseq = self._record_seq.get(run_id, 0) + 1
@@ -163,7 +261,7 @@ class RunStore:
 
     def finish_run(self, run_id: str, report: dict[str, Any], *, status: str, reason: str | None = None,
                    ended: float | None = None) -> None:
-        with self._tx() as db:
+        with self._guard(), self._tx() as db:
             db.execute("UPDATE runs SET ended = ?, status = ?, reason = ?, verdict = ?, report = ? "
                        "WHERE run_id = ?",
                        (time.time() if ended is None else ended, status, reason, report.get("verdict"),
@@ -171,29 +269,31 @@ class RunStore:
 
     def save_report(self, run_id: str, report: dict[str, Any]) -> None:
         """Replace a run's report (e.g. after correlation added cloud evidence to its diagnosis)."""
-        with self._tx() as db:
+        with self._guard(), self._tx() as db:
             db.execute("UPDATE runs SET report = ?, verdict = ? WHERE run_id = ?",
                        (json.dumps(report), report.get("verdict"), run_id))
 
     # -- reading -----------------------------------------------------------------------------------------
 
     def _row(self, row: sqlite3.Row) -> dict[str, Any]:
+        started, ended = _epoch(row["started"]), _epoch(row["ended"])
+        status = _text(row["status"])
         return {
-            "run_id": row["run_id"],
-            "started": iso_utc(row["started"]),
-            "ended": iso_utc(row["ended"]) if row["ended"] is not None else None,
-            "started_epoch": row["started"],
-            "ended_epoch": row["ended"],
-            "duration_s": round(row["ended"] - row["started"], 3) if row["ended"] else None,
-            "port": row["port"],
-            "board": row["board"],
-            "identity": json.loads(row["identity"] or "{}"),
-            "device_run": row["device_run"],
-            "uid": row["uid"],
-            "client_id": row["client_id"],
-            "status": row["status"],
-            "reason": row["reason"],
-            "verdict": row["verdict"] or ("incomplete" if row["status"] != "complete" else None),
+            "run_id": _text(row["run_id"]) or "",
+            "started": iso_utc(started) if started is not None else None,
+            "ended": iso_utc(ended) if ended is not None else None,
+            "started_epoch": started,
+            "ended_epoch": ended,
+            "duration_s": round(ended - started, 3) if ended and started is not None else None,
+            "port": _text(row["port"]),
+            "board": _text(row["board"]),
+            "identity": _json(row["identity"], {}),
+            "device_run": _text(row["device_run"]),
+            "uid": _text(row["uid"]),
+            "client_id": _text(row["client_id"]),
+            "status": status,
+            "reason": _text(row["reason"]),
+            "verdict": _text(row["verdict"]) or ("incomplete" if status != "complete" else None),
         }
 
     def list_runs(self, *, limit: int | None = None, since: float | None = None,
@@ -215,56 +315,83 @@ class RunStore:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        return [self._row(r) for r in self._db().execute(sql, args)]
+        with self._guard():
+            return [self._row(r) for r in self._db().execute(sql, args)]
 
     def resolve(self, ref: str) -> str:
         """A run id from a full id, a unique prefix, or `latest`."""
+        with self._guard():
+            return self._resolve(ref)
+
+    def _resolve(self, ref: str) -> str:
         db = self._db()
         if ref in ("latest", "last"):
             row = db.execute("SELECT run_id FROM runs ORDER BY started DESC, rowid DESC LIMIT 1").fetchone()
             if row is None:
                 raise AuthprobeError(f"run store {self.path} holds no runs yet; `authprobe run` adds them")
-            return row["run_id"]
+            return _text(row["run_id"]) or ""
         rows = db.execute("SELECT run_id FROM runs WHERE run_id LIKE ? ORDER BY started DESC",
                           (ref.replace("%", "") + "%",)).fetchall()
         if not rows:
             raise AuthprobeError(f"no run {ref!r} in {self.path}; `authprobe runs` lists them")
         if len(rows) > 1 and rows[0]["run_id"] != ref:
             raise AuthprobeError(f"run {ref!r} is ambiguous in {self.path}: "
-                                 f"{', '.join(r['run_id'] for r in rows[:5])}")
-        return rows[0]["run_id"]
+                                 f"{', '.join(_text(r['run_id']) or '' for r in rows[:5])}")
+        return _text(rows[0]["run_id"]) or ""
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        row = self._db().execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        if row is None:
-            raise AuthprobeError(f"no run {run_id!r} in {self.path}; `authprobe runs` lists them")
-        return self._row(row)
+        with self._guard():
+            row = self._db().execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise AuthprobeError(f"no run {run_id!r} in {self.path}; `authprobe runs` lists them")
+            return self._row(row)
 
     def get_lines(self, run_id: str) -> list[dict[str, Any]]:
         """Every line received, in order: {seq, t, kind, reason, raw (bytes)}."""
-        rows = self._db().execute("SELECT seq, t, kind, reason, raw FROM lines WHERE run_id = ? ORDER BY seq",
-                                  (run_id,))
-        return [{"seq": r["seq"], "t": r["t"], "kind": r["kind"], "reason": r["reason"], "raw": bytes(r["raw"])}
-                for r in rows]
+        with self._guard():
+            rows = self._db().execute("SELECT seq, t, kind, reason, raw FROM lines WHERE run_id = ? ORDER BY seq",
+                                      (run_id,))
+            return [{"seq": r["seq"] if isinstance(r["seq"], int) else 0, "t": _epoch(r["t"]) or 0.0,
+                     "kind": _text(r["kind"]) or "noise", "reason": _text(r["reason"]), "raw": _raw(r["raw"])}
+                    for r in rows]
 
     def get_records(self, run_id: str) -> list[dict[str, Any]]:
         """The decoded records, in order of arrival (with the host's receive time as `_rx`)."""
-        rows = self._db().execute("SELECT t, record FROM records WHERE run_id = ? ORDER BY seq", (run_id,))
         out = []
-        for r in rows:
-            rec = json.loads(r["record"])
-            rec["_rx"] = r["t"]
-            out.append(rec)
+        with self._guard():
+            for r in self._db().execute("SELECT t, record FROM records WHERE run_id = ? ORDER BY seq", (run_id,)):
+                rec = _json(r["record"], {})
+                if record_schema.record_problem(rec) is None:   # a damaged row is left out
+                    rec["_rx"] = _epoch(r["t"])
+                    out.append(rec)
         return out
 
     def get_report(self, run_id: str) -> dict[str, Any]:
         """The run's JSON report (docs/contracts.md section 3). A run whose collection never finished
         (the host died) is rebuilt from its stored records and comes out 'incomplete'."""
-        row = self._db().execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        if row is None:
-            raise AuthprobeError(f"no run {run_id!r} in {self.path}; `authprobe runs` lists them")
-        if row["report"]:
-            return json.loads(row["report"])
+        with self._guard():
+            row = self._db().execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise AuthprobeError(f"no run {run_id!r} in {self.path}; `authprobe runs` lists them")
+            stored, run = row["report"], self._row(row)
+        why = None
+        if stored:
+            report = _json(stored, {})
+            why = record_schema.report_problem(report) if report else "is empty or not a JSON object"
+            if why is None:
+                return report
         from authprobe.collect import report_from_lines
 
-        return report_from_lines(run_id, self.get_lines(run_id), run=self._row(row))
+        report = report_from_lines(run_id, self.get_lines(run_id), run=run)
+        if why:
+            # A store written before records were checked, or a damaged one: say where this came from.
+            report["collection"]["rebuilt"] = f"the stored report {why}; rebuilt from the stored lines"
+        return report
+
+
+def _raw(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", errors="replace")
+    return b"" if value is None else str(value).encode()

@@ -3,7 +3,10 @@ several collector threads writing at once."""
 
 from __future__ import annotations
 
+import json
+import os
 import threading
+from unittest import mock
 
 import pytest
 
@@ -104,3 +107,134 @@ def test_env_var_sets_default_path(tmp_path, monkeypatch):
     monkeypatch.setenv("AUTHPROBE_STORE", str(tmp_path / "env.sqlite"))
     with RunStore() as s:
         assert s.path == tmp_path / "env.sqlite"
+
+
+# --- damaged stores, other schemas, bounded noise (issue 12) -------------------------------------------
+
+def sql(path, *statements):
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    for statement in statements:
+        db.execute(statement)
+    db.commit()
+    db.close()
+
+
+def finished_store(path):
+    with RunStore(path) as s:
+        run_id = s.begin_run(port="/dev/ttyUSB0", started=1_000.0)
+        for rec in (BEGIN, STEP_FAIL, END):
+            add(s, run_id, rec)
+        s.finish_run(run_id, {"schema": "authprobe.report/1", "run_id": run_id, "verdict": "fail", "steps": []},
+                     status="complete", ended=1_010.0)
+    return run_id
+
+
+def cli_runs(*args):
+    import contextlib
+    import io
+
+    from authprobe import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    # A fixed width: the tables must not wrap differently on another terminal.
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+            mock.patch.dict(os.environ, {"COLUMNS": "300"}):
+        code = cli.main(["runs", *args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_store_written_by_a_newer_authprobe_is_refused_before_anything_is_read(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    finished_store(path)
+    sql(path, "UPDATE meta SET value = '2' WHERE key = 'schema'", "ALTER TABLE runs RENAME TO runs_v2")
+    with pytest.raises(AuthprobeError, match="newer authprobe .*schema 2.*reads schema 1") as err:
+        RunStore(path)
+    assert err.value.exit_code == 2
+    code, _, stderr = cli_runs("--store", str(path))
+    assert code == 2 and "newer authprobe" in stderr and "Traceback" not in stderr
+    # Nothing was added to the newer store (no tables of this schema recreated in it).
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        assert "runs" not in {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+
+
+@pytest.mark.parametrize(("value", "message"), [("0", "does not know"), ("one", "damaged")])
+def test_an_unknown_or_unreadable_schema_version_is_refused(tmp_path, value, message):
+    path = tmp_path / "runs.sqlite"
+    finished_store(path)
+    sql(path, f"UPDATE meta SET value = '{value}' WHERE key = 'schema'")
+    with pytest.raises(AuthprobeError, match=message):
+        RunStore(path)
+
+
+def test_an_sqlite_file_of_something_else_is_not_taken_for_a_store(tmp_path):
+    path = tmp_path / "other.sqlite"
+    sql(path, "CREATE TABLE photos (id INTEGER)")
+    with pytest.raises(AuthprobeError, match="not an authprobe run store"):
+        RunStore(path)
+
+
+def test_a_file_that_is_not_a_database_is_damaged_with_what_to_do(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    path.write_bytes(b"SQLite format 3\x00" + b"\x07" * 5000)
+    code, _, stderr = cli_runs("--store", str(path))
+    assert code == 2 and "damaged" in stderr and f"mv {path} {path}.damaged" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_a_malformed_page_is_damaged_not_a_traceback(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    finished_store(path)
+    data = bytearray(path.read_bytes())
+    assert len(data) >= 3 * 4096
+    data[4096:8192] = b"\x07" * 4096       # the second page: a table's b-tree
+    path.write_bytes(bytes(data))
+    for args in (("--store", str(path)), ("show", "latest", "--store", str(path))):
+        code, _, stderr = cli_runs(*args)
+        assert code == 2 and "is damaged (database disk image is malformed)" in stderr
+
+
+def test_undecodable_text_and_out_of_range_timestamps_read_as_missing(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    run_id = finished_store(path)
+    sql(path, "UPDATE runs SET port = CAST(x'ff41' AS TEXT), started = 1e300, ended = -1e300, identity = 'nope'")
+    with RunStore(path) as s:
+        run = s.list_runs()[0]
+    assert run["port"] == "\ufffdA" and run["started"] is None and run["duration_s"] is None
+    assert run["identity"] == {}
+    code, out, stderr = cli_runs("--store", str(path))
+    assert (code, stderr) == (0, "") and "complete" in out
+    code, out, stderr = cli_runs("show", run_id, "--store", str(path), "--raw")
+    assert (code, stderr) == (0, "") and "wifi_wrong_password" in out
+
+
+def test_a_stored_report_built_from_a_wrongly_typed_record_is_rebuilt_from_the_lines(tmp_path):
+    """What a store written before records were checked holds: a step with status 5, details [1]."""
+    path = tmp_path / "runs.sqlite"
+    run_id = finished_store(path)
+    old = {"schema": "authprobe.report/1", "run_id": run_id, "verdict": "fail", "device": {}, "counts": {},
+           "steps": [{"seq": 1, "step": "wifi", "code": 302, "name": "x", "status": 5, "details": [1]}]}
+    sql(path, "UPDATE runs SET report = '" + json.dumps(old) + "'")
+    with RunStore(path) as s:
+        report = s.get_report(run_id)
+    assert report["verdict"] == "fail" and report["steps"][0]["status"] == "fail"
+    assert "status" in report["collection"]["rebuilt"]
+    code, out, stderr = cli_runs("show", run_id, "--store", str(path))
+    assert (code, stderr) == (0, "") and "wifi_wrong_password" in out
+
+
+def test_a_collecting_run_with_a_wrongly_typed_record_still_shows(store):
+    """A run the old collector left 'collecting' after a bad record crashed it: rebuilt, readable."""
+    run_id = store.begin_run(port="loop://")
+    add(store, run_id, BEGIN)
+    bad = record.encode(dict(STEP_FAIL, code="x")).encode()
+    store.add_line(run_id, bad, t=1.0, kind="record", record=dict(STEP_FAIL, code="x"))
+    add(store, run_id, STEP_FAIL)
+    report = store.get_report(run_id)
+    assert report["noise"]["damaged"] == {"bad-schema": 1}
+    assert [s["code"] for s in report["steps"]] == [302]
+    assert [r["code"] for r in store.get_records(run_id) if r["k"] == "step"] == [302]
+
