@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from authprobe import line_sample
 from authprobe.boards import RESET_METHODS
 from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE
 from authprobe.report import build_report
@@ -120,6 +121,20 @@ class RunTracker:
             self.outcome = "reset-loop"
         return self.done
 
+    def count_omitted(self, kind: str, reason: str | None, count: int) -> None:
+        """Lines the store only counted (authprobe.line_sample): noise, damaged or stale, never a
+        record or a restart, so only the counts move."""
+        self.lines += count
+        self.bytes_seen = True
+        if kind == "damaged":
+            self.damaged[reason or "damaged"] += count
+            return
+        self.noise_lines += count
+        if kind == "stale":
+            self.stale += count
+        if kind == "boot":
+            self.boots[reason or "boot"] += count
+
     def records(self) -> list[dict[str, Any]]:
         """The attempt the report describes: the last one that reported anything."""
         for attempt in reversed(self.attempts):
@@ -166,6 +181,9 @@ def report_from_lines(run_id: str, lines: Iterable[dict[str, Any]], run: dict[st
             tracker.add(Line("vanished", b"", row["t"], reason=row.get("reason")))
         elif row["kind"] == "stale":
             tracker.add(Line("stale", row["raw"], row["t"], reason=row.get("reason")))
+        elif row["kind"] == line_sample.OMITTED:
+            for kind, reason, count in line_sample.counts_of(row.get("reason")):
+                tracker.count_omitted(kind, reason, count)
         else:
             tracker.add(classify(row["raw"], row["t"]))
     run = run or {}

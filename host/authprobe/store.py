@@ -8,7 +8,8 @@ default path is `.authprobe/runs.sqlite`, overridden by `--store` or AUTHPROBE_S
 A store says which schema it holds (`meta.schema`); one this authprobe does not know (written by a
 newer one) is refused before anything is read or written. A damaged file is an error naming what to
 do (exit 2), never a traceback: values of the wrong type or out of range read as missing, and a
-stored report that cannot be read is rebuilt from the run's stored lines."""
+stored report that cannot be read is rebuilt from the run's stored lines. Noise lines are kept up
+to a bounded sample per run and otherwise only counted (`authprobe.line_sample`)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from authprobe import record_schema
+from authprobe import line_sample, record_schema
 from authprobe.errors import AuthprobeError
 
 ENV = "AUTHPROBE_STORE"
@@ -119,6 +120,7 @@ class RunStore:
         self._line_seq: dict[str, int] = {}
         self._record_seq: dict[str, int] = {}
         self._all_dbs: list[sqlite3.Connection] = []   # every thread's connection, for close()
+        self._samples: dict[str, line_sample.NoiseSample] = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -212,6 +214,13 @@ class RunStore:
         db.execute("COMMIT")
 
     def close(self) -> None:
+        # Counts of noise left out since they were last written (a run closed without finish_run).
+        for run_id, sample in list(self._samples.items()):
+            if sample.unflushed:
+                try:
+                    self._write_omitted(run_id, sample, time.time())
+                except AuthprobeError:
+                    pass  # the store is failing: closing must still close
         with self._lock:
             dbs, self._all_dbs = self._all_dbs, []
         for db in dbs:
@@ -239,12 +248,19 @@ class RunStore:
                         json.dumps(identity or {})))
         self._line_seq[run_id] = 0
         self._record_seq[run_id] = 0
+        self._samples[run_id] = line_sample.NoiseSample()
         return run_id
 
     def add_line(self, run_id: str, raw: bytes, *, t: float, kind: str, reason: str | None = None,
                  record: dict[str, Any] | None = None) -> int:
         """Store one line (and its record, when it held a good one) at once: nothing is lost if the
-        run stops right after."""
+        run stops right after. Noise past the run's sample budget is only counted (line_sample);
+        then the seq of the run's `omitted` line is returned."""
+        sample = self._samples.setdefault(run_id, line_sample.NoiseSample())
+        if not sample.keep(kind, reason, len(raw)):
+            if sample.row_seq is None or sample.flush_due():
+                self._write_omitted(run_id, sample, t)
+            return sample.row_seq or 0
         seq = self._line_seq.get(run_id, 0) + 1
         self._line_seq[run_id] = seq
         with self._guard(), self._tx() as db:
@@ -259,8 +275,22 @@ class RunStore:
                                (record.get("run"), record.get("uid"), record.get("client_id"), run_id))
         return seq
 
+    def _write_omitted(self, run_id: str, sample: line_sample.NoiseSample, t: float) -> None:
+        with self._guard(), self._tx() as db:
+            if sample.row_seq is None:
+                seq = self._line_seq.get(run_id, 0) + 1
+                self._line_seq[run_id] = seq
+                db.execute("INSERT INTO lines VALUES (?, ?, ?, ?, NULL, ?)",
+                           (run_id, seq, t, line_sample.OMITTED, b""))
+                sample.row_seq = seq
+            db.execute("UPDATE lines SET reason = ? WHERE run_id = ? AND seq = ?",
+                       (sample.summary(), run_id, sample.row_seq))
+
     def finish_run(self, run_id: str, report: dict[str, Any], *, status: str, reason: str | None = None,
                    ended: float | None = None) -> None:
+        sample = self._samples.pop(run_id, None)
+        if sample is not None and sample.unflushed:
+            self._write_omitted(run_id, sample, time.time() if ended is None else ended)
         with self._guard(), self._tx() as db:
             db.execute("UPDATE runs SET ended = ?, status = ?, reason = ?, verdict = ?, report = ? "
                        "WHERE run_id = ?",
@@ -347,7 +377,8 @@ class RunStore:
             return self._row(row)
 
     def get_lines(self, run_id: str) -> list[dict[str, Any]]:
-        """Every line received, in order: {seq, t, kind, reason, raw (bytes)}."""
+        """Every line stored, in order: {seq, t, kind, reason, raw (bytes)}; noise past the run's
+        sample is one line of kind `omitted` with its counts (authprobe.line_sample)."""
         with self._guard():
             rows = self._db().execute("SELECT seq, t, kind, reason, raw FROM lines WHERE run_id = ? ORDER BY seq",
                                       (run_id,))

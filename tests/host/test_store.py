@@ -238,3 +238,31 @@ def test_a_collecting_run_with_a_wrongly_typed_record_still_shows(store):
     assert [s["code"] for s in report["steps"]] == [302]
     assert [r["code"] for r in store.get_records(run_id) if r["k"] == "step"] == [302]
 
+
+def test_a_hundred_megabytes_of_noise_keeps_a_bounded_sample_and_exact_counts(store):
+    from authprobe import line_sample
+    from authprobe.collect import report_from_lines
+
+    run_id = store.begin_run(port="/dev/ttyUSB0")
+    add(store, run_id, BEGIN)
+    store.close()       # the WAL is folded into the file: sizes compare like for like
+    before = store.path.stat().st_size
+    junk = b"\x00\xfe garbage " * 100                       # 1,100 bytes, no record in it
+    lines = 100 * 1024 * 1024 // len(junk) + 1
+    for _ in range(lines):
+        store.add_line(run_id, junk, t=2.0, kind="noise")
+    store.add_line(run_id, b"rst:0xc (SW_CPU_RESET)", t=3.0, kind="boot", reason="rom")   # always kept
+    add(store, run_id, END)
+    store.close()
+    grown = store.path.stat().st_size - before
+    assert grown < 2 * line_sample.NOISE_SAMPLE_BYTES      # was 103 MB
+    kept = store.get_lines(run_id)
+    assert [ln["kind"] for ln in kept][-2:] == ["boot", "record"]
+    omitted = [ln for ln in kept if ln["kind"] == "omitted"]
+    assert len(omitted) == 1
+    # The report rebuilt from what was stored counts every line, stored or not.
+    report = store.get_report(run_id)
+    assert report["noise"]["lines"] == lines + 1 and report["noise"]["restarts"] == 1
+    assert report_from_lines(run_id, kept)["noise"]["lines"] == lines + 1
+    code, out, _ = cli_runs("show", run_id, "--store", str(store.path), "--raw")
+    assert code == 0 and "more lines" in out and "counted, not stored" in out

@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.text import Text
 
+    from authprobe import line_sample
     from authprobe.render import render_report, render_runs
     from authprobe.store import RunStore
 
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         if args.raw:
             for line in store.get_lines(run_id):
                 text = line["raw"].decode("utf-8", errors="replace")
+                if line["kind"] == line_sample.OMITTED:
+                    text = line_sample.describe(line["reason"])
                 console.print(Text(f"{line['seq']:>4} {line['kind']:<8} {text}", style="dim"))
         render_report(report, console)
     return 0
