@@ -227,6 +227,8 @@ def lint(cfg):
     ca = val("endpoint", "ca")
     if ca is not None and not ca:
         add(114, FAIL, "endpoint.ca", "endpoint.ca is empty; name a PEM file or leave it out")
+    elif ca and "\x00" in ca:
+        add(114, FAIL, "endpoint.ca", "endpoint.ca contains a NUL character; name a PEM file")
 
     _lint_auth(val, add, bad_type)
 

@@ -8,7 +8,6 @@ and turn it into the files each runtime reads from flash.
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from authprobe.boards import RUNTIMES
+from authprobe.config_text import parse_toml, read_bytes
 from authprobe.errors import ConfigError
 from selftest import config as lint_rules
 
@@ -31,19 +31,24 @@ def problems(cfg: Any, base: Path | None = None) -> list[tuple[int, str, str, st
     """Lint problems (code, status, field, message): the device's rules plus the host's CA check."""
     found = lint_rules.lint(cfg)
     ca = lint_rules.get(cfg, "endpoint", "ca") if isinstance(cfg, dict) else None
-    if isinstance(ca, str) and ca:
-        why = _ca_problem(_resolve(ca, base))
+    if isinstance(ca, str) and ca and "\x00" not in ca:   # a NUL is the lint's own problem
+        why = _ca_problem(ca, base)
         if why:
             found.append((114, lint_rules.FAIL, "endpoint.ca", why))
     return found
 
 
 def _resolve(path: str, base: Path | None) -> Path:
+    """The path as written, ~ expanded and relative to `base`; RuntimeError for ~user with no home."""
     p = Path(path).expanduser()
     return p if p.is_absolute() or base is None else base / p
 
 
-def _ca_problem(path: Path) -> str | None:
+def _ca_problem(ca: str, base: Path | None) -> str | None:
+    try:
+        path = _resolve(ca, base)
+    except RuntimeError:
+        return f"endpoint.ca {ca!r}: there is no home directory for {ca.split('/')[0]!r}; give the full path"
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -80,12 +85,9 @@ def format_problems(path: str, found: list[tuple[int, str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def parse(text: str, path: str = "device.toml", base: Path | None = None) -> dict[str, Any]:
-    """A config from TOML text; raises ConfigError naming every failing problem."""
-    try:
-        cfg = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+def parse(text: str | bytes, path: str = "device.toml", base: Path | None = None) -> dict[str, Any]:
+    """A config from TOML text (or the file's bytes); raises ConfigError naming every failing problem."""
+    cfg = parse_toml(text, path)
     found = problems(cfg, base)
     if any(p[1] == lint_rules.FAIL for p in found):
         raise ConfigError(format_problems(path, found))
@@ -98,13 +100,9 @@ def parse(text: str, path: str = "device.toml", base: Path | None = None) -> dic
 def load(path: str | Path) -> dict[str, Any]:
     """The nested config dict of a device.toml; raises ConfigError naming every problem."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(p)!r} not found; copy examples/device.toml and fill it in") from None
-    except (OSError, UnicodeError) as exc:
-        raise ConfigError(f"config file {str(p)!r} cannot be read: {exc}") from None
-    return parse(text, str(p), p.parent)
+    if not p.exists():
+        raise ConfigError(f"config file {str(p)!r} not found; copy examples/device.toml and fill it in")
+    return parse(read_bytes(p, "config file"), str(p), p.parent)
 
 
 def warnings(cfg: dict[str, Any]) -> list[tuple[int, str, str, str]]:

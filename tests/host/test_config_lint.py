@@ -221,3 +221,60 @@ def test_firmware_files_hold_the_package_and_entry():
     assert "selftest/codes.py" in files and "selftest/codes.py" in cp
     with pytest.raises(ConfigError):
         device_config.device_files({}, "zephyr")
+
+
+# --- hostile configs (issue 12): each a ConfigError (exit 2) or a lint problem, never a traceback -----
+
+EXAMPLE = (device_config.ROOT / "examples" / "device.toml").read_text()
+
+
+def load_text(tmp_path, text: str | bytes):
+    p = tmp_path / "device.toml"
+    p.write_bytes(text.encode() if isinstance(text, str) else text)
+    return device_config.load(p)
+
+
+def test_a_signature_that_percent_decodes_to_no_utf8_is_a_lint_problem():
+    assert config.percent_decode("%ff") == "\xff"           # the board's own lint path: no UnicodeDecodeError
+    assert codes(variant(auth__signature="%ff")) == [(107, "fail", "auth.signature")]
+
+
+def test_the_cli_says_so_with_exit_2(tmp_path, capsys):
+    from authprobe import cli
+
+    p = tmp_path / "device.toml"
+    p.write_text(EXAMPLE.replace('signature = "cGxhY2Vob2xkZXI="', 'signature = "%ff"'))
+    assert cli.main(["probe", "--config", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "[fail 107] auth.signature" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("ca", "words"), [
+    ("~nosuchuser/ca.pem", "no home directory for '~nosuchuser'"),
+    ("ca\\u0000.pem", "contains a NUL character"),
+])
+def test_ca_paths_that_cannot_be_paths(tmp_path, ca, words):
+    with pytest.raises(ConfigError) as err:
+        load_text(tmp_path, EXAMPLE.replace('# ca = "ca.pem"', f'ca = "{ca}"'))
+    assert "[fail 114] endpoint.ca" in str(err.value) and words in str(err.value)
+
+
+def test_a_nul_in_the_ca_is_the_board_lint_problem_too():
+    assert codes(variant(endpoint__ca="ca\x00.pem")) == [(114, "fail", "endpoint.ca")]
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    (EXAMPLE + "\n[extra]\nx = " + "[" * 3000 + "]" * 3000 + "\n", "nest too deeply"),
+    (EXAMPLE.replace("[test]", "[test]\nx = " + "[" * 900 + "]" * 900), "nest too deeply"),
+    (EXAMPLE.replace("port = 443", "port = " + "4" * 5000), "not valid TOML"),
+    (EXAMPLE.encode().replace(b"sensor-0042", b"sensor-\xff042", 1), "not UTF-8 text (byte 0xff on line 5)"),
+])
+def test_files_that_are_not_readable_toml(tmp_path, text, words):
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")) as err:
+        load_text(tmp_path, text)
+    assert err.value.exit_code == 2
+
+
+def test_a_non_ascii_endpoint_host_is_a_lint_problem(tmp_path):
+    with pytest.raises(ConfigError, match=r"\[fail 102\] endpoint.host"):
+        load_text(tmp_path, EXAMPLE.replace("a1b2c3d4e5f6g7-ats", "ä1b2c3d4e5f6g7-ats"))

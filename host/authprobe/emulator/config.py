@@ -6,8 +6,8 @@ are relative to the config file."""
 from __future__ import annotations
 
 import json
+import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from authprobe.config_text import parse_toml, read_bytes
 from authprobe.errors import ConfigError
 
 # The documented limit for authorizer functions (DG config-custom-auth.html: 5 seconds). Smaller
@@ -26,6 +27,10 @@ _TOKEN_KEY_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")
 _KEY_NAME = re.compile(r"[a-zA-Z0-9:_-]+")
 _FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _HANDLER = re.compile(r"(?P<file>.+\.py):(?P<func>[A-Za-z_][A-Za-z0-9_]*)")
+# Endpoint and domain names go into the server certificate and are matched against SNI: DNS names
+# in ASCII (an internationalised name is given in its xn-- form, as AWS and X.509 want it).
+_DNS_NAME = re.compile(r"(?=.{1,253}\.?$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?",
+                       re.ASCII)
 AUTH_TYPES = ("CUSTOM_AUTH_X509", "CUSTOM_AUTH", "AWS_X509", "AWS_SIGV4", "DEFAULT")
 APP_PROTOCOLS = ("SECURE_MQTT", "MQTT_WSS", "HTTPS", "DEFAULT")
 LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "DISABLED")
@@ -121,14 +126,14 @@ def _load_policy(path: Path, where: str, problems: list[str]) -> dict | None:
     except OSError as exc:
         problems.append(f"{where}: cannot read {path}: {exc.strerror or exc}")
         return None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also text that is not UTF-8
         problems.append(f"{where}: {path} is not JSON: {exc}")
         return None
     # Accept the GetPolicy response shape too: {"Policy": "<json string>", ...}.
     if isinstance(data, dict) and isinstance(data.get("Policy"), str):
         try:
             data = json.loads(data["Policy"])
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             problems.append(f"{where}: the Policy string in {path} is not JSON: {exc}")
             return None
     if not isinstance(data, dict) or "Statement" not in data:
@@ -154,7 +159,7 @@ def _load_public_key(path: Path, where: str, problems: list[str]) -> tuple[rsa.R
     if key.key_size < 2048:
         problems.append(f"{where}: {path} is a {key.key_size}-bit key; AWS IoT requires at least 2048 bits")
         return None
-    return key, pem.decode()
+    return key, pem.decode("utf-8", errors="replace")
 
 
 def _table(data: dict, key: str, problems: list[str]) -> dict:
@@ -178,8 +183,16 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
     problems: list[str] = []
     base_dir = Path(base_dir)
 
-    def rel(p: str) -> Path:
-        q = Path(p).expanduser()
+    def rel(p: str, where: str) -> Path | None:
+        """A path from the file, relative to it; None (and a problem) when it cannot be a path."""
+        if "\x00" in p:
+            problems.append(f"{where}: the path {p!r} contains a NUL character")
+            return None
+        try:
+            q = Path(p).expanduser()
+        except RuntimeError:
+            problems.append(f"{where}: there is no home directory for {p.split('/')[0]!r}; give the full path")
+            return None
         return (q if q.is_absolute() else (base_dir / q)).resolve()
 
     known = {"account", "region", "endpoint", "listen", "listen_8883", "state_dir", "default_authorizer",
@@ -196,9 +209,12 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
     if not isinstance(endpoint, str) or not endpoint:
         problems.append("endpoint is missing (e.g. \"a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com\")")
         endpoint = ""
+    elif not _DNS_NAME.fullmatch(endpoint):
+        problems.append(f"endpoint {endpoint!r} is not a DNS name (ASCII letters, digits, '-' and '.'; "
+                        f"an internationalised name in its xn-- form)")
     listen = parse_address(data.get("listen", "127.0.0.1:8443"), "listen", problems)
     listen_8883 = parse_address(data["listen_8883"], "listen_8883", problems) if "listen_8883" in data else None
-    state_dir = rel(str(data.get("state_dir", ".authprobe/emulator")))
+    state_dir = rel(str(data.get("state_dir", ".authprobe/emulator")), "state_dir") or base_dir
     broker = str(data.get("broker", "embedded"))
     if broker != "embedded" and not re.fullmatch(r"mqtt://[^:/]+:\d+/?", broker):
         problems.append(f"broker must be \"embedded\" or \"mqtt://HOST:PORT\" (got {broker!r})")
@@ -219,14 +235,19 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         if m is None:
             problems.append(f"{where}.handler must be \"path/to/file.py:function\" (got {handler!r})")
             continue
-        handler_file = rel(m.group("file"))
+        handler_file = rel(m.group("file"), f"{where}.handler")
+        if handler_file is None:
+            continue
         if not handler_file.is_file():
             problems.append(f"{where}.handler: {handler_file} does not exist")
         policy = None
         if "resource_policy" in section:
-            policy = _load_policy(rel(str(section["resource_policy"])), f"{where}.resource_policy", problems)
+            policy_path = rel(str(section["resource_policy"]), f"{where}.resource_policy")
+            if policy_path is not None:
+                policy = _load_policy(policy_path, f"{where}.resource_policy", problems)
         timeout = section.get("timeout_s", LAMBDA_TIMEOUT_LIMIT_S)
-        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+        if (not isinstance(timeout, int | float) or isinstance(timeout, bool) or not math.isfinite(timeout)
+                or timeout <= 0):
             problems.append(f"{where}.timeout_s must be a positive number of seconds")
             timeout = LAMBDA_TIMEOUT_LIMIT_S
         elif timeout > LAMBDA_TIMEOUT_LIMIT_S:
@@ -278,7 +299,8 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         for key_name, key_path in raw_keys.items():
             if not _KEY_NAME.fullmatch(key_name):
                 problems.append(f"{where}.public_keys: key name {key_name!r} has characters IoT refuses")
-            loaded = _load_public_key(rel(str(key_path)), f"{where}.public_keys.{key_name}", problems)
+            key_file = rel(str(key_path), f"{where}.public_keys.{key_name}")
+            loaded = _load_public_key(key_file, f"{where}.public_keys.{key_name}", problems) if key_file else None
             if loaded:
                 keys[key_name], pems[key_name] = loaded
         if not signing_disabled and not raw_keys:
@@ -305,6 +327,9 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         if not isinstance(name, str) or not name:
             problems.append(f"{where}.name (the domain name devices send as SNI) is missing")
             continue
+        if not _DNS_NAME.fullmatch(name):
+            problems.append(f"{where}.name {name!r} is not a DNS name (ASCII letters, digits, '-' and '.'; "
+                            f"an internationalised name in its xn-- form)")
         auth_type = str(section.get("authentication_type", "DEFAULT")).upper()
         if auth_type not in AUTH_TYPES:
             problems.append(f"{where}.authentication_type must be one of {', '.join(AUTH_TYPES)}")
@@ -329,12 +354,5 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
 def load_config(path: str | Path) -> EmulatorConfig:
     """Read and check an emulator TOML file (see examples/emulator.toml)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read emulator config {path}: {exc.strerror or exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    data = parse_toml(read_bytes(path, "emulator config"), str(path))
     return config_from_dict(data, path.resolve().parent, path.resolve())
