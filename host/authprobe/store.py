@@ -148,9 +148,10 @@ class RunStore:
         if row is None:
             return  # created, then stopped before its schema row was written: ours
         text = _text(row[0]) or ""
-        if not text.strip().isdigit():
-            raise self._damaged(f"its schema version reads {text[:40]!r}")
-        version = int(text)
+        try:
+            version = int(text)
+        except ValueError:
+            raise self._damaged(f"its schema version reads {text[:40]!r}") from None
         if version > SCHEMA_VERSION:
             raise AuthprobeError(f"run store {self.path} was written by a newer authprobe (store schema {version}; "
                                  f"this one reads schema {SCHEMA_VERSION}): upgrade authprobe, or pass --store PATH "
@@ -182,6 +183,8 @@ class RunStore:
             raise self._damaged(exc) from None
         except IndexError as exc:  # a row without a column this schema has
             raise self._damaged(exc) from None
+        except UnicodeDecodeError:  # SQLite's message quotes a damaged schema that is no UTF-8
+            raise self._damaged("its schema holds bytes that are no text") from None
 
     # -- connections -------------------------------------------------------------------------------
 

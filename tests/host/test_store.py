@@ -266,3 +266,22 @@ def test_a_hundred_megabytes_of_noise_keeps_a_bounded_sample_and_exact_counts(st
     assert report_from_lines(run_id, kept)["noise"]["lines"] == lines + 1
     code, out, _ = cli_runs("show", run_id, "--store", str(store.path), "--raw")
     assert code == 0 and "more lines" in out and "counted, not stored" in out
+
+
+def test_a_schema_text_that_is_no_utf8_is_damaged(tmp_path):
+    # Found by the property tests: SQLite's error quotes the damaged schema, which Python then failed to decode.
+    path = tmp_path / "runs.sqlite"
+    finished_store(path)
+    data = path.read_bytes()
+    at = data.index(b"raw BLOB NOT NULL") + len(b"raw BLOB NOT ")    # NULL -> \x80ULL: a syntax error
+    path.write_bytes(data[:at] + b"\x80" + data[at + 1:])
+    with pytest.raises(AuthprobeError, match="is damaged"):
+        RunStore(path)
+
+
+def test_a_schema_version_that_only_looks_like_a_number_is_damaged(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    finished_store(path)
+    sql(path, "UPDATE meta SET value = '²' WHERE key = 'schema'")   # str.isdigit() says yes, int() says no
+    with pytest.raises(AuthprobeError, match="damaged .*schema version"):
+        RunStore(path)
