@@ -36,7 +36,7 @@ test-e2e: setup system-deps
 
 # The property-based tests with the long profile (minutes): hostile input for every parser.
 fuzz: setup system-deps
-	$(BIN)/pytest -m fuzz --hypothesis-profile=fuzz $(PYTEST_ARGS)
+	$(BIN)/pytest -m fuzz --hypothesis-profile=fuzz --timeout=1800 $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/python -m authprobe.demo
