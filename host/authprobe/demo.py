@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         console.print(f"[bold red]demo: --keep {escape(str(workdir))}: cannot make that folder "
-                      f"({escape(exc.strerror or str(exc))})[/bold red]")
+                      f"({escape(exc.strerror or str(exc))})[/bold red]", soft_wrap=True)
         return 2
     t0 = time.monotonic()
     demo = Demo(workdir, console)
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[yellow]interrupted: stopping the board and the stand-in[/yellow]")
         return 130
     except AuthprobeError as exc:
-        console.print(f"[bold red]demo: {escape(str(exc))}[/bold red]")
+        console.print(f"[bold red]demo: {escape(str(exc))}[/bold red]", soft_wrap=True)
         return exc.exit_code
     finally:
         demo.close()
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             write_output(args.html, html_report.render(demo.pages, "authprobe demo"))
         except AuthprobeError as exc:
             page_error = exc
-            console.print(f"[bold red]demo: {escape(str(exc))}[/bold red]")
+            console.print(f"[bold red]demo: {escape(str(exc))}[/bold red]", soft_wrap=True)
         else:
             console.print(f"page      {escape(args.html)}: both runs, device steps and cloud records on one time "
                           f"axis", highlight=False)

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     out = Console()
     for r in results:
         if r.status == "error":
-            out.print(f"[bold red]{r.port}: failed[/bold red] {r.error}")
+            out.print(f"[bold red]{r.port}: failed[/bold red] {r.error}", soft_wrap=True)
             continue
         what = (f"{len(r.sent)} files, {r.bytes_sent} bytes sent" if r.status == "deployed"
                 else "unchanged, nothing sent")

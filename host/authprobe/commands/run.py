@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         if many and result.verdict == "pass" and result.status == "complete":
             continue
         if result.status == "error":
-            console.print(f"[bold red]{result.port}: {result.error}[/bold red]")
+            console.print(f"[bold red]{result.port}: {result.error}[/bold red]", soft_wrap=True)
         render_report(result.report, console)
     if many:
         render_tray(results, console)
