@@ -39,7 +39,7 @@ fuzz: setup system-deps
 	$(BIN)/pytest -m fuzz --hypothesis-profile=fuzz $(PYTEST_ARGS)
 
 demo: setup
-	$(BIN)/python -m authprobe.demo
+	$(BIN)/python -m authprobe.drill.demo
 
 lint: setup
 	$(BIN)/ruff check firmware host tests bench
@@ -56,7 +56,7 @@ drill: setup
 
 # The diagnostic reference page is generated from the catalogue.
 docs: setup
-	$(BIN)/python -m authprobe.reference_page > docs/reference.md
+	$(BIN)/python -m authprobe.report.reference_page > docs/reference.md
 
 clean:
 	rm -rf $(VENV) .authprobe build *.egg-info

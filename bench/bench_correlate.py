@@ -105,8 +105,8 @@ def write_events(directory: Path, total: int, runs: int) -> tuple[Path, Path]:
 
 
 def bench_files(runs: int, events: int) -> dict:
-    from authprobe.correlate import Joiner, read_log_file
-    from authprobe.diagnosis import CloudEvidence, diagnose
+    from authprobe.cloud.correlate import Joiner, read_log_file
+    from authprobe.report.diagnosis import CloudEvidence, diagnose
 
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -139,7 +139,7 @@ def bench_queries(devices: int = 1000) -> dict:
     from botocore.stub import ANY, Stubber
 
     from authprobe.cloud.aws import AwsCloud
-    from authprobe.logs_insights import Window, build_specs
+    from authprobe.cloud.logs_insights import Window, build_specs
 
     windows = [Window(f"factory-line-3-device-{i:05d}", T0 + i * 3600, T0 + i * 3600 + 30_000)
                for i in range(devices)]  # 1,000 devices over one hour

@@ -43,6 +43,6 @@ def name_of(code):
 
 def from_catalogue():
     """(STEPS, NAMES) as catalogue.py says they should be (host side, for the sync test)."""
-    from selftest import catalogue
+    from authprobe import catalogue
 
     return catalogue.STEPS, " " + " ".join("%d:%s" % (c, n) for c, n, _ in catalogue.CODES) + " "

@@ -15,7 +15,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from authprobe.boards import RUNTIMES
+from authprobe.board.definitions import RUNTIMES
 from authprobe.errors import ConfigError
 from selftest import config as lint_rules
 

@@ -54,12 +54,12 @@ class BoardUnderTest:
     results: list[Any] = field(default_factory=list)
 
     def flash(self, config: str | os.PathLike[str] | dict[str, Any], **kwargs: Any) -> Any:
-        from authprobe import flash
+        from authprobe.board import flash
 
         return flash.flash_port(self.port, config, board=self.board, **kwargs)
 
     def run(self, timeout: float = 60.0, **kwargs: Any) -> Any:
-        from authprobe import collect
+        from authprobe.board import collect
 
         if self.virtual is not None and "reset" not in kwargs:
             kwargs["reset"] = "repl"
@@ -70,7 +70,7 @@ class BoardUnderTest:
 
 @pytest.fixture
 def authprobe_virtual_boards(tmp_path: Path) -> Iterator[Callable[..., Any]]:
-    from authprobe.virtual_board import VirtualBoard, micropython_path
+    from authprobe.board.virtual import VirtualBoard, micropython_path
 
     try:
         micropython_path()

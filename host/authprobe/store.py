@@ -265,6 +265,6 @@ class RunStore:
             raise AuthprobeError(f"no run {run_id!r} in {self.path}; `authprobe runs` lists them")
         if row["report"]:
             return json.loads(row["report"])
-        from authprobe.collect import report_from_lines
+        from authprobe.board.collect import report_from_lines
 
         return report_from_lines(run_id, self.get_lines(run_id), run=self._row(row))

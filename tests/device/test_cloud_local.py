@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from authprobe import checks, cli
+from authprobe import cli
+from authprobe.cloud import checks
 from authprobe.cloud.device_settings import settings_from_config
 from authprobe.cloud.local import LocalCloud
-from authprobe.diagnosis import CloudEvidence, diagnose
+from authprobe.report.diagnosis import CloudEvidence, diagnose
 from tests.fixtures import cloud_state as cs
 from tests.fixtures.emulator import (
     DOMAIN,
@@ -125,14 +126,14 @@ def test_refused_device_is_diagnosed_from_the_stand_in_logs(emu, tmp_path, capsy
     assert run["diagnosis"][0]["root_cause"] == "signature-invalid" and run["diagnosis"][0]["decided"]
     # The same evidence through the Python API.
     cloud = LocalCloud(emu.state_dir)
-    from authprobe.correlate import Joiner, correlate
+    from authprobe.cloud.correlate import Joiner, correlate
 
     joined = correlate([report], cloud.log_events(Joiner([report]).windows(), "auth"))
     assert diagnose(report, CloudEvidence(events=[e.as_dict() for e in joined[0].events]))[0]["decided"]
 
 
 def test_publish_refused_by_the_returned_policy_is_decided_from_logs_and_checks(emu):
-    from authprobe.correlate import cloud_evidence
+    from authprobe.cloud.correlate import cloud_evidence
 
     client_id = f"pub-{int(time.time() * 1000) % 100000}"
     started = datetime.now(UTC)

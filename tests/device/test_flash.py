@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from authprobe import cli, flash
+from authprobe import cli
+from authprobe.board import flash
 from authprobe.errors import AuthprobeError, ConfigError
 
 EXAMPLE = "examples/device.toml"
@@ -107,7 +108,7 @@ def test_circuitpython_drive_deploy(tmp_path, example_cfg):
 
 
 def test_firmware_image_rules(authprobe_virtual_board, tmp_path):
-    from authprobe import boards
+    from authprobe.board import definitions as boards
 
     image = tmp_path / "ESP32_GENERIC-v1.29.0.bin"
     image.write_bytes(b"\xe9" + bytes(1023))
@@ -124,7 +125,7 @@ def test_firmware_image_rules(authprobe_virtual_board, tmp_path):
 
 
 def test_esptool_against_a_silent_port_fails_with_advice(tmp_path):
-    from authprobe import boards
+    from authprobe.board import definitions as boards
 
     image = tmp_path / "fw.bin"
     image.write_bytes(b"\xe9" + bytes(1023))

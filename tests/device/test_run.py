@@ -12,7 +12,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from authprobe import cli
-from authprobe.collect import collect, combined_exit_code, run
+from authprobe.board.collect import collect, combined_exit_code, run
 from authprobe.store import RunStore
 from tests.fixtures import board_programs as programs
 from tests.fixtures.processes import popen_as_from_a_terminal
@@ -287,7 +287,7 @@ def test_collect_over_a_socket_url(authprobe_store):
 
 
 def test_reset_keystrokes_lost_in_silence_are_sent_again(authprobe_virtual_boards, monkeypatch):
-    import authprobe.collect as collect_mod
+    import authprobe.board.collect as collect_mod
 
     monkeypatch.setattr(collect_mod, "RESET_RETRY_S", 0.3)
     board = board_with(authprobe_virtual_boards, programs.PASSING)
@@ -309,7 +309,7 @@ def test_reset_keystrokes_lost_in_silence_are_sent_again(authprobe_virtual_board
 def test_a_port_locked_for_a_moment_is_waited_for(authprobe_virtual_boards):
     # Another holder (here: us) releases the lock shortly after; collection waits instead of failing.
     board = board_with(authprobe_virtual_boards, programs.PASSING)
-    from authprobe.collect import open_port
+    from authprobe.board.collect import open_port
 
     holder = open_port(board.port)
     threading.Timer(0.4, holder.close).start()
@@ -319,7 +319,7 @@ def test_a_port_locked_for_a_moment_is_waited_for(authprobe_virtual_boards):
 
 def test_a_port_held_by_another_tool_is_an_error(authprobe_virtual_boards):
     board = board_with(authprobe_virtual_boards, programs.PASSING)
-    from authprobe.collect import open_port
+    from authprobe.board.collect import open_port
 
     holder = open_port(board.port)
     try:

@@ -258,7 +258,8 @@ def test_monitor_resets_a_circuitpython_board_the_circuitpython_way(authprobe_vi
 def test_circuitpython_flavour(authprobe_virtual_boards, tmp_path, capsys):
     import json
 
-    from authprobe import cli, flash
+    from authprobe import cli
+    from authprobe.board import flash
 
     board = authprobe_virtual_boards(runtime="circuitpython")
     (board.flash_dir / "settings.toml").write_text('GREETING = "hello"\nPORT = 443\n')

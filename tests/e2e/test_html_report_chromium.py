@@ -4,8 +4,8 @@ the verdicts and the diagnosis are read back from the resulting DOM."""
 import re
 from html.parser import HTMLParser
 
-from authprobe import html_report
-from authprobe.report import build_report
+from authprobe.report import html as html_report
+from authprobe.report.json_report import build_report
 from tests.fixtures.chromium import dump_dom
 from tests.host.test_html_report import EVENTS, RECORDS
 

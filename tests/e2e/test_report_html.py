@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pytest
 
 from authprobe import cli
-from authprobe.drill_standin import EXAMPLE_TOKEN, example_signature
+from authprobe.drill.standin import EXAMPLE_TOKEN, example_signature
 from tests.fixtures.chromium import dump_dom
 from tests.fixtures.e2e_chain import Chain
 
@@ -18,7 +18,7 @@ from tests.fixtures.e2e_chain import Chain
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory):
     try:
-        from authprobe.virtual_board import micropython_path
+        from authprobe.board.virtual import micropython_path
 
         micropython_path()
     except Exception as exc:

@@ -8,8 +8,8 @@ from xml.etree import ElementTree as ET
 
 from rich.console import Console
 
-from authprobe.collect import RunResult
-from authprobe.render import junit_xml, record_line, render_report, render_runs, render_tray
+from authprobe.board.collect import RunResult
+from authprobe.report.render import junit_xml, record_line, render_report, render_runs, render_tray
 from tests.fixtures import board_render_golden as golden
 
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from authprobe import checks, cli
+from authprobe import cli
+from authprobe.cloud import checks
 from authprobe.cloud.device_settings import settings_from_config
 from authprobe.cloud.local import LocalCloud
 from authprobe.errors import CloudError

@@ -126,14 +126,14 @@ def test_test_invoke_request_shape_and_rejections(stubbed):
     request = {"token": cs.TOKEN, "tokenSignature": "c2ln", "mqttContext": {
         "username": "u?token=t", "password": b"pw", "clientId": cs.CLIENT_ID},
         "tlsContext": {"serverName": cs.ENDPOINT}}
-    st["iot"].add_response("test_invoke_authorizer", {"isAuthenticated": True, "principalId": "dev01",
+    st["iot"].add_response("invoke_authorizer", {"isAuthenticated": True, "principalId": "dev01",
                                                       "policyDocuments": ["{}"], "refreshAfterInSeconds": 300,
                                                       "disconnectAfterInSeconds": 3600},
                            {"authorizerName": cs.AUTHORIZER, **request})
-    assert cloud.test_invoke_authorizer(cs.AUTHORIZER, request)["principalId"] == "dev01"
-    st["iot"].add_client_error("test_invoke_authorizer", "InvalidResponseException", "The response is invalid", 400)
+    assert cloud.invoke_authorizer(cs.AUTHORIZER, request)["principalId"] == "dev01"
+    st["iot"].add_client_error("invoke_authorizer", "InvalidResponseException", "The response is invalid", 400)
     with pytest.raises(CallRejected) as info:
-        cloud.test_invoke_authorizer(cs.AUTHORIZER, request)
+        cloud.invoke_authorizer(cs.AUTHORIZER, request)
     assert info.value.code == "InvalidResponseException"
 
 
@@ -198,7 +198,7 @@ def test_with_moto_endpoint_function_and_permission(monkeypatch):
         lam.add_permission(FunctionName=cs.FUNCTION, StatementId="iot", Action="lambda:InvokeFunction",
                            Principal="iot.amazonaws.com", SourceArn=cs.AUTHORIZER_ARN)
         statement = cloud.get_policy(cs.FUNCTION)["Statement"][0]
-        from authprobe.emulator.lambda_permission import may_invoke
+        from authprobe.aws.lambda_permission import may_invoke
 
         policy = {"Statement": [statement]}
         decision = may_invoke(policy, fn["FunctionArn"], cs.AUTHORIZER_ARN, cs.ACCOUNT)
@@ -211,7 +211,7 @@ def test_with_moto_endpoint_function_and_permission(monkeypatch):
 
 def test_cloud_check_against_aws_call_by_call(stubbed):
     """The whole check sequence on the AWS backend: every request validated against the models."""
-    from authprobe import checks
+    from authprobe.cloud import checks
     from authprobe.cloud.device_settings import settings_from_config
 
     cloud, st = stubbed
@@ -238,7 +238,7 @@ def test_cloud_check_against_aws_call_by_call(stubbed):
     doc = json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/${{iot:ClientId}}"},
         {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": f"{arn}:topic/{cs.TOPIC}"}]})
-    iot.add_response("test_invoke_authorizer", {"isAuthenticated": True, "principalId": "dev01",
+    iot.add_response("invoke_authorizer", {"isAuthenticated": True, "principalId": "dev01",
                                                 "policyDocuments": [doc], "refreshAfterInSeconds": 300,
                                                 "disconnectAfterInSeconds": 3600})
     ctx = checks.CheckContext(cloud, settings_from_config(cs.device_config()), window_end=end)
@@ -260,7 +260,7 @@ def test_replay_requests_are_valid_for_the_service_model(changes):
     import botocore.session
     from botocore.validate import validate_parameters
 
-    from authprobe.checks import replay_request
+    from authprobe.cloud.checks import replay_request
     from authprobe.cloud.device_settings import settings_from_config
 
     shape = botocore.session.get_session().get_service_model("iot").operation_model("TestInvokeAuthorizer").input_shape
@@ -269,7 +269,7 @@ def test_replay_requests_are_valid_for_the_service_model(changes):
 
 
 def test_partial_access_is_a_warning_per_check_and_no_access_one_message(stubbed):
-    from authprobe import checks
+    from authprobe.cloud import checks
     from authprobe.cloud.device_settings import settings_from_config
 
     cloud, st = stubbed

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from authprobe import cli
-from authprobe.correlate import (
+from authprobe.cloud.correlate import (
     Joiner,
     correlate,
     lambda_event,
@@ -79,7 +79,7 @@ def test_missing_log_file_is_a_usage_error(tmp_path):
 def test_join_by_client_and_window_with_skew():
     reports = [cs.report("r1", client_id="a"), cs.report("r2", client_id="b")]
     events = [lambda_event(0, "x")]  # no client, no failure: ignored
-    from authprobe.correlate import iot_event
+    from authprobe.cloud.correlate import iot_event
 
     events += [iot_event(iot_rec("a", START + 1000)), iot_event(iot_rec("a", START + 3600_000)),
                iot_event(iot_rec("b", START - 60_000)), iot_event(iot_rec("b", START - 600_000))]
@@ -110,7 +110,7 @@ def test_failures_without_a_client_are_attributed_by_time_only_to_runs_failing_a
                cs.report("r3", client_id="c", failing_code=705)]
     joiner = Joiner(reports)
     joiner.add(lambda_event(START + 500, "[ERROR] Runtime.ExitError"))
-    from authprobe.correlate import iot_event
+    from authprobe.cloud.correlate import iot_event
 
     rec = iot_rec(None, START + 600, reason="AUTHORIZATION_FAILURE", details="TLS SNI missing")
     rec.pop("clientId")
@@ -293,7 +293,7 @@ def test_a_secret_quoted_in_free_text_is_found_by_its_fingerprint(tmp_path, caps
 
 
 def test_passing_runs_can_be_counted_without_keeping_their_events():
-    from authprobe.correlate import iot_event
+    from authprobe.cloud.correlate import iot_event
 
     reports = [cs.report("ok", client_id="a", failing_code=None), cs.report("bad", client_id="b")]
     events = [iot_event(iot_rec("a", START + 10, status="Success")), iot_event(iot_rec("b", START + 10))]

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from authprobe import checks
+from authprobe.cloud import checks
 from authprobe.cloud.device_settings import settings_from_config
 from authprobe.cloud.local import LocalCloud
-from authprobe.diagnosis import BEFORE_INVOKE, CloudEvidence, diagnose
+from authprobe.report.diagnosis import BEFORE_INVOKE, CloudEvidence, diagnose
 from tests.fixtures import cloud_state as cs
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from authprobe.aws.authorizer_response import validate
+from authprobe.aws.lambda_permission import may_invoke
 from authprobe.emulator import mqtt_packets as mp
 from authprobe.emulator import websocket as ws
-from authprobe.emulator.authorizer_response import validate
 from authprobe.emulator.cloud_records import iot_timestamp
 from authprobe.emulator.config import config_from_dict, load_config
 from authprobe.emulator.custom_auth import (
@@ -22,7 +23,6 @@ from authprobe.emulator.custom_auth import (
     credentials_from_mqtt,
     verify_signature,
 )
-from authprobe.emulator.lambda_permission import may_invoke
 from authprobe.errors import ConfigError
 from tests.fixtures.emulator import EXAMPLE_PUBLIC, EXAMPLES, sign, token_with_plus
 

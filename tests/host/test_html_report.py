@@ -2,8 +2,8 @@
 
 import json
 
-from authprobe import html_report
-from authprobe.report import build_report
+from authprobe.report import html as html_report
+from authprobe.report.json_report import build_report
 
 RECORDS = [
     {"k": "begin", "run": "r1", "utc": "2026-11-26T09:00:00Z", "board": "virtual", "runtime": "micropython",

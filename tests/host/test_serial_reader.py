@@ -8,8 +8,8 @@ import time
 import pytest
 import serial
 
-from authprobe.collect import RunTracker
-from authprobe.serial_reader import Line, LineSplitter, RecordReader, classify
+from authprobe.board.collect import RunTracker
+from authprobe.board.serial_reader import Line, LineSplitter, RecordReader, classify
 from selftest import record
 
 BEGIN = record.encode({"k": "begin", "run": "r1", "board": "esp32", "runtime": "micropython", "uid": "a4cf12000001"})
@@ -183,7 +183,7 @@ def test_tracker_timeout_hints(raws, hint_word):
 
 def test_read_records_from_a_pyserial_url(monkeypatch):
     # loop:// echoes what is written: a recorded stream fed through a real pyserial URL handler.
-    from authprobe import serial_reader
+    from authprobe.board import serial_reader
 
     opened = []
     real = serial.serial_for_url

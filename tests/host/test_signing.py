@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from authprobe import cli, signing
+from authprobe import cli
+from authprobe.aws import signing
 from authprobe.errors import ConfigError
 from tests.fixtures.cloud_state import (
     AUTHORIZER,

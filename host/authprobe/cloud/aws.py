@@ -173,9 +173,9 @@ class AwsCloud(Cloud):
             raise CloudError(str(exc)) from None
         return out
 
-    def test_invoke_authorizer(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
+    def invoke_authorizer(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
         with self._calling(f"TestInvokeAuthorizer on {name!r}", evidence=True):
-            answer = self.client("iot").test_invoke_authorizer(authorizerName=name, **request)
+            answer = self.client("iot").invoke_authorizer(authorizerName=name, **request)
         answer.pop("ResponseMetadata", None)
         return answer
 
@@ -213,8 +213,8 @@ class AwsCloud(Cloud):
 
     # --- Logs --------------------------------------------------------------------------------
     def log_events(self, windows: Iterable[Any], function_name: str | None = None) -> Iterator[LogEvent]:
-        from authprobe.correlate import event_from_insights_row
-        from authprobe.logs_insights import InsightsRunner, build_specs
+        from authprobe.cloud.correlate import event_from_insights_row
+        from authprobe.cloud.logs_insights import InsightsRunner, build_specs
 
         windows = list(windows)
         if not windows:

@@ -93,7 +93,7 @@ class Cloud(ABC):
         """ListV2LoggingLevels logTargetConfigurations."""
 
     @abstractmethod
-    def test_invoke_authorizer(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
+    def invoke_authorizer(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
         """TestInvokeAuthorizer; `request` holds the API's request fields except authorizerName.
         Service errors that are evidence raise CallRejected."""
 
@@ -101,7 +101,7 @@ class Cloud(ABC):
     def log_events(self, windows: Iterable[Any], function_name: str | None = None) -> Iterator[LogEvent]:
         """AWSIotLogsV2 records of the windows' client ids inside their windows, and the lines of
         /aws/lambda/<function_name> that tell about failures or mention those client ids.
-        `windows` are authprobe.logs_insights.Window. May return more than asked; the caller joins."""
+        `windows` are authprobe.cloud.logs_insights.Window. May return more than asked; the caller joins."""
 
 
 def function_name_of(arn_or_name: str) -> str:

@@ -122,12 +122,12 @@ class LocalCloud(Cloud):
     def list_v2_logging_levels(self) -> list[dict[str, Any]]:
         return list(self.data.get("logging_levels") or [])
 
-    def test_invoke_authorizer(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
+    def invoke_authorizer(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
-        from authprobe.emulator.test_invoke import test_invoke_authorizer
+        from authprobe.emulator.invoke_authorizer import invoke_authorizer
 
-        invoke = self._test_invoke or test_invoke_authorizer
+        invoke = self._test_invoke or invoke_authorizer
         kwargs = {"token": request.get("token"), "token_signature": request.get("tokenSignature"),
                   "mqtt_context": request.get("mqttContext"), "http_context": request.get("httpContext"),
                   "tls_context": request.get("tlsContext")}
@@ -144,7 +144,7 @@ class LocalCloud(Cloud):
         return answer
 
     def log_events(self, windows: Iterable[Any], function_name: str | None = None) -> Iterator[LogEvent]:
-        from authprobe.correlate import read_log_file
+        from authprobe.cloud.correlate import read_log_file
 
         wanted = {w.client_id for w in windows}
         iot_path = self.state_dir / "logs" / "AWSIotLogsV2.jsonl"

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from authprobe import boards
+    from authprobe.board import definitions as boards
 
     registry = boards.load_boards()
     console = Console()

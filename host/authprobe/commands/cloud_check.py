@@ -34,8 +34,8 @@ def parse_duration(text: str) -> timedelta:
 
 
 def run(args: argparse.Namespace) -> int:
-    from authprobe.checks import CheckContext, overall, run_checks
     from authprobe.cloud import open_cloud
+    from authprobe.cloud.checks import CheckContext, overall, run_checks
     from authprobe.cloud.device_settings import load_device_settings
 
     window = parse_duration(args.since)

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str], list[str] | None]:
     """Reports, one problem line per unreadable one, and (from the store) their store run ids."""
-    from authprobe.correlate import read_reports
+    from authprobe.cloud.correlate import read_reports
 
     if args.report:
         reports, problems = read_reports(args.report)
@@ -81,8 +81,8 @@ def _progress(p: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from authprobe.correlate import Joiner, iso_ms, read_log_file
-    from authprobe.diagnosis import CloudEvidence, diagnose
+    from authprobe.cloud.correlate import Joiner, iso_ms, read_log_file
+    from authprobe.report.diagnosis import CloudEvidence, diagnose
 
     if args.save and args.report:
         # Said before any log is read: a Logs Insights pass over many runs takes minutes.

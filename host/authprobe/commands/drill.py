@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from authprobe import drill, drill_cases
+    from authprobe.drill import cases as drill_cases
+    from authprobe.drill import suite as drill
 
     if args.list:
         return _list(drill_cases.cases(args.only or None), args.json)
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(cases: list[Any], as_json: bool) -> int:
-    from authprobe import drill_cases
+    from authprobe.drill import cases as drill_cases
 
     rows = [{"name": c.name, "expected": c.fault.expected, "injected": c.fault.injected} for c in cases]
     not_local = [n.as_dict() for n in drill_cases.NOT_LOCAL]

@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
     from authprobe import device_config
+    from authprobe.board.flash import flash
     from authprobe.commands.run import resolve_ports
-    from authprobe.flash import flash
 
     ports = resolve_ports(args)
     cfg = device_config.load(args.config) if args.config else None

@@ -23,10 +23,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.text import Text
 
-    from authprobe.collect import open_port, trigger_reset
+    from authprobe.board.collect import open_port, trigger_reset
+    from authprobe.board.serial_reader import RecordReader, port_errors
     from authprobe.errors import EXIT_INCOMPLETE, AuthprobeError
-    from authprobe.render import record_line
-    from authprobe.serial_reader import RecordReader, port_errors
+    from authprobe.report.render import record_line
 
     console = Console()
     try:

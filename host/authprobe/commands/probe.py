@@ -17,7 +17,7 @@ from typing import Any
 from authprobe import device_config
 from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, AuthprobeError
 from authprobe.output import write_output
-from authprobe.report import build_report
+from authprobe.report.json_report import build_report
 from selftest import record
 
 HELP = "run the device self-test here, under CPython or the real MicroPython interpreter"
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def micropython_exe() -> str:
     """The unix port the virtual board runs too (this venv's first, then PATH)."""
-    from authprobe.virtual_board import micropython_path
+    from authprobe.board.virtual import micropython_path
 
     try:
         return micropython_path()

@@ -97,8 +97,8 @@ def correlated(reports: list[dict[str, Any]], cloud_spec: str, *, profile: str |
                config: str | None = None, skew_s: float = 120.0) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """(report with the cloud-informed diagnosis, its events for the page) per report."""
     from authprobe.cloud import open_cloud
-    from authprobe.correlate import cloud_evidence
-    from authprobe.diagnosis import diagnose
+    from authprobe.cloud.correlate import cloud_evidence
+    from authprobe.report.diagnosis import diagnose
 
     cloud = open_cloud(cloud_spec, profile=profile, region=region)
     device = None
@@ -124,7 +124,7 @@ def _title(reports: list[dict[str, Any]], title: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from authprobe import html_report
+    from authprobe.report import html as html_report
 
     reports, problems = load_reports(args.store, args.run_ids)
     for p in problems:

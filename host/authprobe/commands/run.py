@@ -14,7 +14,7 @@ HELP = "reset boards and collect their self-test reports"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from authprobe.collect import DEFAULT_TIMEOUT, RESET_METHODS
+    from authprobe.board.collect import DEFAULT_TIMEOUT, RESET_METHODS
 
     parser.add_argument("--port", "-p", action="append", default=[], metavar="PORT",
                         help="serial port or pyserial URL (repeatable): /dev/ttyUSB0, /dev/pts/3, socket://host:port")
@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_ports(args: argparse.Namespace) -> list[str]:
-    from authprobe import boards
+    from authprobe.board import definitions as boards
 
     ports = list(dict.fromkeys(args.port))
     if args.all:
@@ -48,7 +48,7 @@ def resolve_ports(args: argparse.Namespace) -> list[str]:
 def per_port_settings(ports: list[str], board_name: str | None, reset: str | None = None) -> dict[str, dict]:
     """collect.run's per-port keywords: identity, board, runtime, and the reset method (`reset`, else
     the board definition's, else repl)."""
-    from authprobe import boards
+    from authprobe.board import definitions as boards
 
     registry = boards.load_boards()
     chosen = boards.get_board(board_name, registry) if board_name else None
@@ -65,7 +65,7 @@ def per_port_settings(ports: list[str], board_name: str | None, reset: str | Non
 
 
 def write_outputs(results: list, json_path: str | None, junit_path: str | None) -> None:
-    from authprobe.render import junit_xml
+    from authprobe.report.render import junit_xml
 
     if json_path:
         payload = results[0].report if len(results) == 1 else [r.report for r in results]
@@ -77,8 +77,8 @@ def write_outputs(results: list, json_path: str | None, junit_path: str | None) 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from authprobe import collect
-    from authprobe.render import record_line, render_report, render_tray
+    from authprobe.board import collect
+    from authprobe.report.render import record_line, render_report, render_tray
     from authprobe.store import RunStore
 
     ports = resolve_ports(args)

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.text import Text
 
-    from authprobe.render import render_report, render_runs
+    from authprobe.report.render import render_report, render_runs
     from authprobe.store import RunStore
 
     console = Console()

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from authprobe import signing
+from authprobe.aws import signing
 from authprobe.errors import ConfigError
 
 HELP = "sign a token for custom authentication (RSA-SHA256, base64)"

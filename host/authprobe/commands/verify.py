@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from authprobe import signing
+from authprobe.aws import signing
 from authprobe.errors import EXIT_FAIL, ConfigError
 
 HELP = "verify a token signature against public keys"

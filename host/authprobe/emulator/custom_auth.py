@@ -22,10 +22,10 @@ import uuid
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from authprobe import signing
-from authprobe.emulator.authorizer_response import AuthorizerResponse, validate
+from authprobe.aws import signing
+from authprobe.aws.authorizer_response import AuthorizerResponse, validate
+from authprobe.aws.lambda_permission import may_invoke
 from authprobe.emulator.config import AuthorizerConfig, DomainConfig, EmulatorConfig
-from authprobe.emulator.lambda_permission import may_invoke
 from authprobe.emulator.lambda_runtime import Invocation, LambdaService
 
 NAME_PARAM = "x-amz-customauthorizer-name"

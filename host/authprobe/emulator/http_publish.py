@@ -12,7 +12,7 @@ import uuid
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from authprobe import iot_policy
+from authprobe.aws import iot_policy
 from authprobe.emulator import mqtt_packets as mp
 from authprobe.emulator import websocket as ws
 from authprobe.emulator.custom_auth import Credentials, credentials_from_mqtt, query_params

@@ -21,7 +21,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from authprobe import iot_policy
+from authprobe.aws import iot_policy
 from authprobe.emulator import mqtt_packets as mp
 from authprobe.emulator.channels import hard_close
 from authprobe.emulator.custom_auth import (

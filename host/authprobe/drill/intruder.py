@@ -13,7 +13,7 @@ import ssl
 import threading
 from typing import Any
 
-from authprobe.drill_standin import StandIn
+from authprobe.drill.standin import StandIn
 
 CONNECT_TIMEOUT_S = 2.0
 

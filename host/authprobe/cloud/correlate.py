@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from authprobe.cloud.base import LogEvent
+from authprobe.cloud.logs_insights import FAILURE_PATTERN, REPORT_DURATION, SLOW_REPORT_MS, Window
 from authprobe.errors import ConfigError
-from authprobe.logs_insights import FAILURE_PATTERN, REPORT_DURATION, SLOW_REPORT_MS, Window
 
 DEFAULT_SKEW_S = 120          # device clocks set by NTP drift little; unset ones are caught earlier
 MAX_TIME_ONLY_EVENTS = 20     # function failures attributed to a run by time alone, per run
@@ -516,12 +516,12 @@ def cloud_evidence(reports: list[dict[str, Any]], cloud: Any, *, function_name: 
                    device: Any = None, skew_s: float = DEFAULT_SKEW_S, replay: bool = True) -> list[Any]:
     """One CloudEvidence per report (same order): the cloud's log events joined to the run and, with
     `device` (DeviceSettings of the board), the cloud-check results. Feed each to
-    authprobe.diagnosis.diagnose(report, evidence)."""
-    from authprobe.diagnosis import CloudEvidence
+    authprobe.report.diagnosis.diagnose(report, evidence)."""
+    from authprobe.report.diagnosis import CloudEvidence
 
     checks: list[dict[str, Any]] = []
     if device is not None:
-        from authprobe.checks import CheckContext, run_checks
+        from authprobe.cloud.checks import CheckContext, run_checks
 
         ctx = CheckContext(cloud, device, replay=replay)
         checks = [r.as_dict() for r in run_checks(ctx)]

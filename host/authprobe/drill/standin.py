@@ -21,7 +21,7 @@ from typing import Any
 from authprobe.emulator import Emulator, config_from_dict
 from authprobe.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
 DRILL_EXAMPLES = EXAMPLES / "drill"
 EXAMPLE_PRIVATE_KEY = EXAMPLES / "token-signing-EXAMPLE-private.pem"
@@ -32,14 +32,14 @@ CLOCK_BEHIND_DAYS = 30
 
 @functools.cache
 def _example_key() -> Any:
-    from authprobe import signing
+    from authprobe.aws import signing
 
     return signing.load_private_key(EXAMPLE_PRIVATE_KEY.read_bytes(), source=str(EXAMPLE_PRIVATE_KEY))
 
 
 def example_signature(token: str = EXAMPLE_TOKEN) -> str:
     """The token signed with the example private key (what `authprobe sign` prints)."""
-    from authprobe import signing
+    from authprobe.aws import signing
 
     return signing.sign_token(_example_key(), token)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from authprobe.drill_standin import CLOCK_BEHIND_DAYS, StandIn, example_signature
+from authprobe.drill.standin import CLOCK_BEHIND_DAYS, StandIn, example_signature
 
 MP_WSS = "micropython/wss"
 MP_MQTT = "micropython/mqtt"
@@ -129,7 +129,7 @@ def raw_signature_in_username(cfg: dict[str, Any], standin: StandIn) -> None:
 
 
 def _duplicate_client(standin: StandIn, cfg: dict[str, Any]) -> Any:
-    from authprobe.drill_intruder import DuplicateClient
+    from authprobe.drill.intruder import DuplicateClient
 
     return DuplicateClient(standin, cfg)
 

@@ -117,7 +117,7 @@ def lookup(code):
 
 def name_of(code):
     row = lookup(code)
-    return row[1] if row else "unknown_%d" % code
+    return row[1] if row else f"unknown_{code}"
 
 
 def code_of(name):

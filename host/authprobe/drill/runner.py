@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from authprobe.boards import RUNTIMES
-from authprobe.drill_standin import StandIn
+from authprobe.board.definitions import RUNTIMES
+from authprobe.drill.standin import StandIn
 
 # Device clock and host clock are the same machine's here, so a narrow join window keeps one case's
 # cloud records away from the next case's run (the CLI's default of 120 s is for real boards).
@@ -56,7 +56,7 @@ class VirtualBoardRunner:
 
     def __init__(self, work_dir: Path, store: Any, *, name: str = "drill-board", timeout: float = 30.0,
                  runtime: str = "micropython"):
-        from authprobe.virtual_board import VirtualBoard
+        from authprobe.board.virtual import VirtualBoard
 
         work_dir.mkdir(parents=True, exist_ok=True)
         self.control = work_dir / f"{name}-control.json"
@@ -91,7 +91,7 @@ class VirtualBoardRunner:
 
     def run(self, cfg: dict[str, Any], *, wifi_fault: str | None = None) -> dict[str, Any]:
         """Flash `cfg`, reset the board, collect one run into the store; the report."""
-        from authprobe import collect, flash
+        from authprobe.board import collect, flash
 
         with self.lock:
             self.control.write_text(json.dumps({"wifi_fault": wifi_fault}))
@@ -143,10 +143,10 @@ def correlate_run(standin: StandIn, cfg: dict[str, Any], report: dict[str, Any])
     """`authprobe cloud-check` + `authprobe correlate --checks` for one run: the cloud evidence
     (checks of this device's settings, and the stand-in's log records in the run's window) and the
     diagnosis it leads to."""
+    from authprobe.cloud.correlate import cloud_evidence
     from authprobe.cloud.device_settings import settings_from_config
     from authprobe.cloud.local import LocalCloud
-    from authprobe.correlate import cloud_evidence
-    from authprobe.diagnosis import diagnose
+    from authprobe.report.diagnosis import diagnose
 
     wait_for_records(standin, report)
     cloud = LocalCloud(standin.state_dir)

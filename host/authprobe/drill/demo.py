@@ -1,4 +1,4 @@
-"""`make demo` (`python -m authprobe.demo`): authprobe in a minute, with nothing but this checkout.
+"""`make demo` (`python -m authprobe.drill.demo`): authprobe in a minute, with nothing but this checkout.
 
 It starts the local AWS IoT Core stand-in with the example authorizer (examples/emulator.toml, on
 ephemeral ports with a temporary state directory), starts a virtual ESP32 board (the real MicroPython
@@ -24,9 +24,9 @@ from rich.panel import Panel
 from rich.rule import Rule
 from rich.text import Text
 
-from authprobe.drill_cases import raw_signature_in_username
-from authprobe.drill_runner import VirtualBoardRunner, correlate_run
-from authprobe.drill_standin import EXAMPLES, StandIn
+from authprobe.drill.cases import raw_signature_in_username
+from authprobe.drill.runner import VirtualBoardRunner, correlate_run
+from authprobe.drill.standin import EXAMPLES, StandIn
 from authprobe.errors import AuthprobeError
 
 STANDIN_CONFIG = EXAMPLES / "emulator.toml"
@@ -90,7 +90,7 @@ class Demo:
     def scenario(self, title: str, cfg: dict[str, Any], story: str) -> dict[str, Any]:
         """Flash, run, correlate, print; returns the report with its correlated diagnosis."""
         assert self.board is not None and self.standin is not None
-        from authprobe.render import report_renderable
+        from authprobe.report.render import report_renderable
 
         console = self.console
         console.print(Rule(f"[bold]{title}[/bold]"))
@@ -159,7 +159,7 @@ class Demo:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m authprobe.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m authprobe.drill.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", metavar="DIR", help="keep the run store and the stand-in's records in DIR "
                         "(then: authprobe report RUN_ID --store DIR/runs.sqlite --cloud local:DIR/standin --html F)")
     parser.add_argument("--html", metavar="FILE", help="also write both runs as one self-contained HTML page "
@@ -205,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(Rule())
     page_error = None
     if args.html and demo.pages:
-        from authprobe import html_report
         from authprobe.output import write_output
+        from authprobe.report import html as html_report
 
         try:
             write_output(args.html, html_report.render(demo.pages, "authprobe demo"))

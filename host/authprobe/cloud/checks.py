@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from authprobe import root_causes, signing
+from authprobe import root_causes
+from authprobe.aws import signing
 from authprobe.cloud.base import AUTHORIZER_TIMEOUT_MS, CallRejected, Cloud, NotFound, arn_account, arn_region
 from authprobe.cloud.device_settings import DeviceSettings
 from authprobe.errors import CloudError
@@ -401,7 +402,7 @@ def check_permission(ctx: CheckContext) -> None:
                 root_cause="lambda-permission-missing", remediation=command)
         return
     # The stand-in's own evaluator, so cloud-check and the stand-in never disagree on a policy.
-    from authprobe.emulator.lambda_permission import may_invoke
+    from authprobe.aws.lambda_permission import may_invoke
 
     decision = may_invoke(policy, fn_arn, auth_arn, ctx.account or arn_account(fn_arn) or "")
     ctx.add("function.permission", title, "pass" if decision.allowed else "fail", f"resource policy: {decision.reason}",
@@ -551,7 +552,7 @@ def replay_request(device: DeviceSettings) -> dict[str, Any]:
 def response_problems(resp: dict[str, Any]) -> list[str]:
     """Where a function's answer breaks the custom-auth response schema (DG custom-auth-lambda); the
     limits are the stand-in's (authorizer_response), which refuses such an answer."""
-    from authprobe.emulator.authorizer_response import (
+    from authprobe.aws.authorizer_response import (
         MAX_POLICY_CHARS,
         MAX_POLICY_DOCUMENTS,
         PRINCIPAL_ID,
@@ -580,7 +581,7 @@ def response_problems(resp: dict[str, Any]) -> list[str]:
 def _rejection_cause(exc: CallRejected) -> str | None:
     """The cause a TestInvokeAuthorizer error names. InvalidResponseException is AWS's documented
     answer to a function response it cannot use; its message may say why (timeout, error)."""
-    from authprobe.diagnosis import cause_from_text
+    from authprobe.report.diagnosis import cause_from_text
 
     named = cause_from_text(str(exc))
     if exc.code == "InvalidResponseException":
@@ -597,7 +598,7 @@ def check_replay(ctx: CheckContext) -> None:
     title = "TestInvokeAuthorizer with the device's credentials"
     request = replay_request(ctx.device)
     try:
-        resp = ctx.cloud.test_invoke_authorizer(a["authorizerName"], request)
+        resp = ctx.cloud.invoke_authorizer(a["authorizerName"], request)
     except CloudError as exc:
         _replay_refused(ctx, title, exc)
         return
@@ -620,7 +621,7 @@ def check_replay(ctx: CheckContext) -> None:
 def _replay_refused(ctx: CheckContext, title: str, exc: CloudError) -> None:
     """An error answer to the replay. Its message may quote what was sent (a validation error
     names the offending value), so the device's secrets are masked out of it."""
-    from authprobe.correlate import scrub
+    from authprobe.cloud.correlate import scrub
 
     d = ctx.device
     normalised = signing.normalise_signature(d.signature).base64 if d.signature else None
@@ -645,7 +646,7 @@ def _replay_refused(ctx: CheckContext, title: str, exc: CloudError) -> None:
 
 def check_returned_policy(ctx: CheckContext) -> None:
     """Seed step 5: does the returned policy allow what the device does? (the stand-in's evaluator)"""
-    from authprobe import iot_policy
+    from authprobe.aws import iot_policy
 
     docs = ctx.returned_policies or []
     cid = ctx.device.client_id

@@ -17,7 +17,7 @@ from typing import Any
 
 from authprobe.errors import ConfigError
 
-BOARDS_DIR = Path(__file__).resolve().parents[2] / "boards"
+BOARDS_DIR = Path(__file__).resolve().parents[3] / "boards"
 ENV = "AUTHPROBE_BOARDS"   # extra folders of board definitions, os.pathsep-separated
 
 RUNTIMES = ("micropython", "circuitpython")

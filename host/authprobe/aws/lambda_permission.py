@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from authprobe.iot_policy import CONDITION_OPERATORS
-from authprobe.iot_policy import wildcard_match as _wildcard
+from authprobe.aws.iot_policy import CONDITION_OPERATORS
+from authprobe.aws.iot_policy import wildcard_match as _wildcard
 
 IOT_PRINCIPAL = "iot.amazonaws.com"
 

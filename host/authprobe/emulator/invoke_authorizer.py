@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
@@ -20,10 +19,8 @@ from authprobe.emulator.cloud_records import CloudRecords
 from authprobe.emulator.config import EmulatorConfig, load_config
 from authprobe.emulator.custom_auth import Credentials, CustomAuth, query_params
 from authprobe.emulator.lambda_runtime import LambdaService
+from authprobe.emulator.server import Emulator
 from authprobe.errors import CloudError
-
-if TYPE_CHECKING:
-    from authprobe.emulator.server import Emulator
 
 _ERRORS = {
     "authorizer-unknown": ("ResourceNotFoundException", 404),
@@ -63,16 +60,14 @@ def _config_from(target) -> EmulatorConfig:
     return load_config(path)
 
 
-def test_invoke_authorizer(target: Emulator | EmulatorConfig | str | Path, authorizer_name: str, *,
-                           token: str | None = None, token_signature: str | None = None,
-                           mqtt_context: dict | None = None, http_context: dict | None = None,
-                           tls_context: dict | None = None) -> dict:
+def invoke_authorizer(target: Emulator | EmulatorConfig | str | Path, authorizer_name: str, *,
+                      token: str | None = None, token_signature: str | None = None,
+                      mqtt_context: dict | None = None, http_context: dict | None = None,
+                      tls_context: dict | None = None) -> dict:
     """Invoke an authorizer the way `aws iot test-invoke-authorizer` does and answer like it.
 
     `target` is a running Emulator (its warm functions are used), a config, a config file or the
     stand-in's state directory."""
-    from authprobe.emulator.server import Emulator
-
     if isinstance(target, Emulator):
         config, auth, owned = target.config, target.auth, None
     else:
@@ -119,4 +114,4 @@ def test_invoke_authorizer(target: Emulator | EmulatorConfig | str | Path, autho
             owned.close()
 
 
-test_invoke_authorizer.__test__ = False  # not a pytest test, despite the name
+invoke_authorizer.__test__ = False  # not a pytest test, despite the name

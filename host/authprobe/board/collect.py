@@ -1,6 +1,6 @@
 """Reset boards and collect their self-test reports: the Python API behind `authprobe run`.
 
-    from authprobe.collect import collect, run
+    from authprobe.board.collect import collect, run
     result = collect("/dev/ttyUSB0", timeout=60)          # one board
     results = run(["/dev/ttyUSB0", "/dev/ttyUSB1"])        # many, in parallel
     result.report["verdict"], result.exit_code, result.run_id
@@ -19,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from authprobe.boards import RESET_METHODS
+from authprobe.board.definitions import RESET_METHODS
+from authprobe.board.serial_reader import RESTARTS, Line, RecordReader, classify, port_errors
 from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE
-from authprobe.report import build_report
-from authprobe.serial_reader import RESTARTS, Line, RecordReader, classify, port_errors
+from authprobe.report.json_report import build_report
 from authprobe.store import iso_utc, new_run_id
 
 # Restarts tolerated inside one run before calling it a reset loop (the reset we cause is not counted).

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from selftest import catalogue
+from authprobe import catalogue
 
 SCHEMA = "authprobe.report/1"
 STATUSES = ("pass", "warn", "fail", "skip")
@@ -68,7 +68,7 @@ def build_report(records: Iterable[dict[str, Any]], *, noise: dict[str, Any] | N
         "diagnosis": [],
         "noise": noise or {"lines": 0, "damaged": {}},
     }
-    from authprobe.diagnosis import diagnose
+    from authprobe.report.diagnosis import diagnose
 
     report["diagnosis"] = diagnose(report)
     return report

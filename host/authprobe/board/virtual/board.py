@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from authprobe.boards import RUNTIMES
+from authprobe.board.definitions import RUNTIMES
 
 SHIMS = Path(__file__).resolve().parent / "shims"
 MARK = b"\x00\x1bVB:"

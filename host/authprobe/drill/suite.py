@@ -23,11 +23,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from authprobe import drill_cases
-from authprobe.boards import RUNTIMES as BOARD_RUNTIMES
-from authprobe.drill_cases import Case
-from authprobe.drill_runner import Outcome, VirtualBoardRunner, run_case
-from authprobe.drill_standin import DRILL_EXAMPLES, StandIn
+from authprobe.board.definitions import RUNTIMES as BOARD_RUNTIMES
+from authprobe.drill import cases as drill_cases
+from authprobe.drill.cases import Case
+from authprobe.drill.runner import Outcome, VirtualBoardRunner, run_case
+from authprobe.drill.standin import DRILL_EXAMPLES, StandIn
 from authprobe.errors import AuthprobeError
 
 SCHEMA = "authprobe.drill/1"

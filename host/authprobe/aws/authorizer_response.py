@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from authprobe.iot_policy import PolicyError, parse_document
+from authprobe.aws.iot_policy import PolicyError, parse_document
 
 PRINCIPAL_ID = re.compile(r"[a-zA-Z0-9]{1,128}")
 MAX_POLICY_DOCUMENTS = 10

@@ -1,6 +1,6 @@
 """Put the self-test on boards: the Python API behind `authprobe flash`.
 
-    from authprobe.flash import flash
+    from authprobe.board.flash import flash
     results = flash(["/dev/ttyUSB0"], "device.toml")             # many ports, in parallel
     results[0].status        # deployed | unchanged | error
 
@@ -192,7 +192,7 @@ class ReplLink:
         from mpremote.transport import TransportError
         from mpremote.transport_serial import SerialTransport
 
-        from authprobe.collect import LOCK_GRACE_S
+        from authprobe.board.collect import LOCK_GRACE_S
 
         self.port = port
         self.round_trips = 0
@@ -480,7 +480,7 @@ def write_firmware(port: str, image: Path, board: Any, *, baud: int = 460800, co
 
 
 def _board_for(port: str, board: str | Any | None) -> Any:
-    from authprobe import boards
+    from authprobe.board import definitions as boards
 
     if board is None:
         info = boards.identify(port)
