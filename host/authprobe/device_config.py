@@ -163,9 +163,8 @@ def settings_toml(cfg: dict[str, Any]) -> str:
 
 # Modules one runtime never imports (the other runtime's adapter and client-library check).
 NOT_ON = {
-    # The catalogue stays on the host: boards name their codes from codes.py (~2 KB of heap, not ~20).
-    "micropython": ("selftest/world_circuitpython.py", "selftest/library_minimqtt.py", "selftest/catalogue.py"),
-    "circuitpython": ("selftest/world.py", "selftest/vendor/umqtt_simple.py", "selftest/catalogue.py"),
+    "micropython": ("selftest/world_circuitpython.py", "selftest/library_minimqtt.py"),
+    "circuitpython": ("selftest/world.py", "selftest/vendor/umqtt_simple.py"),
 }
 
 

@@ -126,14 +126,14 @@ def test_test_invoke_request_shape_and_rejections(stubbed):
     request = {"token": cs.TOKEN, "tokenSignature": "c2ln", "mqttContext": {
         "username": "u?token=t", "password": b"pw", "clientId": cs.CLIENT_ID},
         "tlsContext": {"serverName": cs.ENDPOINT}}
-    st["iot"].add_response("invoke_authorizer", {"isAuthenticated": True, "principalId": "dev01",
+    st["iot"].add_response("test_invoke_authorizer", {"isAuthenticated": True, "principalId": "dev01",
                                                       "policyDocuments": ["{}"], "refreshAfterInSeconds": 300,
                                                       "disconnectAfterInSeconds": 3600},
                            {"authorizerName": cs.AUTHORIZER, **request})
-    assert cloud.invoke_authorizer(cs.AUTHORIZER, request)["principalId"] == "dev01"
-    st["iot"].add_client_error("invoke_authorizer", "InvalidResponseException", "The response is invalid", 400)
+    assert cloud.test_invoke_authorizer(cs.AUTHORIZER, request)["principalId"] == "dev01"
+    st["iot"].add_client_error("test_invoke_authorizer", "InvalidResponseException", "The response is invalid", 400)
     with pytest.raises(CallRejected) as info:
-        cloud.invoke_authorizer(cs.AUTHORIZER, request)
+        cloud.test_invoke_authorizer(cs.AUTHORIZER, request)
     assert info.value.code == "InvalidResponseException"
 
 
@@ -238,7 +238,7 @@ def test_cloud_check_against_aws_call_by_call(stubbed):
     doc = json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/${{iot:ClientId}}"},
         {"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": f"{arn}:topic/{cs.TOPIC}"}]})
-    iot.add_response("invoke_authorizer", {"isAuthenticated": True, "principalId": "dev01",
+    iot.add_response("test_invoke_authorizer", {"isAuthenticated": True, "principalId": "dev01",
                                                 "policyDocuments": [doc], "refreshAfterInSeconds": 300,
                                                 "disconnectAfterInSeconds": 3600})
     ctx = checks.CheckContext(cloud, settings_from_config(cs.device_config()), window_end=end)

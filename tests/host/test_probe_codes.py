@@ -6,9 +6,10 @@ from selftest import codes
 
 
 def test_codes_mirror_the_catalogue():
-    steps, names = codes.from_catalogue()
+    steps = catalogue.STEPS
+    names = " " + " ".join(f"{c}:{n}" for c, n, _ in catalogue.CODES) + " "
     assert codes.STEPS == steps
-    assert codes.NAMES == names, "regenerate firmware/selftest/codes.py from catalogue.py"
+    assert codes.NAMES == names, "regenerate firmware/selftest/codes.py from host/authprobe/catalogue.py"
 
 
 def test_every_code_has_its_name():

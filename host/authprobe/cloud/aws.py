@@ -173,9 +173,9 @@ class AwsCloud(Cloud):
             raise CloudError(str(exc)) from None
         return out
 
-    def invoke_authorizer(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
+    def test_invoke_authorizer(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
         with self._calling(f"TestInvokeAuthorizer on {name!r}", evidence=True):
-            answer = self.client("iot").invoke_authorizer(authorizerName=name, **request)
+            answer = self.client("iot").test_invoke_authorizer(authorizerName=name, **request)
         answer.pop("ResponseMetadata", None)
         return answer
 

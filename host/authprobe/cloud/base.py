@@ -93,7 +93,7 @@ class Cloud(ABC):
         """ListV2LoggingLevels logTargetConfigurations."""
 
     @abstractmethod
-    def invoke_authorizer(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
+    def test_invoke_authorizer(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
         """TestInvokeAuthorizer; `request` holds the API's request fields except authorizerName.
         Service errors that are evidence raise CallRejected."""
 

@@ -598,7 +598,7 @@ def check_replay(ctx: CheckContext) -> None:
     title = "TestInvokeAuthorizer with the device's credentials"
     request = replay_request(ctx.device)
     try:
-        resp = ctx.cloud.invoke_authorizer(a["authorizerName"], request)
+        resp = ctx.cloud.test_invoke_authorizer(a["authorizerName"], request)
     except CloudError as exc:
         _replay_refused(ctx, title, exc)
         return

@@ -122,7 +122,7 @@ class LocalCloud(Cloud):
     def list_v2_logging_levels(self) -> list[dict[str, Any]]:
         return list(self.data.get("logging_levels") or [])
 
-    def invoke_authorizer(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
+    def test_invoke_authorizer(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
         from authprobe.emulator.invoke_authorizer import invoke_authorizer

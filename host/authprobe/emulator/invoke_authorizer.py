@@ -114,4 +114,3 @@ def invoke_authorizer(target: Emulator | EmulatorConfig | str | Path, authorizer
             owned.close()
 
 
-invoke_authorizer.__test__ = False  # not a pytest test, despite the name
