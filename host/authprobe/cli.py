@@ -1,5 +1,5 @@
 """The command line: a table of command name -> module. Each command module in authprobe.commands
-exposes `HELP`, `add_arguments(parser)` and `run(args) -> int`; modules are imported only when their
+exposes `add_arguments(parser)` and `run(args) -> int`; modules are imported only when their
 command runs, so `authprobe --help` stays fast and one broken command cannot break the others."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import argparse
 import importlib
 import sys
 
-from authprobe import __version__
 from authprobe.errors import EXIT_TOOL, AuthprobeError
+from authprobe.version import __version__
 
 # command -> (module under authprobe.commands, one-line help); aliases are just more rows.
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sqlite3
 import threading
 import time
@@ -18,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from authprobe.board.run_log import iso_utc, new_run_id, report_from_lines
 from authprobe.errors import AuthprobeError
 
 ENV = "AUTHPROBE_STORE"
@@ -55,17 +55,6 @@ CREATE INDEX IF NOT EXISTS runs_started ON runs (started);
 
 def default_path() -> Path:
     return Path(os.environ.get(ENV) or DEFAULT_PATH)
-
-
-def new_run_id(now: float | None = None) -> str:
-    """Sortable by time, unique across hosts: 20261126T091502Z-3f9a1c."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
-    return f"{stamp}-{secrets.token_hex(3)}"
-
-
-def iso_utc(t: float) -> str:
-    """Epoch seconds as ISO-8601 UTC with milliseconds: 2026-11-26T09:15:02.417Z."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
 class RunStore:
@@ -265,6 +254,4 @@ class RunStore:
             raise AuthprobeError(f"no run {run_id!r} in {self.path}; `authprobe runs` lists them")
         if row["report"]:
             return json.loads(row["report"])
-        from authprobe.board.collect import report_from_lines
-
         return report_from_lines(run_id, self.get_lines(run_id), run=self._row(row))

@@ -133,7 +133,7 @@ def test_refused_device_is_diagnosed_from_the_stand_in_logs(emu, tmp_path, capsy
 
 
 def test_publish_refused_by_the_returned_policy_is_decided_from_logs_and_checks(emu):
-    from authprobe.cloud.correlate import cloud_evidence
+    from authprobe.cloud.pipeline import diagnose_with_cloud
 
     client_id = f"pub-{int(time.time() * 1000) % 100000}"
     started = datetime.now(UTC)
@@ -147,9 +147,11 @@ def test_publish_refused_by_the_returned_policy_is_decided_from_logs_and_checks(
     report = cs.report("run-pub", client_id=client_id, utc=started.isoformat().replace("+00:00", "Z"),
                        failing_code=1002)
     settings = settings_from_config(device(client_id, token="nopublish", **{"device.transport": "mqtt"}))
-    (evidence,) = cloud_evidence([report], LocalCloud(emu.state_dir), device=settings)
+    (run,) = diagnose_with_cloud([report], LocalCloud(emu.state_dir), device=settings)
+    evidence = run.evidence
     assert any(e.get("eventType") == "Publish-In" for e in evidence.events)
-    out = diagnose(report, evidence)
+    out = run.diagnosis
+    assert out == diagnose(report, evidence)
     assert out[0]["root_cause"] == "policy-denies-publish" and out[0]["decided"]
     assert any("Publish-In" in e for e in out[0]["evidence"])
     assert out[0]["decided_by"].startswith("cloud-check policy.publish")

@@ -13,15 +13,12 @@ from pathlib import Path
 import pytest
 
 from authprobe import cli, device_config
-from authprobe.commands.probe import probe
+from authprobe.board.host_probe import probe
 from selftest import record
+from tests.fixtures.probe_runtimes import BIN, RUNTIMES, needs_mp
 from tests.fixtures.probe_servers import Behaviour, Blackhole, Mosquitto, ProbeServer, TestPKI
 from tests.fixtures.probe_servers import device_config as cfg_for
 
-BIN = Path(sys.executable).parent
-HAVE_MP = (BIN / "micropython").exists()
-needs_mp = pytest.mark.skipif(not HAVE_MP, reason="MicroPython unix port not installed (Linux x86_64 only)")
-RUNTIMES = ["cpython", pytest.param("micropython", marks=needs_mp)]
 HEAP_KB = 72  # bench_probe measures the smallest (60 KB); a margin keeps the test from flaking
 MOSQUITTO = shutil.which("mosquitto") or (Path("/usr/sbin/mosquitto").exists() and "/usr/sbin/mosquitto")
 

@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 from authprobe.report import html as html_report
 from authprobe.report.json_report import build_report
 from tests.fixtures.chromium import dump_dom
-from tests.host.test_html_report import EVENTS, RECORDS
+from tests.fixtures.html_report_run import EVENTS, RECORDS
 
 
 class _Collect(HTMLParser):

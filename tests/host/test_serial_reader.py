@@ -8,7 +8,7 @@ import time
 import pytest
 import serial
 
-from authprobe.board.collect import RunTracker
+from authprobe.board.run_log import RunTracker
 from authprobe.board.serial_reader import Line, LineSplitter, RecordReader, classify
 from selftest import record
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from authprobe.errors import ConfigError
+from authprobe.device_config import RUNTIMES
+from authprobe.errors import AuthprobeError, ConfigError
 
 BOARDS_DIR = Path(__file__).resolve().parents[3] / "boards"
 ENV = "AUTHPROBE_BOARDS"   # extra folders of board definitions, os.pathsep-separated
 
-RUNTIMES = ("micropython", "circuitpython")
 DEPLOY_METHODS = ("mpremote", "circuitpy-drive", "serial-repl")
 RESET_METHODS = ("repl", "soft", "rts", "none")
 CHIPS = ("esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6", "host")
@@ -278,3 +278,35 @@ def probe_banner(device: str, timeout: float = 2.0) -> dict[str, str] | None:
         return parse_banner(data)
     finally:
         ser.close()
+
+
+def choose_ports(ports: list[str], *, every_match: bool = False) -> list[str]:
+    """The ports named (once each, in order), plus with `every_match` every connected port that a
+    board definition matches."""
+    chosen = list(dict.fromkeys(ports))
+    if every_match:
+        found = [p.device for p in connected() if p.candidates]
+        if not found:
+            raise AuthprobeError("--all: no connected port matches a board definition; "
+                                 "`authprobe boards` lists what is plugged in")
+        chosen += [p for p in found if p not in chosen]
+    if not chosen:
+        raise AuthprobeError("name a board: --port PORT (repeatable) or --all")
+    return chosen
+
+
+def port_settings(ports: list[str], board_name: str | None, reset: str | None = None) -> dict[str, dict[str, Any]]:
+    """collect.run's per-port keywords: identity, board, runtime, and the reset method (`reset`, else
+    the board definition's, else repl)."""
+    registry = load_boards()
+    chosen = get_board(board_name, registry) if board_name else None
+    out = {}
+    for port in ports:
+        info = identify(port, registry)
+        board = chosen
+        if board is None and len(info.candidates) >= 1:
+            board = registry[info.candidates[0]]
+        out[port] = {"identity": info.identity(), "board": board.name if board else None,
+                     "runtime": board.runtime if board else "micropython",
+                     "reset": reset or (board.reset if board else "repl")}
+    return out

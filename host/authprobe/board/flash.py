@@ -29,7 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from authprobe.errors import AuthprobeError, ConfigError
+from authprobe import device_config
+from authprobe.board import definitions as boards
+from authprobe.board.collect import LOCK_GRACE_S
+from authprobe.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE, AuthprobeError, ConfigError
 
 # Directories on the board that authprobe owns: anything in them that is not part of the deploy is
 # removed (a stale selftest/x.py would shadow the fresh x.mpy).
@@ -59,6 +62,7 @@ class FlashResult:
     method: str = ""                               # mpremote | circuitpy-drive | serial-repl
     firmware: str | None = None
     error: str | None = None
+    exit_code: int = EXIT_OK                       # the error's (errors.EXIT_*), for the CLI
 
     @property
     def ok(self) -> bool:
@@ -121,7 +125,6 @@ def plan_files(cfg: dict[str, Any] | None, *, runtime: str = "micropython", mpy_
                source: bool = False, cache_dir: Path | None = None) -> dict[str, bytes]:
     """Board path -> content: the self-test (compiled when the board loads .mpy and `source` is
     False), its entry file and, with a config, the device files (authprobe.json / settings.toml, CA)."""
-    from authprobe import device_config
 
     files: dict[str, bytes] = {}
     for rel, data in device_config.firmware_files(runtime).items():
@@ -192,7 +195,6 @@ class ReplLink:
         from mpremote.transport import TransportError
         from mpremote.transport_serial import SerialTransport
 
-        from authprobe.board.collect import LOCK_GRACE_S
 
         self.port = port
         self.round_trips = 0
@@ -211,14 +213,14 @@ class ReplLink:
                     time.sleep(0.05)
                     continue
                 if time.monotonic() > deadline:
-                    raise AuthprobeError(f"{port}: cannot open the port ({exc})", 4) from None
+                    raise AuthprobeError(f"{port}: cannot open the port ({exc})", EXIT_USAGE) from None
                 time.sleep(0.3)
         try:
             self.transport.enter_raw_repl(soft_reset=False, timeout_overall=REPL_TIMEOUT)
         except (TransportError, OSError) as exc:
             self.transport.close()
             raise AuthprobeError(f"{port}: no MicroPython/CircuitPython REPL answered ({exc}); is the firmware "
-                                 f"installed? (--firmware IMAGE writes it)", 4) from None
+                                 f"installed? (--firmware IMAGE writes it)", EXIT_INCOMPLETE) from None
 
     def exec(self, code: str) -> bytes:
         from mpremote.transport import TransportError, TransportExecError
@@ -234,9 +236,9 @@ class ReplLink:
                 last += " (the board's flash is full: remove files or erase the flash)"
             if "EROFS" in last or (last.startswith("OSError") and "30" in errno_words):
                 last += " (the file system is read-only to code: on CircuitPython copy to the CIRCUITPY drive)"
-            raise AuthprobeError(f"{self.port}: the board refused: {last}", 4) from None
+            raise AuthprobeError(f"{self.port}: the board refused: {last}", EXIT_INCOMPLETE) from None
         except (TransportError, OSError) as exc:
-            raise AuthprobeError(f"{self.port}: lost the board mid-deploy ({exc})", 4) from None
+            raise AuthprobeError(f"{self.port}: lost the board mid-deploy ({exc})", EXIT_INCOMPLETE) from None
 
     def close(self) -> None:
         try:
@@ -321,7 +323,7 @@ def deploy_repl(port: str, files: dict[str, bytes], *, progress: Callable[[int, 
                 bad, _ = survey(link, {p: expected[p] for p in changed}, dirs=())
                 if bad:
                     raise AuthprobeError(f"{port}: {', '.join(bad)} did not verify after writing (flash full or "
-                                         f"failing?)", 4)
+                                         f"failing?)", EXIT_INCOMPLETE)
             result.status = "deployed"
             result.sent = sorted(changed)
             result.removed = sorted(stale)
@@ -461,7 +463,7 @@ def write_firmware(port: str, image: Path, board: Any, *, baud: int = 460800, co
         drive = find_drive(board.uf2_drive or "")
         if drive is None:
             raise AuthprobeError(f"{port}: no {board.uf2_drive} drive is mounted: double-tap RESET to start the UF2 "
-                                 f"bootloader, or write the .bin with esptool", 4)
+                                 f"bootloader, or write the .bin with esptool", EXIT_USAGE)
         shutil.copyfile(image, drive / image.name)
         os.sync()
         return f"{image.name} copied to {drive}"
@@ -472,7 +474,7 @@ def write_firmware(port: str, image: Path, board: Any, *, baud: int = 460800, co
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
         raise AuthprobeError(f"{port}: esptool could not write {image.name} at 0x{board.image_offset:x}: "
                              f"{' / '.join(tail)}. Hold BOOT while pressing RESET to enter the bootloader, "
-                             f"then retry", 4)
+                             f"then retry", EXIT_INCOMPLETE)
     return f"{image.name} written at 0x{board.image_offset:x}"
 
 
@@ -480,8 +482,6 @@ def write_firmware(port: str, image: Path, board: Any, *, baud: int = 460800, co
 
 
 def _board_for(port: str, board: str | Any | None) -> Any:
-    from authprobe.board import definitions as boards
-
     if board is None:
         info = boards.identify(port)
         if info.candidates:
@@ -496,7 +496,6 @@ def flash_port(port: str, config: str | os.PathLike[str] | dict[str, Any] | None
                firmware: str | os.PathLike[str] | None = None, source: bool = False, drive: str | None = None,
                progress: Progress | None = None) -> FlashResult:
     """Deploy to one board. Raises AuthprobeError/ConfigError; flash() turns those into results."""
-    from authprobe import device_config
 
     t0 = time.monotonic()
     b = _board_for(port, board)
@@ -529,7 +528,6 @@ def flash(ports: list[str], config: str | os.PathLike[str] | dict[str, Any] | No
           progress: Progress | None = None, parallel: bool = True) -> list[FlashResult]:
     """Deploy to several boards at once (one thread each). One board failing never stops the others:
     its result carries status 'error' and the message."""
-    from authprobe import device_config
 
     # Read and lint the config once, up front: a bad config is one error, not one per board.
     cfg = device_config.load(config) if isinstance(config, str | os.PathLike) else config
@@ -539,10 +537,11 @@ def flash(ports: list[str], config: str | os.PathLike[str] | dict[str, Any] | No
         try:
             return flash_port(port, cfg, board=board, firmware=firmware, source=source, drive=drive, progress=progress)
         except AuthprobeError as exc:
-            return FlashResult(port=port, status="error", error=str(exc), seconds=time.monotonic() - t0)
+            return FlashResult(port=port, status="error", error=str(exc), exit_code=exc.exit_code,
+                               seconds=time.monotonic() - t0)
         except Exception as exc:  # one board's surprise must not lose the others' results
             return FlashResult(port=port, status="error", error=f"{type(exc).__name__}: {exc}",
-                               seconds=time.monotonic() - t0)
+                               exit_code=EXIT_TOOL, seconds=time.monotonic() - t0)
 
     if not parallel or len(ports) == 1:
         return [one(p) for p in ports]

@@ -8,16 +8,19 @@ The order follows AWS's own troubleshooting order (authorizer -> function -> per
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from authprobe import root_causes
-from authprobe.aws import signing
+from authprobe.aws import iot_policy, signing
+from authprobe.aws.authorizer_response import validate
+from authprobe.aws.lambda_permission import may_invoke
 from authprobe.cloud.base import AUTHORIZER_TIMEOUT_MS, CallRejected, Cloud, NotFound, arn_account, arn_region
 from authprobe.cloud.device_settings import DeviceSettings
 from authprobe.errors import CloudError
+from authprobe.redaction import scrub
+from authprobe.report.diagnosis import cause_from_text
 
 STATUSES = ("pass", "warn", "fail", "skip")
 # Duration this close to the limit means the function was cut off (Duration is reported capped).
@@ -402,7 +405,6 @@ def check_permission(ctx: CheckContext) -> None:
                 root_cause="lambda-permission-missing", remediation=command)
         return
     # The stand-in's own evaluator, so cloud-check and the stand-in never disagree on a policy.
-    from authprobe.aws.lambda_permission import may_invoke
 
     decision = may_invoke(policy, fn_arn, auth_arn, ctx.account or arn_account(fn_arn) or "")
     ctx.add("function.permission", title, "pass" if decision.allowed else "fail", f"resource policy: {decision.reason}",
@@ -550,38 +552,14 @@ def replay_request(device: DeviceSettings) -> dict[str, Any]:
 
 
 def response_problems(resp: dict[str, Any]) -> list[str]:
-    """Where a function's answer breaks the custom-auth response schema (DG custom-auth-lambda); the
-    limits are the stand-in's (authorizer_response), which refuses such an answer."""
-    from authprobe.aws.authorizer_response import (
-        MAX_POLICY_CHARS,
-        MAX_POLICY_DOCUMENTS,
-        PRINCIPAL_ID,
-        SECONDS_RANGE,
-    )
-
-    out = []
-    pid = resp.get("principalId")
-    if pid is not None and not PRINCIPAL_ID.fullmatch(str(pid)):
-        out.append(f"principalId {str(pid)[:40]!r} is not 1-128 letters and digits")
-    docs = resp.get("policyDocuments") or []
-    if len(docs) > MAX_POLICY_DOCUMENTS:
-        out.append(f"{len(docs)} policy documents; at most {MAX_POLICY_DOCUMENTS}")
-    for i, d in enumerate(docs):
-        text = d if isinstance(d, str) else json.dumps(d)
-        if len(text) > MAX_POLICY_CHARS:
-            out.append(f"policy document {i + 1} is {len(text)} characters; at most {MAX_POLICY_CHARS:,}")
-    lo, hi = SECONDS_RANGE
-    for key in ("refreshAfterInSeconds", "disconnectAfterInSeconds"):
-        v = resp.get(key)
-        if v is not None and not (isinstance(v, int) and lo <= v <= hi):
-            out.append(f"{key} = {v}; must be {lo}-{hi:,}")
-    return out
+    """Where a function's answer breaks the custom-auth response schema (DG custom-auth-lambda): the
+    very rules the stand-in refuses such an answer by (authprobe.aws.authorizer_response)."""
+    return validate(resp).problems
 
 
 def _rejection_cause(exc: CallRejected) -> str | None:
     """The cause a TestInvokeAuthorizer error names. InvalidResponseException is AWS's documented
     answer to a function response it cannot use; its message may say why (timeout, error)."""
-    from authprobe.report.diagnosis import cause_from_text
 
     named = cause_from_text(str(exc))
     if exc.code == "InvalidResponseException":
@@ -621,7 +599,6 @@ def check_replay(ctx: CheckContext) -> None:
 def _replay_refused(ctx: CheckContext, title: str, exc: CloudError) -> None:
     """An error answer to the replay. Its message may quote what was sent (a validation error
     names the offending value), so the device's secrets are masked out of it."""
-    from authprobe.cloud.correlate import scrub
 
     d = ctx.device
     normalised = signing.normalise_signature(d.signature).base64 if d.signature else None
@@ -646,7 +623,6 @@ def _replay_refused(ctx: CheckContext, title: str, exc: CloudError) -> None:
 
 def check_returned_policy(ctx: CheckContext) -> None:
     """Seed step 5: does the returned policy allow what the device does? (the stand-in's evaluator)"""
-    from authprobe.aws import iot_policy
 
     docs = ctx.returned_policies or []
     cid = ctx.device.client_id

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from authprobe.cloud.base import CallRejected, Cloud, LogEvent, NotFound, function_name_of
+from authprobe.cloud.correlate import read_log_file
+from authprobe.emulator.invoke_authorizer import invoke_authorizer
 from authprobe.errors import CloudError
 
 
@@ -125,7 +127,6 @@ class LocalCloud(Cloud):
     def test_invoke_authorizer(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
-        from authprobe.emulator.invoke_authorizer import invoke_authorizer
 
         invoke = self._test_invoke or invoke_authorizer
         kwargs = {"token": request.get("token"), "token_signature": request.get("tokenSignature"),
@@ -144,8 +145,6 @@ class LocalCloud(Cloud):
         return answer
 
     def log_events(self, windows: Iterable[Any], function_name: str | None = None) -> Iterator[LogEvent]:
-        from authprobe.cloud.correlate import read_log_file
-
         wanted = {w.client_id for w in windows}
         iot_path = self.state_dir / "logs" / "AWSIotLogsV2.jsonl"
         if iot_path.exists():

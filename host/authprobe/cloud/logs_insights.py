@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from authprobe.aws.lambda_logs import FAILURE_PATTERN
 from authprobe.errors import CloudError
 
 MAX_QUERY_CHARS = 10_000      # StartQuery queryString limit
@@ -22,11 +23,6 @@ DEFAULT_ROW_LIMIT = 10_000    # StartQuery `limit` default; a result this long m
 DEFAULT_MAX_CONCURRENT = 10   # well under every documented account limit (20..100)
 FINISHED_BAD = ("Failed", "Cancelled", "Timeout", "Unknown")
 
-# Lines of the authorizer function that tell about a failure, whoever the client was.
-FAILURE_PATTERN = r"(?i)(task timed out|\[error\]|errorMessage|traceback|exception|runtime exited)"
-# A function's REPORT line; one this long was cut off at IoT's 5 s limit.
-REPORT_DURATION = re.compile(r"Duration:\s*([0-9.]+)\s*ms")
-SLOW_REPORT_MS = 4900
 
 
 @dataclass

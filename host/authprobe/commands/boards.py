@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-HELP = "list connected boards, matched to board definitions"
+from authprobe.board import definitions as boards
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +23,6 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from authprobe.board import definitions as boards
 
     registry = boards.load_boards()
     console = Console()

@@ -7,14 +7,13 @@ import json
 import re
 from datetime import timedelta
 
+from authprobe.cloud import add_cloud_arguments, open_cloud
+from authprobe.cloud.checks import CheckContext, overall, run_checks
+from authprobe.cloud.device_settings import load_device_settings
 from authprobe.errors import EXIT_FAIL, ConfigError
-
-HELP = "check the cloud side: authorizer, Lambda, permissions, logging"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from authprobe.cloud import add_cloud_arguments
-
     parser.add_argument("--config", required=True, metavar="device.toml", help="the device configuration")
     parser.add_argument("--authorizer", help="authorizer to check (default: the device's, else the default)")
     add_cloud_arguments(parser)
@@ -34,10 +33,6 @@ def parse_duration(text: str) -> timedelta:
 
 
 def run(args: argparse.Namespace) -> int:
-    from authprobe.cloud import open_cloud
-    from authprobe.cloud.checks import CheckContext, overall, run_checks
-    from authprobe.cloud.device_settings import load_device_settings
-
     window = parse_duration(args.since)
     device = load_device_settings(args.config)
     cloud = open_cloud(args.cloud, profile=args.profile, region=args.region)

@@ -10,19 +10,23 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterable
 from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from authprobe.cloud import add_cloud_arguments, open_cloud
+from authprobe.cloud.base import LogEvent
+from authprobe.cloud.correlate import iso_ms, read_log_file, read_reports
+from authprobe.cloud.logs_insights import Window
+from authprobe.cloud.pipeline import authorizer_function, diagnose_runs
 from authprobe.errors import EXIT_FAIL, AuthprobeError, ConfigError
+from authprobe.store import RunStore, default_path
 
-HELP = "join device runs with AWS IoT and Lambda logs into a diagnosis"
 DEFAULT_STORE = ".authprobe/runs.sqlite"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from authprobe.cloud import add_cloud_arguments
-
     parser.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="stored runs (default: every stored run)")
     parser.add_argument("--store", help=f"run store (default $AUTHPROBE_STORE or {DEFAULT_STORE})")
     parser.add_argument("--save", action="store_true",
@@ -46,7 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str], list[str] | None]:
     """Reports, one problem line per unreadable one, and (from the store) their store run ids."""
-    from authprobe.cloud.correlate import read_reports
 
     if args.report:
         reports, problems = read_reports(args.report)
@@ -54,7 +57,6 @@ def load_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]
             wanted = set(args.run_ids)
             reports = [r for r in reports if r.get("run_id") in wanted]
         return reports, problems, None
-    from authprobe.store import RunStore, default_path
 
     path = args.store or default_path()
     if not os.path.exists(path):
@@ -81,9 +83,6 @@ def _progress(p: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from authprobe.cloud.correlate import Joiner, iso_ms, read_log_file
-    from authprobe.report.diagnosis import CloudEvidence, diagnose
-
     if args.save and args.report:
         # Said before any log is read: a Logs Insights pass over many runs takes minutes.
         raise ConfigError("--save writes into the run store; it cannot be used with --report files")
@@ -102,25 +101,28 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError("each check must be an object")
         except (OSError, ValueError, AttributeError, KeyError, TypeError) as exc:
             raise ConfigError(f"--checks {args.checks}: not cloud-check --json output ({exc})") from None
-    joiner = Joiner(reports, args.skew, keep_passing=args.events or args.save)
-    wanted = joiner.client_ids()
     cloud = None
     if args.iot_log or args.function_log:
-        events = chain(chain.from_iterable(read_log_file(p, client_ids=wanted, source="iot") for p in args.iot_log),
-                       chain.from_iterable(read_log_file(p, client_ids=wanted, source="lambda")
-                                           for p in args.function_log))
+        def events(windows: list[Window]) -> Iterable[LogEvent]:
+            wanted = {w.client_id for w in windows}
+            return chain(chain.from_iterable(read_log_file(p, client_ids=wanted, source="iot") for p in args.iot_log),
+                         chain.from_iterable(read_log_file(p, client_ids=wanted, source="lambda")
+                                             for p in args.function_log))
         source = "files"
     else:
-        from authprobe.cloud import open_cloud
-
         extra = {"max_concurrent": args.max_concurrent, "on_progress": None if args.json else _progress} \
             if args.cloud == "aws" else {}
         cloud = open_cloud(args.cloud, profile=args.profile, region=args.region, **extra)
-        function = args.function or _function_of(cloud, args.authorizer)
-        events = cloud.log_events(joiner.windows(), function)
+        function = authorizer_function(cloud, args.authorizer, args.function)
+        if function is None:
+            print("authprobe: no authorizer named and no default: reading AWS IoT logs only "
+                  "(pass --authorizer or --function for the function's logs)", file=sys.stderr)
+
+        def events(windows: list[Window]) -> Iterable[LogEvent]:
+            return cloud.log_events(windows, function)
         source = cloud.label
-    joiner.add_all(events)
-    results = joiner.finish()
+    results = diagnose_runs(reports, events, checks=checks, checks_client=checked_client, skew_s=args.skew,
+                            keep_passing=args.events or args.save)
     progress = getattr(cloud, "insights_progress", None)
     if progress is not None and not args.json:
         print(file=sys.stderr)
@@ -130,17 +132,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"authprobe: {problems[-1]}", file=sys.stderr)
     out = []
     failing = 0
-    for c in results:
-        w = c.window
-        own = checks if w.client_id == checked_client else [ch for ch in checks if _account_wide(ch)]
-        diagnosis = diagnose(c.report, CloudEvidence(own, [e.as_dict() for e in c.events]))
-        item = {"run_id": c.report.get("run_id"), "client_id": w.client_id, "verdict": c.report.get("verdict"),
+    for r in results:
+        w = r.joined.window
+        item = {"run_id": r.report.get("run_id"), "client_id": w.client_id, "verdict": r.report.get("verdict"),
                 "window": {"start": iso_ms(w.start_ms) if w.start_ms is not None else None,
                            "end": iso_ms(w.end_ms) if w.end_ms is not None else None, "clock": w.clock},
-                "matched": c.counts(), "diagnosis": diagnosis}
+                "matched": r.joined.counts(), "diagnosis": r.diagnosis}
         if args.events:
-            item["events"] = [e.as_dict() for e in c.events]
-        if c.report.get("verdict") != "pass":
+            item["events"] = r.evidence.events
+        if r.report.get("verdict") != "pass":
             failing += 1
         out.append(item)
     if args.save:
@@ -156,44 +156,17 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_FAIL if failing else 0
 
 
-# Checks about the authorizer and its function hold for every device; the others (names, signature,
-# endpoint, replay, returned policy) only for the device config cloud-check was given.
-_ACCOUNT_WIDE = ("authorizer.status", "function.", "metrics.", "logging.")
-
-
-def _account_wide(check: dict[str, Any]) -> bool:
-    return str(check.get("id", "")).startswith(_ACCOUNT_WIDE)
-
-
 def _save(args: argparse.Namespace, store_ids: list[str], results: list[Any], items: list[dict[str, Any]],
           source: str) -> int:
-    from authprobe.store import RunStore, default_path
-
     store = RunStore(args.store or default_path())
     try:
-        for run_id, c, item in zip(store_ids, results, items, strict=True):
-            report = dict(c.report)
-            report["diagnosis"] = item["diagnosis"]
+        for run_id, r, item in zip(store_ids, results, items, strict=True):
+            report = dict(r.report)
             report["correlation"] = {"source": source, "window": item["window"], "matched": item["matched"]}
             store.save_report(run_id, report)
     finally:
         store.close()
     return len(items)
-
-
-def _function_of(cloud: Any, authorizer: str | None) -> str | None:
-    from authprobe.cloud.base import NotFound, function_name_of
-
-    try:
-        desc = cloud.describe_authorizer(authorizer) if authorizer else cloud.describe_default_authorizer()
-    except NotFound:
-        raise ConfigError(f"authorizer {authorizer!r} not found: pass --function NAME or the right --authorizer") \
-            from None
-    if not desc or "authorizerFunctionArn" not in desc:
-        print("authprobe: no authorizer named and no default: reading AWS IoT logs only "
-              "(pass --authorizer or --function for the function's logs)", file=sys.stderr)
-        return None
-    return function_name_of(desc["authorizerFunctionArn"])
 
 
 def render(items: list[dict[str, Any]], source: str) -> None:

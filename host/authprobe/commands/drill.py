@@ -11,9 +11,9 @@ import json
 import sys
 from typing import Any
 
+from authprobe.drill import cases as drill_cases
+from authprobe.drill import suite as drill
 from authprobe.errors import EXIT_FAIL, EXIT_OK
-
-HELP = "inject every locally producible fault and check its diagnosis"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,9 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from authprobe.drill import cases as drill_cases
-    from authprobe.drill import suite as drill
-
     if args.list:
         return _list(drill_cases.cases(args.only or None), args.json)
     from rich.console import Console
@@ -53,8 +50,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(cases: list[Any], as_json: bool) -> int:
-    from authprobe.drill import cases as drill_cases
-
     rows = [{"name": c.name, "expected": c.fault.expected, "injected": c.fault.injected} for c in cases]
     not_local = [n.as_dict() for n in drill_cases.NOT_LOCAL]
     if as_json:

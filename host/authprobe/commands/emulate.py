@@ -7,7 +7,9 @@ import argparse
 import signal
 import threading
 
-HELP = "serve the local AWS IoT Core custom-auth stand-in"
+from authprobe.emulator import Emulator, load_config
+from authprobe.emulator.config import parse_address
+from authprobe.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,10 +19,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from authprobe.emulator import Emulator, load_config
-    from authprobe.emulator.config import parse_address
-    from authprobe.errors import ConfigError
-
     config = load_config(args.config)
     if args.listen:
         problems: list[str] = []

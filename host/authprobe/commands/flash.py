@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import argparse
 
-from authprobe.errors import EXIT_OK, EXIT_TOOL
-
-HELP = "deploy the self-test (and optionally a firmware image) to boards"
+from authprobe import device_config
+from authprobe.board.definitions import choose_ports
+from authprobe.board.flash import flash
+from authprobe.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,11 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from authprobe import device_config
-    from authprobe.board.flash import flash
-    from authprobe.commands.run import resolve_ports
 
-    ports = resolve_ports(args)
+    ports = choose_ports(args.port, every_match=args.all)
     cfg = device_config.load(args.config) if args.config else None
     console = Console(stderr=True)
     if cfg is None:
@@ -64,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     failed = [r for r in results if r.status == "error"]
     if failed and len(failed) < len(results):
         out.print(f"{len(failed)} of {len(results)} boards failed; the others are flashed")
-    return EXIT_TOOL if failed else EXIT_OK
+    codes = {r.exit_code for r in failed}
+    # The worst failure decides: a bug of ours, then bad usage, then a board that did not take it.
+    return next((c for c in (EXIT_TOOL, EXIT_USAGE, EXIT_INCOMPLETE) if c in codes), EXIT_OK)
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 
-HELP = "show decoded report records from a serial port live"
+from authprobe.board.collect import open_port, trigger_reset
+from authprobe.board.serial_reader import RecordReader, port_errors
+from authprobe.errors import EXIT_INCOMPLETE, AuthprobeError
+from authprobe.report.render import record_line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,10 +26,6 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.text import Text
 
-    from authprobe.board.collect import open_port, trigger_reset
-    from authprobe.board.serial_reader import RecordReader, port_errors
-    from authprobe.errors import EXIT_INCOMPLETE, AuthprobeError
-    from authprobe.report.render import record_line
 
     console = Console()
     try:

@@ -6,120 +6,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
-import threading
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from authprobe import device_config
-from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, AuthprobeError
+from authprobe.board.host_probe import PROBE_RUNTIMES, probe
+from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK
 from authprobe.output import write_output
-from authprobe.report.json_report import build_report
-from selftest import record
-
-HELP = "run the device self-test here, under CPython or the real MicroPython interpreter"
-RUNTIMES = ("cpython", "micropython")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, help="device.toml (see examples/device.toml)")
-    parser.add_argument("--runtime", choices=RUNTIMES, default="cpython",
+    parser.add_argument("--runtime", choices=PROBE_RUNTIMES, default="cpython",
                         help="cpython (sends ALPN) or micropython (the real unix port; no ALPN)")
     parser.add_argument("--json", metavar="PATH", help="write the JSON report (authprobe.report/1) here")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds before a MicroPython run counts as incomplete (default 120)")
     parser.add_argument("--heapsize", metavar="SIZE", help="MicroPython heap, e.g. 32k (default: the port's)")
     parser.add_argument("--quiet", action="store_true", help="no table, only the verdict line")
-
-
-def micropython_exe() -> str:
-    """The unix port the virtual board runs too (this venv's first, then PATH)."""
-    from authprobe.board.virtual import micropython_path
-
-    try:
-        return micropython_path()
-    except AuthprobeError as exc:
-        raise AuthprobeError(f"{exc}; or run with --runtime cpython", EXIT_TOOL) from None
-
-
-class Collector:
-    """Decodes report lines as they arrive; keeps noise counts so a damaged run is visible."""
-
-    def __init__(self, on_record: Callable[[dict[str, Any]], None] | None = None):
-        self.records: list[dict[str, Any]] = []
-        self.noise = {"lines": 0, "damaged": {}}
-        self.on_record = on_record
-        self.lock = threading.Lock()
-        self.other: list[str] = []    # the last non-record lines (tracebacks, boot noise)
-
-    def line(self, text: str) -> None:
-        rec, why = record.decode(text)
-        with self.lock:
-            if rec is not None:
-                self.records.append(rec)
-            elif why is not None:
-                self.noise["damaged"][why] = self.noise["damaged"].get(why, 0) + 1
-            elif text.strip():
-                self.noise["lines"] += 1
-                self.other = (self.other + [text.rstrip()])[-20:]
-        if rec is not None and self.on_record:
-            self.on_record(rec)
-
-
-def run_cpython(cfg: dict[str, Any], out: Collector) -> None:
-    from selftest import world
-
-    world.run(cfg, out.line)
-
-
-def run_micropython(cfg: dict[str, Any], out: Collector, timeout: float = 120.0,
-                    heapsize: str | None = None, exe: str | None = None) -> int | None:
-    """Run firmware/main.py on the unix port in a folder laid out like the board's flash; returns
-    the interpreter's exit status, or None when it was stopped at the timeout."""
-    exe = exe or micropython_exe()
-    with tempfile.TemporaryDirectory(prefix="authprobe-flash-") as flash:
-        for name, data in device_config.device_files(cfg, "micropython").items():
-            (Path(flash) / name).write_bytes(data)
-        cmd = [exe]
-        if heapsize:
-            cmd += ["-X", f"heapsize={heapsize}"]
-        cmd += [str(device_config.FIRMWARE / "main.py"), device_config.CONFIG_FILE]
-        # stderr joins stdout: a traceback is noise to the decoder but kept for the user.
-        proc = subprocess.Popen(cmd, cwd=flash, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
-        try:
-            assert proc.stdout is not None
-            for raw in proc.stdout:
-                out.line(raw.decode("utf-8", "replace"))
-            rc = proc.wait()
-        finally:
-            timer.cancel()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            if proc.stdout:
-                proc.stdout.close()
-        return None if rc == -9 else rc
-
-
-def probe(cfg: dict[str, Any], runtime: str = "cpython", *, timeout: float = 120.0, heapsize: str | None = None,
-          on_record: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Run the self-test and return the JSON report (authprobe.report/1)."""
-    out = Collector(on_record)
-    if runtime == "cpython":
-        run_cpython(cfg, out)
-    elif runtime == "micropython":
-        run_micropython(cfg, out, timeout, heapsize)
-    else:
-        raise AuthprobeError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
-    report = build_report(out.records, noise=out.noise)
-    if report["verdict"] == "incomplete" and out.other:
-        report["noise"]["tail"] = out.other
-    return report
 
 
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}

@@ -16,10 +16,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from authprobe.cloud import open_cloud
+from authprobe.cloud.device_settings import load_device_settings
+from authprobe.cloud.pipeline import authorizer_function, diagnose_with_cloud
 from authprobe.errors import EXIT_OK, AuthprobeError, ConfigError
 from authprobe.output import write_output
+from authprobe.report import html as html_report
+from authprobe.report.html import page_events
+from authprobe.store import RunStore, default_path
 
-HELP = "render stored runs as a self-contained HTML page"
 RUN_PLACEHOLDER = "{run_id}"
 
 
@@ -45,7 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_reports(store_path: str | os.PathLike[str] | None, refs: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
     """The stored reports for `refs`, and one problem line per reference that names no run (the
     others are still rendered)."""
-    from authprobe.store import RunStore, default_path
 
     path = Path(store_path) if store_path else default_path()
     if not path.exists():
@@ -61,58 +65,17 @@ def load_reports(store_path: str | os.PathLike[str] | None, refs: list[str]) -> 
     return reports, problems
 
 
-def _function_for(cloud: Any, authorizer: str | None, function: str | None) -> str | None:
-    """The authorizer function whose log group to read: named, the authorizer's, or the default's."""
-    from authprobe.cloud.base import NotFound, function_name_of
-
-    if function:
-        return function
-    try:
-        desc = cloud.describe_authorizer(authorizer) if authorizer else cloud.describe_default_authorizer()
-    except NotFound:
-        raise ConfigError(f"authorizer {authorizer!r} not found: pass --function NAME or the right --authorizer") \
-            from None
-    arn = (desc or {}).get("authorizerFunctionArn")
-    return function_name_of(arn) if arn else None
-
-
-def page_events(events: list[dict[str, Any]], function: str | None) -> list[dict[str, Any]]:
-    """Correlated events in the shapes html_report draws: IoT V2 records as they are, function log
-    lines as CloudWatch Logs events ({"timestamp": epoch ms, "message", "logGroup"})."""
-    out = []
-    for e in events:
-        if e.get("source") == "lambda":
-            item = {"timestamp": e.get("ts_ms"), "message": e.get("message", ""),
-                    "logGroup": f"/aws/lambda/{function}" if function else "function log"}
-            if e.get("attributed"):
-                item["attributed"] = e["attributed"]
-            out.append(item)
-        else:
-            out.append({k: v for k, v in e.items() if k not in ("source", "ts_ms", "client_id")})
-    return out
-
-
 def correlated(reports: list[dict[str, Any]], cloud_spec: str, *, profile: str | None = None,
                region: str | None = None, authorizer: str | None = None, function: str | None = None,
                config: str | None = None, skew_s: float = 120.0) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """(report with the cloud-informed diagnosis, its events for the page) per report."""
-    from authprobe.cloud import open_cloud
-    from authprobe.cloud.correlate import cloud_evidence
-    from authprobe.report.diagnosis import diagnose
-
     cloud = open_cloud(cloud_spec, profile=profile, region=region)
-    device = None
-    if config:
-        from authprobe.cloud.device_settings import load_device_settings
-
-        device = load_device_settings(config)
+    device = load_device_settings(config) if config else None
+    if device is not None:
         authorizer = authorizer or device.authorizer
-    fn = _function_for(cloud, authorizer, function)
-    evidence = cloud_evidence(reports, cloud, function_name=fn, device=device, skew_s=skew_s)
-    out = []
-    for report, ev in zip(reports, evidence, strict=True):
-        out.append((dict(report, diagnosis=diagnose(report, ev)), page_events(ev.events, fn)))
-    return out
+    fn = authorizer_function(cloud, authorizer, function)
+    runs = diagnose_with_cloud(reports, cloud, device=device, function=fn, skew_s=skew_s)
+    return [(run.report, page_events(run.evidence.events, fn)) for run in runs]
 
 
 def _title(reports: list[dict[str, Any]], title: str | None) -> str:
@@ -124,8 +87,6 @@ def _title(reports: list[dict[str, Any]], title: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from authprobe.report import html as html_report
-
     reports, problems = load_reports(args.store, args.run_ids)
     for p in problems:
         print(f"authprobe: {p}", file=sys.stderr)

@@ -7,15 +7,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from authprobe.errors import AuthprobeError
+from authprobe.board import collect
+from authprobe.board import definitions as boards
+from authprobe.board.collect import DEFAULT_TIMEOUT, RESET_METHODS
 from authprobe.output import write_output
-
-HELP = "reset boards and collect their self-test reports"
+from authprobe.report.render import junit_xml, record_line, render_report, render_tray
+from authprobe.store import RunStore
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from authprobe.board.collect import DEFAULT_TIMEOUT, RESET_METHODS
-
     parser.add_argument("--port", "-p", action="append", default=[], metavar="PORT",
                         help="serial port or pyserial URL (repeatable): /dev/ttyUSB0, /dev/pts/3, socket://host:port")
     parser.add_argument("--all", action="store_true", help="every connected port that matches a board definition")
@@ -30,43 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", "-q", action="store_true", help="no live records, only the final tables")
 
 
-def resolve_ports(args: argparse.Namespace) -> list[str]:
-    from authprobe.board import definitions as boards
-
-    ports = list(dict.fromkeys(args.port))
-    if args.all:
-        found = [p.device for p in boards.connected() if p.candidates]
-        if not found:
-            raise AuthprobeError("--all: no connected port matches a board definition; "
-                                 "`authprobe boards` lists what is plugged in")
-        ports += [p for p in found if p not in ports]
-    if not ports:
-        raise AuthprobeError("name a board: --port PORT (repeatable) or --all")
-    return ports
-
-
-def per_port_settings(ports: list[str], board_name: str | None, reset: str | None = None) -> dict[str, dict]:
-    """collect.run's per-port keywords: identity, board, runtime, and the reset method (`reset`, else
-    the board definition's, else repl)."""
-    from authprobe.board import definitions as boards
-
-    registry = boards.load_boards()
-    chosen = boards.get_board(board_name, registry) if board_name else None
-    out = {}
-    for port in ports:
-        info = boards.identify(port, registry)
-        board = chosen
-        if board is None and len(info.candidates) >= 1:
-            board = registry[info.candidates[0]]
-        out[port] = {"identity": info.identity(), "board": board.name if board else None,
-                     "runtime": board.runtime if board else "micropython",
-                     "reset": reset or (board.reset if board else "repl")}
-    return out
-
-
 def write_outputs(results: list, json_path: str | None, junit_path: str | None) -> None:
-    from authprobe.report.render import junit_xml
-
     if json_path:
         payload = results[0].report if len(results) == 1 else [r.report for r in results]
         write_output(json_path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
@@ -77,12 +41,9 @@ def write_outputs(results: list, json_path: str | None, junit_path: str | None) 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from authprobe.board import collect
-    from authprobe.report.render import record_line, render_report, render_tray
-    from authprobe.store import RunStore
 
-    ports = resolve_ports(args)
-    per_port = per_port_settings(ports, args.board, args.reset)
+    ports = boards.choose_ports(args.port, every_match=args.all)
+    per_port = boards.port_settings(ports, args.board, args.reset)
     console = Console(stderr=args.json == "-")
     store = RunStore(args.store)
     many = len(ports) > 1

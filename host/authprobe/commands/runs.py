@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-HELP = "list and re-render stored runs"
+from authprobe.report.render import render_report, render_runs
+from authprobe.store import RunStore
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,8 +26,6 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.text import Text
 
-    from authprobe.report.render import render_report, render_runs
-    from authprobe.store import RunStore
 
     console = Console()
     with RunStore(args.store) as store:

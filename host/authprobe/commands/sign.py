@@ -11,8 +11,6 @@ from pathlib import Path
 from authprobe.aws import signing
 from authprobe.errors import ConfigError
 
-HELP = "sign a token for custom authentication (RSA-SHA256, base64)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", required=True, help="the RSA private key (PEM) matching the authorizer's public key")

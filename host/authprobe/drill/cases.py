@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from authprobe.drill.intruder import DuplicateClient
 from authprobe.drill.standin import CLOCK_BEHIND_DAYS, StandIn, example_signature
 
 MP_WSS = "micropython/wss"
@@ -129,8 +130,6 @@ def raw_signature_in_username(cfg: dict[str, Any], standin: StandIn) -> None:
 
 
 def _duplicate_client(standin: StandIn, cfg: dict[str, Any]) -> Any:
-    from authprobe.drill.intruder import DuplicateClient
-
     return DuplicateClient(standin, cfg)
 
 

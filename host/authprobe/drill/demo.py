@@ -28,6 +28,11 @@ from authprobe.drill.cases import raw_signature_in_username
 from authprobe.drill.runner import VirtualBoardRunner, correlate_run
 from authprobe.drill.standin import EXAMPLES, StandIn
 from authprobe.errors import AuthprobeError
+from authprobe.output import write_output
+from authprobe.report import html as html_report
+from authprobe.report.html import page_events
+from authprobe.report.render import report_renderable
+from authprobe.store import RunStore
 
 STANDIN_CONFIG = EXAMPLES / "emulator.toml"
 CLIENT_IDS = ("demo-sensor-0042", "demo-sensor-0043")
@@ -54,8 +59,6 @@ class Demo:
     """The stand-in, the board and the run store the two scenarios share."""
 
     def __init__(self, workdir: Path, console: Console):
-        from authprobe.store import RunStore
-
         self.workdir = workdir
         self.console = console
         self.store = RunStore(workdir / "runs.sqlite")
@@ -90,7 +93,6 @@ class Demo:
     def scenario(self, title: str, cfg: dict[str, Any], story: str) -> dict[str, Any]:
         """Flash, run, correlate, print; returns the report with its correlated diagnosis."""
         assert self.board is not None and self.standin is not None
-        from authprobe.report.render import report_renderable
 
         console = self.console
         console.print(Rule(f"[bold]{title}[/bold]"))
@@ -106,8 +108,6 @@ class Demo:
         evidence, diagnosis = correlate_run(self.standin, cfg, report)
         report = dict(report, diagnosis=diagnosis)
         self.store.save_report(report["run_id"], report)
-        from authprobe.commands.report import page_events
-
         function = self.standin.emulator.config.authorizers["DeviceAuth"].function
         self.pages.append((report, page_events(evidence.events, function)))
         # Steps skipped after a failure only repeat it; the summary line still counts them.
@@ -205,9 +205,6 @@ def main(argv: list[str] | None = None) -> int:
     console.print(Rule())
     page_error = None
     if args.html and demo.pages:
-        from authprobe.output import write_output
-        from authprobe.report import html as html_report
-
         try:
             write_output(args.html, html_report.render(demo.pages, "authprobe demo"))
         except AuthprobeError as exc:

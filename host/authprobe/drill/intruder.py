@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 from authprobe.drill.standin import StandIn
+from selftest import mqtt
 
 CONNECT_TIMEOUT_S = 2.0
 
@@ -37,8 +38,6 @@ class DuplicateClient:
         return ctx
 
     def _connect_packet(self) -> bytes:
-        from selftest import mqtt
-
         auth = self.cfg["auth"]
         username = mqtt.auth_username(auth.get("username"), auth.get("authorizer"), auth.get("signature"),
                                       auth.get("token_key_name"), auth.get("token"))

@@ -15,8 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from authprobe.board import collect, flash
 from authprobe.board.definitions import RUNTIMES
+from authprobe.board.host_probe import probe
+from authprobe.board.virtual import VirtualBoard
+from authprobe.cloud.device_settings import settings_from_config
+from authprobe.cloud.local import LocalCloud
+from authprobe.cloud.pipeline import diagnose_with_cloud
 from authprobe.drill.standin import StandIn
+from authprobe.errors import AuthprobeError
 
 # Device clock and host clock are the same machine's here, so a narrow join window keeps one case's
 # cloud records away from the next case's run (the CLI's default of 120 s is for real boards).
@@ -56,8 +63,6 @@ class VirtualBoardRunner:
 
     def __init__(self, work_dir: Path, store: Any, *, name: str = "drill-board", timeout: float = 30.0,
                  runtime: str = "micropython"):
-        from authprobe.board.virtual import VirtualBoard
-
         work_dir.mkdir(parents=True, exist_ok=True)
         self.control = work_dir / f"{name}-control.json"
         self.control.write_text("{}")
@@ -91,7 +96,6 @@ class VirtualBoardRunner:
 
     def run(self, cfg: dict[str, Any], *, wifi_fault: str | None = None) -> dict[str, Any]:
         """Flash `cfg`, reset the board, collect one run into the store; the report."""
-        from authprobe.board import collect, flash
 
         with self.lock:
             self.control.write_text(json.dumps({"wifi_fault": wifi_fault}))
@@ -102,16 +106,12 @@ class VirtualBoardRunner:
             if result.reason == "interrupted":
                 raise KeyboardInterrupt  # collection keeps the run and returns; the caller must stop too
             if result.status == "error":
-                from authprobe.errors import AuthprobeError
-
                 raise AuthprobeError(f"virtual board {self.port}: {result.error}")
             return result.report
 
 
 def probe_cpython(cfg: dict[str, Any]) -> dict[str, Any]:
     """`authprobe probe --runtime cpython`: the self-test in this process, with ALPN."""
-    from authprobe.commands.probe import probe
-
     return probe(cfg, "cpython")
 
 
@@ -143,15 +143,10 @@ def correlate_run(standin: StandIn, cfg: dict[str, Any], report: dict[str, Any])
     """`authprobe cloud-check` + `authprobe correlate --checks` for one run: the cloud evidence
     (checks of this device's settings, and the stand-in's log records in the run's window) and the
     diagnosis it leads to."""
-    from authprobe.cloud.correlate import cloud_evidence
-    from authprobe.cloud.device_settings import settings_from_config
-    from authprobe.cloud.local import LocalCloud
-    from authprobe.report.diagnosis import diagnose
-
     wait_for_records(standin, report)
     cloud = LocalCloud(standin.state_dir)
-    (evidence,) = cloud_evidence([report], cloud, device=settings_from_config(cfg), skew_s=SKEW_S)
-    return evidence, diagnose(report, evidence)
+    (run,) = diagnose_with_cloud([report], cloud, device=settings_from_config(cfg), skew_s=SKEW_S)
+    return run.evidence, run.diagnosis
 
 
 def run_case(standin: StandIn, cfg: dict[str, Any], runtime: str, *, board: VirtualBoardRunner | None = None,

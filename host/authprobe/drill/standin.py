@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from authprobe.aws import signing
 from authprobe.emulator import Emulator, config_from_dict
+from authprobe.emulator.local_ca import ensure_local_ca
 from authprobe.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -32,14 +34,11 @@ CLOCK_BEHIND_DAYS = 30
 
 @functools.cache
 def _example_key() -> Any:
-    from authprobe.aws import signing
-
     return signing.load_private_key(EXAMPLE_PRIVATE_KEY.read_bytes(), source=str(EXAMPLE_PRIVATE_KEY))
 
 
 def example_signature(token: str = EXAMPLE_TOKEN) -> str:
     """The token signed with the example private key (what `authprobe sign` prints)."""
-    from authprobe.aws import signing
 
     return signing.sign_token(_example_key(), token)
 
@@ -61,7 +60,6 @@ def _future_server_certificate(state_dir: Path, names: list[str], days: int) -> 
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    from authprobe.emulator.local_ca import ensure_local_ca
 
     ca = ensure_local_ca(state_dir, names)
     ca_cert = x509.load_pem_x509_certificate(ca.ca_pem.read_bytes())

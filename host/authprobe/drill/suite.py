@@ -29,6 +29,7 @@ from authprobe.drill.cases import Case
 from authprobe.drill.runner import Outcome, VirtualBoardRunner, run_case
 from authprobe.drill.standin import DRILL_EXAMPLES, StandIn
 from authprobe.errors import AuthprobeError
+from authprobe.store import RunStore
 
 SCHEMA = "authprobe.drill/1"
 STANDIN_CONFIG = DRILL_EXAMPLES / "standin.toml"
@@ -114,8 +115,6 @@ class Drill:
     again if need be); `close()` stops everything."""
 
     def __init__(self, workdir: Path, *, store_path: Path | None = None):
-        from authprobe.store import RunStore
-
         self.workdir = workdir
         self.store = RunStore(store_path or workdir / "runs.sqlite")
         self.standins: dict[str, StandIn] = {}

@@ -20,7 +20,7 @@ from authprobe.emulator.mqtt_session import REASON_AUTH
 
 if TYPE_CHECKING:
     from authprobe.emulator.config import DomainConfig
-    from authprobe.emulator.server import Emulator
+    from authprobe.emulator.session_host import SessionHost
 
 MAX_BODY = 128 * 1024  # the message size limit (DG limits-iot.html)
 
@@ -52,7 +52,7 @@ def _read_body(tls: ssl.SSLSocket, request: ws.HttpRequest) -> bytes | None:
     return bytes(body[:length])
 
 
-def _publish(emu: Emulator, topic: str, qos: int, payload: bytes) -> bool:
+def _publish(emu: SessionHost, topic: str, qos: int, payload: bytes) -> bool:
     """One message into the broker through a short-lived MQTT connection of the stand-in."""
     c = mp.Connect("MQTT", 4, 0x02, 30, f"authprobe-https-{uuid.uuid4().hex[:12]}", None, None, None, None)
     topic_b = topic.encode()
@@ -85,7 +85,7 @@ def _publish(emu: Emulator, topic: str, qos: int, payload: bytes) -> bool:
         return False
 
 
-def serve_publish(emu: Emulator, tls: ssl.SSLSocket, request: ws.HttpRequest, peer: tuple[str, int],
+def serve_publish(emu: SessionHost, tls: ssl.SSLSocket, request: ws.HttpRequest, peer: tuple[str, int],
                   server_name: str | None, domain: DomainConfig | None) -> None:
     trace_id = str(uuid.uuid4())
     topic = unquote(request.path[len("/topics/"):])

@@ -34,7 +34,7 @@ from authprobe.emulator.custom_auth import (
 if TYPE_CHECKING:
     from authprobe.emulator.channels import TlsChannel
     from authprobe.emulator.config import DomainConfig
-    from authprobe.emulator.server import Emulator
+    from authprobe.emulator.session_host import SessionHost
 
 CONNECT_WAIT_S = 10.0  # how long a connection may stay silent before its CONNECT
 BROKER_WAIT_S = 5.0
@@ -43,7 +43,7 @@ DUPLICATE_DETAILS = "A new connection was established with the same client ID"  
 
 
 class MqttSession:
-    def __init__(self, emu: Emulator, channel: TlsChannel, peer: tuple[str, int], server_name: str | None,
+    def __init__(self, emu: SessionHost, channel: TlsChannel, peer: tuple[str, int], server_name: str | None,
                  domain: DomainConfig | None, protocol_label: str = "MQTT",
                  base_creds: Credentials | None = None) -> None:
         self.emu, self.channel, self.peer = emu, channel, peer
@@ -82,7 +82,7 @@ class MqttSession:
             hard_close(self.broker)
         if disconnect_reason is not None:
             self.log("Disconnect", status, disconnectReason=disconnect_reason, **fields)
-        self.emu._session_ended(self)
+        self.emu.session_ended(self)
 
     @property
     def closed(self) -> bool:
@@ -149,7 +149,7 @@ class MqttSession:
         keep_will = connect.will_topic is None or self.allowed("iot:Publish", connect.will_topic).allowed
         # The older connection with this client id goes first, so its broker-side kick is not
         # mistaken for a broker failure.
-        self.emu._register(self)
+        self.emu.register_session(self)
         if not self._connect_broker(mp.build_connect(connect, keep_will=keep_will)):
             return
         self.log("Connect", "Success")

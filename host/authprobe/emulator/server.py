@@ -35,6 +35,7 @@ from authprobe.emulator.http_publish import serve_publish
 from authprobe.emulator.lambda_runtime import LambdaService
 from authprobe.emulator.local_ca import LocalCA, ensure_local_ca
 from authprobe.emulator.mqtt_session import DUPLICATE_DETAILS, REASON_AUTH, MqttSession
+from authprobe.errors import ConfigError
 
 HANDSHAKE_S = 5.0
 KEEPALIVE_FLOOR_S, KEEPALIVE_MAX_S = 30.0, 1200.0
@@ -136,8 +137,6 @@ class Emulator:
         return ctx
 
     def _listen(self, address: tuple[str, int]) -> socket.socket:
-        from authprobe.errors import ConfigError
-
         try:
             sock = socket.create_server(address, backlog=256)
         except OSError as exc:
@@ -318,7 +317,7 @@ class Emulator:
         tls.close()
 
     # -- sessions ------------------------------------------------------------------------------
-    def _register(self, session: MqttSession) -> None:
+    def register_session(self, session: MqttSession) -> None:
         assert session.client_id is not None
         with self._lock:
             older = self._sessions.get(session.client_id)
@@ -327,7 +326,7 @@ class Emulator:
             older.close("DUPLICATE_CLIENTID", status="Failure", reason="DUPLICATE_CLIENT_ID", details=DUPLICATE_DETAILS)
             self.note_refusal(older, "client-id-conflict", DUPLICATE_DETAILS)
 
-    def _session_ended(self, session: MqttSession) -> None:
+    def session_ended(self, session: MqttSession) -> None:
         with self._lock:
             if session.client_id is not None and self._sessions.get(session.client_id) is session:
                 del self._sessions[session.client_id]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authprobe import root_causes
-from authprobe.cloud.logs_insights import FAILURE_PATTERN, REPORT_DURATION, SLOW_REPORT_MS
+from authprobe.aws.lambda_logs import FAILURE_PATTERN, REPORT_DURATION, SLOW_REPORT_MS
 
 # The order AWS IoT works through a custom-auth connection: the first confirmed cause in this
 # order is the one that stopped the device; later ones are real too but masked by it.

