@@ -58,8 +58,13 @@ def default_path() -> Path:
 
 
 class RunStore:
-    """One SQLite file; safe to share between the threads collecting several boards at once (one
-    connection per thread, WAL so readers never block the writers)."""
+    """The run store: one SQLite file (default .authprobe/runs.sqlite or $AUTHPROBE_STORE) holding
+    every run's raw lines, records and report. Safe to share between the threads collecting several
+    boards at once (one connection per thread, WAL so readers never block the writers).
+
+    Args:
+        path: the SQLite file (made, with its folder, when missing).
+    """
 
     def __init__(self, path: str | os.PathLike[str] | None = None):
         self.path = Path(path) if path is not None else default_path()

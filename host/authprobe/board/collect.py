@@ -137,9 +137,18 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
             runtime: str = "micropython", on_line: Callable[[str, Line], None] | None = None,
             stop: Callable[[], bool] = lambda: False, reopen_s: float = 5.0, baudrate: int = 115200,
             reset_loop_limit: int = RESET_LOOP_LIMIT) -> RunResult:
-    """Reset the board on `port` (any pyserial URL) and collect one run. `reset` is a method name
-    (repl | soft | rts | none) or a callable that resets the board (e.g. VirtualBoard.hard_reset).
-    With a `store` (a RunRecorder such as authprobe.store.RunStore) every line is stored as it arrives."""
+    """Reset the board on `port` and collect one run of its self-test.
+
+    Args:
+        port: any pyserial URL (/dev/ttyUSB0, a pty, socket://host:port).
+        timeout: seconds before the run counts as incomplete.
+        reset: repl | soft | rts | none, or a callable that resets the board (VirtualBoard.hard_reset).
+        store: where every line is written as it arrives (a RunRecorder such as RunStore).
+        board, identity, runtime: what the run records about the board (runtime picks the reset line).
+        on_line: called with (port, line) for every line, live.
+        stop: polled; True ends the run early, kept and marked interrupted.
+
+    Returns the RunResult: report (authprobe.report/1), status, exit_code, run_id."""
     if isinstance(reset, str) and reset not in RESET_METHODS:
         raise ValueError(f"reset method {reset!r}: choose one of {', '.join(RESET_METHODS)}")
     started = time.time()
@@ -276,8 +285,14 @@ def _reopen(port: str, baudrate: int, until: float) -> Any:
 
 def run(ports: list[str], *, parallel: bool = True, **kwargs: Any) -> list[RunResult]:
     """Collect from several boards at once (one thread each); one failing board never stops the
-    others. Keyword arguments go to collect(); per-port `identity`/`board` via `per_port`.
-    Ctrl-C stops every board's collection at once; each run is kept, marked 'interrupted'."""
+    others. Ctrl-C stops every board's collection at once; each run is kept, marked 'interrupted'.
+
+    Args:
+        ports: pyserial URLs.
+        parallel: one thread per board (False: one after the other).
+        **kwargs: collect()'s keywords for every board; `per_port={port: {...}}` overrides them per
+            board (board.definitions.port_settings builds it from the board definitions).
+    """
     per_port: dict[str, dict[str, Any]] = kwargs.pop("per_port", {}) or {}
     stopping = threading.Event()
     outer_stop = kwargs.pop("stop", None)

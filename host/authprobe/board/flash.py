@@ -32,6 +32,7 @@ from typing import Any
 from authprobe import device_config
 from authprobe.board import definitions as boards
 from authprobe.board.collect import LOCK_GRACE_S
+from authprobe.board.definitions import Board
 from authprobe.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE, AuthprobeError, ConfigError
 
 # Directories on the board that authprobe owns: anything in them that is not part of the deploy is
@@ -481,7 +482,7 @@ def write_firmware(port: str, image: Path, board: Any, *, baud: int = 460800, co
 # -- the API ---------------------------------------------------------------------------------------------
 
 
-def _board_for(port: str, board: str | Any | None) -> Any:
+def _board_for(port: str, board: str | Board | None) -> Board | None:
     if board is None:
         info = boards.identify(port)
         if info.candidates:
@@ -492,7 +493,7 @@ def _board_for(port: str, board: str | Any | None) -> Any:
     return board
 
 
-def flash_port(port: str, config: str | os.PathLike[str] | dict[str, Any] | None, *, board: str | Any | None = None,
+def flash_port(port: str, config: str | os.PathLike[str] | dict[str, Any] | None, *, board: str | Board | None = None,
                firmware: str | os.PathLike[str] | None = None, source: bool = False, drive: str | None = None,
                progress: Progress | None = None) -> FlashResult:
     """Deploy to one board. Raises AuthprobeError/ConfigError; flash() turns those into results."""
@@ -523,11 +524,22 @@ def flash_port(port: str, config: str | os.PathLike[str] | dict[str, Any] | None
     return result
 
 
-def flash(ports: list[str], config: str | os.PathLike[str] | dict[str, Any] | None, *, board: str | Any | None = None,
+def flash(ports: list[str], config: str | os.PathLike[str] | dict[str, Any] | None, *, board: str | Board | None = None,
           firmware: str | os.PathLike[str] | None = None, source: bool = False, drive: str | None = None,
           progress: Progress | None = None, parallel: bool = True) -> list[FlashResult]:
-    """Deploy to several boards at once (one thread each). One board failing never stops the others:
-    its result carries status 'error' and the message."""
+    """Deploy the self-test (and its config) to several boards at once, one thread each. Unchanged
+    files are not sent again. One board failing never stops the others: its result carries status
+    'error', the message and the exit code.
+
+    Args:
+        ports: pyserial URLs of the boards.
+        config: a device.toml path or a loaded device config; None keeps the config on the board.
+        board: a board definition (name or Board) for every port; default: matched from the USB id.
+        firmware: a MicroPython/CircuitPython image to write first (esptool or UF2 copy).
+        source: deploy .py sources instead of mpy-cross bytecode.
+        drive: CircuitPython's CIRCUITPY drive (default: found by its name).
+        progress: called with (port, bytes done, bytes in all).
+    """
 
     # Read and lint the config once, up front: a bad config is one error, not one per board.
     cfg = device_config.load(config) if isinstance(config, str | os.PathLike) else config

@@ -13,6 +13,8 @@ from authprobe.errors import ConfigError
 
 def open_cloud(spec: str = "aws", *, profile: str | None = None, region: str | None = None,
                **kwargs: Any) -> Cloud:
+    """The cloud side to read: "aws" (boto3, with `profile` and `region`) or "local:DIR" (the
+    stand-in's state directory). Extra keywords go to the AWS backend (max_concurrent, on_progress)."""
     if spec.startswith("local:"):
         state_dir = spec[len("local:"):]
         if not state_dir:

@@ -647,8 +647,14 @@ def check_returned_policy(ctx: CheckContext) -> None:
 # --- driver -------------------------------------------------------------------------------------
 
 def run_checks(ctx: CheckContext) -> list[CheckResult]:
-    """Every check; a check that cannot read its part of the cloud is a skip with the reason,
-    and nothing already found is lost. Reading nothing at all (no credentials) raises CloudError."""
+    """Every cloud-check check for one device: authorizer, function, permission, metrics, logging,
+    the TestInvokeAuthorizer replay and the returned policy. A check that cannot read its part of the
+    cloud is a skip with the reason, and nothing already found is lost.
+
+    Args:
+        ctx: the cloud, the device's settings (DeviceSettings) and the options (replay, window).
+
+    Raises CloudError when nothing at all can be read (no credentials)."""
     _guard(check_endpoint, "endpoint.sni", "SNI is one of the account's data endpoints")(ctx)
     try:
         check_authorizer(ctx)

@@ -192,9 +192,14 @@ class Drill:
 
 def run_drill(only: list[str] | None = None, *, workdir: str | Path | None = None,
               on_result: Callable[[CaseResult], None] | None = None) -> DrillResult:
-    """Run the drill's cases (all, or those whose name contains one of `only`). Without `workdir`
-    everything lives in a temporary directory removed afterwards; with it, the run store
-    (runs.sqlite) and the stand-ins' state directories are kept there."""
+    """Inject each locally producible fault and check the diagnosis authprobe makes of it.
+
+    Args:
+        only: run the cases whose name contains one of these (default: all).
+        workdir: keep the run store (runs.sqlite) and the stand-ins' state there; default: a
+            temporary directory removed afterwards.
+        on_result: called with each CaseResult as it finishes.
+    """
     cases = drill_cases.cases(only)
     if not cases:
         names = ", ".join(f.name for f in drill_cases.FAULTS)
