@@ -199,3 +199,13 @@ def test_read_records_from_a_pyserial_url(monkeypatch):
     assert [ln.record["k"] for ln in lines if ln.kind == "record"] == ["begin", "step", "end"]
     assert lines[-1].record["k"] == "end"           # stops at the end record
     assert not opened[0].is_open
+
+
+def test_a_port_failing_in_tcdrain_counts_as_a_port_error():
+    # pyserial's flush() lets termios.error through (EIO from a native-USB board that re-enumerates
+    # while the reset is flushed); collection must treat it as the port vanishing, not crash.
+    import termios
+
+    from authprobe.board.serial_reader import port_errors
+
+    assert isinstance(termios.error(5, "Input/output error"), port_errors())

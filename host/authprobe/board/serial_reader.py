@@ -87,9 +87,15 @@ class LineSplitter:
 
 
 def port_errors() -> tuple[type[BaseException], ...]:
+    """What a port that vanished or failed raises. pyserial lets termios.error through from
+    tcdrain (a native-USB board re-enumerating while we flush the reset), and it is no OSError."""
     import serial
 
-    return (serial.SerialException, OSError)
+    try:
+        import termios
+    except ImportError:  # Windows: no termios, pyserial raises SerialException/OSError only
+        return (serial.SerialException, OSError)
+    return (serial.SerialException, OSError, termios.error)
 
 
 class RecordReader:
