@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import selftest
-from selftest import catalogue
+from authprobe import catalogue
 
 SELFTEST = Path(selftest.__file__).resolve().parent
 # The catalogue is the numbers; codes.py is the board's name table derived from it; vendor/ is not ours.
