@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from authprobe.cloud import open_cloud
@@ -23,7 +22,7 @@ from authprobe.errors import EXIT_OK, AuthprobeError, ConfigError
 from authprobe.output import write_output
 from authprobe.report import html as html_report
 from authprobe.report.html import page_events
-from authprobe.store import RunStore, default_path
+from authprobe.store import missing_local_store, open_store
 
 RUN_PLACEHOLDER = "{run_id}"
 
@@ -32,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="stored runs: full id, unique prefix, or latest")
     parser.add_argument("--html", required=True, metavar="FILE",
                         help="the page to write (- for stdout); put {run_id} in the name for one page per run")
-    parser.add_argument("--store", metavar="PATH", help="run store (default .authprobe/runs.sqlite or $AUTHPROBE_STORE)")
+    parser.add_argument("--store", metavar="PATH|URL", help="run store: a SQLite file or postgresql://user@host:port/db (default $AUTHPROBE_STORE or .authprobe/runs.sqlite)")
     parser.add_argument("--cloud", metavar="aws|local:DIR",
                         help="correlate with AWS (aws) or the stand-in's state directory (local:DIR) first; "
                              "without it the stored report is shown as is")
@@ -51,12 +50,12 @@ def load_reports(store_path: str | os.PathLike[str] | None, refs: list[str]) -> 
     """The stored reports for `refs`, and one problem line per reference that names no run (the
     others are still rendered)."""
 
-    path = Path(store_path) if store_path else default_path()
-    if not path.exists():
+    path = missing_local_store(store_path)
+    if path is not None:
         raise ConfigError(f"no run store at {path}: run `authprobe run` first, or pass --store PATH")
     reports: list[dict[str, Any]] = []
     problems: list[str] = []
-    with RunStore(path) as store:
+    with open_store(store_path) as store:
         for ref in dict.fromkeys(refs):
             try:
                 reports.append(store.get_report(store.resolve(ref)))

@@ -7,17 +7,18 @@ import json
 import sys
 
 from authprobe.report.render import render_report, render_runs
-from authprobe.store import RunStore
+from authprobe.store import open_store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", nargs="?", default="list", choices=("list", "show"),
                         help="list (default) or show one run")
     parser.add_argument("run_id", nargs="?", default="latest", help="run id, a unique prefix, or latest")
-    parser.add_argument("--store", metavar="PATH", help="run store (default .authprobe/runs.sqlite or $AUTHPROBE_STORE)")
+    parser.add_argument("--store", metavar="PATH|URL", help="run store: a SQLite file or postgresql://user@host:port/db (default $AUTHPROBE_STORE or .authprobe/runs.sqlite)")
     parser.add_argument("--limit", type=int, default=20, help="how many runs to list (default %(default)s)")
     parser.add_argument("--port", help="list: only runs on this port")
     parser.add_argument("--uid", help="list: only runs of the board with this machine.unique_id() (hex)")
+    parser.add_argument("--station", help="list: only runs of this station")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--raw", action="store_true", help="show: also print every raw line received")
 
@@ -28,13 +29,13 @@ def run(args: argparse.Namespace) -> int:
 
 
     console = Console()
-    with RunStore(args.store) as store:
+    with open_store(args.store) as store:
         if args.action == "list":
-            runs = store.list_runs(limit=args.limit, port=args.port, uid=args.uid)
+            runs = store.list_runs(limit=args.limit, port=args.port, uid=args.uid, station=args.station)
             if args.json:
                 sys.stdout.write(json.dumps(runs, indent=2) + "\n")
             elif not runs:
-                console.print(f"no runs in {store.path} yet; `authprobe run --port PORT` adds one")
+                console.print(f"no runs in {store.where} yet; `authprobe run --port PORT` adds one")
             else:
                 render_runs(runs, console)
             return 0
