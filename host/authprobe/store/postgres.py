@@ -77,7 +77,7 @@ def _reason(exc: BaseException) -> str:
     """libpq's words for why it failed, without the address it already names: `Connection refused`,
     `password authentication failed for user "x"`, `server closed the connection unexpectedly`."""
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    m = re.search(r'failed: (?:FATAL:\s+)?(.+)$', first)
+    m = re.match(r'.*failed: (?:FATAL:\s+)?(.+)$', first)
     return (m.group(1) if m else first).strip()
 
 
@@ -107,7 +107,7 @@ class PostgresRunStore:
         self.url = url
         self.where = redact_url(url)
         self.station = station or default_station()
-        self.spool_path = Path(spool) if spool is not None else None
+        self.spool_path = Path(spool).absolute() if spool is not None else None
         self._warn = on_warning or (lambda message: None)
         self._connect_timeout = connect_timeout
         self._local = threading.local()
