@@ -14,7 +14,7 @@ import pytest
 
 from authprobe.errors import AuthprobeError
 from authprobe.report.json_report import build_report
-from authprobe.store import SCHEMA_VERSION, RunStore, StoreError, open_store
+from authprobe.store import SCHEMA_VERSION, RunStore, StoreError, is_url, open_store, redact_url
 from authprobe.store.postgres import _MIGRATIONS as PG_MIGRATIONS
 from authprobe.store.sqlite import _SCHEMA as SQLITE_V1
 from selftest import record
@@ -189,3 +189,16 @@ def test_a_version_1_store_is_migrated_in_place(spec):
         assert s.get_report("old-1") == report
         s.begin_run(port="new")
     assert raw(spec, "SELECT value FROM meta WHERE key = 'schema'") == [(str(SCHEMA_VERSION),)]
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://line:s3cr%40t@db.lan:5432/runs?sslmode=require", "postgresql://line@db.lan:5432/runs?sslmode=require"),
+    ("postgres://line:pw@[::1]/runs", "postgres://line@[::1]/runs"),
+    ("postgresql://line@db.lan/runs", "postgresql://line@db.lan/runs"),
+])
+def test_a_store_url_is_shown_without_its_password(url, shown):
+    assert is_url(url) and redact_url(url) == shown
+
+
+def test_a_path_is_not_a_url():
+    assert not is_url("runs.sqlite") and not is_url("postgresql.sqlite") and not is_url(None)

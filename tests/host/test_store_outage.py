@@ -10,7 +10,7 @@ import pytest
 
 from authprobe import cli
 from authprobe.report.json_report import build_report
-from authprobe.store import RunStore, StoreUnavailable, open_store
+from authprobe.store import DEFAULT_PATH, RunStore, StoreUnavailable, default_path, open_store, redact_url
 from authprobe.store import postgres as pg_store
 from selftest import record
 from tests.fixtures.postgres import Relay, free_port
@@ -150,6 +150,35 @@ def test_a_run_still_being_collected_is_pushed_so_far_and_kept(postgres, pg_url,
         assert_whole(server, run_id)
     with RunStore(spool) as local:
         assert local.spool_pending() == []
+
+
+def test_a_station_started_while_the_server_was_away_creates_the_schema_when_it_is_back(postgres, pg_url, spool,
+                                                                                       monkeypatch):
+    relay = Relay(postgres.port)
+    relay.cut()
+    via_relay = postgres.url(pg_url.rsplit("/", 1)[1], port=relay.port)
+    monkeypatch.setattr(pg_store, "RETRY_OFFLINE_S", 0.0)
+    try:
+        with open_store(via_relay, station="st-9", spool=True) as store:
+            kept = store.begin_run(port="/dev/ttyUSB3")
+            finish(store, kept)
+            relay.restore()
+            run_id = store.begin_run(port="/dev/ttyUSB3")
+            write(store, run_id, RECORDS)
+            finish(store, run_id)
+        with open_store(pg_url) as server:
+            assert_whole(server, run_id)
+        with RunStore(spool) as local:
+            assert [r for r, _ in local.spool_pending()] == [kept]
+    finally:
+        relay.close()
+
+
+def test_the_environment_can_name_the_server(pg_url, spool, monkeypatch):
+    monkeypatch.setenv("AUTHPROBE_STORE", pg_url)
+    with open_store() as store:
+        assert isinstance(store, pg_store.PostgresRunStore) and store.where == redact_url(pg_url)
+    assert default_path() == DEFAULT_PATH   # the spool stays the SQLite default
 
 
 def test_sync_needs_a_postgresql_store(spool, capsys):

@@ -118,6 +118,7 @@ class PostgresRunStore:
         self._open: dict[str, _OpenRun] = {}
         self._spool: RunStore | None = None
         self._offline_until: float | None = None   # monotonic time of the next try while the server is away
+        self._migrated = False
         try:
             self._migrate()
         except StoreUnavailable as exc:
@@ -210,6 +211,9 @@ class PostgresRunStore:
         return int(row["value"]) if row else None
 
     def _migrate(self) -> None:
+        if self._migrated:
+            return
+
         def work(conn: Any) -> None:
             found = self._stored_version(conn)
             if found == SCHEMA_VERSION:
@@ -234,6 +238,7 @@ class PostgresRunStore:
 
         try:
             self._call(work)
+            self._migrated = True
         except psycopg.errors.InsufficientPrivilege as exc:
             raise StoreError(f"run store {self.where}: this user may not create authprobe's tables "
                              f"({_reason(exc)}); let it own the database, or create them once as its owner") from None
@@ -290,6 +295,7 @@ class PostgresRunStore:
             self._to_spool(chosen, run, StoreUnavailable(f"run store {self.where}: unreachable"))
         else:
             try:
+                self._migrate()   # a store opened while the server was away has not seen its schema yet
                 chosen = self._insert_run(begin, fixed=run_id is not None)
                 begin["run_id"] = chosen
                 self._back_online()
