@@ -18,14 +18,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Test peers pip cannot install (Mosquitto, openssl, Chromium): installed when this user may.
+# Test peers pip cannot install (Mosquitto, openssl, Chromium, PostgreSQL): installed when this user may.
 system-deps:
 	@scripts/install-system-deps
 
 test: setup system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-host: setup
+# The run store's tests (tests/host/test_store*) start a PostgreSQL server of their own.
+test-host: setup system-deps
 	$(BIN)/pytest -m host $(PYTEST_ARGS)
 
 test-device: setup system-deps

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
-# Shared fixtures that live beside their helpers (e.g. `devices`, the paho devices a test made).
-pytest_plugins = ["tests.fixtures.emulator"]
+# Shared fixtures that live beside their helpers (e.g. `devices`, the paho devices a test made;
+# `postgres`, a PostgreSQL server started once per session).
+pytest_plugins = ["tests.fixtures.emulator", "tests.fixtures.postgres"]
 TIERS = ("host", "device", "e2e", "hil")
 
 # Property-based tests (marked `fuzz`) run in every `make test` with a bounded, repeatable example

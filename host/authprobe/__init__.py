@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from authprobe.emulator import Emulator
     from authprobe.errors import AuthprobeError, CloudError, ConfigError
     from authprobe.report.diagnosis import CloudEvidence, diagnose
-    from authprobe.store import RunStore
+    from authprobe.store import RunStore, open_store
 
 # public name -> (module, attribute)
 _HOMES: dict[str, tuple[str, str]] = {
@@ -46,6 +46,7 @@ _HOMES: dict[str, tuple[str, str]] = {
     "RunResult": ("authprobe.board.collect", "RunResult"),
     "VirtualBoard": ("authprobe.board.virtual", "VirtualBoard"),
     "RunStore": ("authprobe.store", "RunStore"),
+    "open_store": ("authprobe.store", "open_store"),
     "Cloud": ("authprobe.cloud", "Cloud"),
     "open_cloud": ("authprobe.cloud", "open_cloud"),
     "DeviceSettings": ("authprobe.cloud.device_settings", "DeviceSettings"),
@@ -76,6 +77,7 @@ __all__ = [
     "RunResult",
     "VirtualBoard",
     "RunStore",
+    "open_store",
     "Cloud",
     "open_cloud",
     "DeviceSettings",

@@ -25,7 +25,7 @@ import pytest
 from authprobe.board import collect, flash
 from authprobe.board.virtual import VirtualBoard, micropython_path
 from authprobe.emulator import Emulator, load_config
-from authprobe.store import RunStore
+from authprobe.store import open_store
 
 HIL_ENV = "AUTHPROBE_HIL_PORTS"
 
@@ -99,7 +99,7 @@ def authprobe_virtual_board(authprobe_virtual_boards: Callable[..., Any]) -> Any
 
 @pytest.fixture
 def authprobe_store(tmp_path: Path) -> Iterator[Any]:
-    store = RunStore(tmp_path / "runs.sqlite")
+    store = open_store(tmp_path / "runs.sqlite")
     yield store
     store.close()
 

@@ -15,9 +15,11 @@ from authprobe.report.json_report import build_report
 
 
 def new_run_id(now: float | None = None) -> str:
-    """Sortable by time, unique across hosts: 20261126T091502Z-3f9a1c."""
+    """Sortable by time, unique across hosts: 20261126T091502Z-3f9a1c07. A line of stations starts many
+    runs each second: 32 random bits keep two of them apart (the PostgreSQL store also refuses a
+    second run under one id and draws again)."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
-    return f"{stamp}-{secrets.token_hex(3)}"
+    return f"{stamp}-{secrets.token_hex(4)}"
 
 
 def iso_utc(t: float) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterable
 from itertools import chain
@@ -21,14 +20,14 @@ from authprobe.cloud.correlate import iso_ms, read_log_file, read_reports
 from authprobe.cloud.logs_insights import Window
 from authprobe.cloud.pipeline import authorizer_function, diagnose_runs
 from authprobe.errors import EXIT_FAIL, AuthprobeError, ConfigError
-from authprobe.store import RunStore, default_path
+from authprobe.store import missing_local_store, open_store
 
 DEFAULT_STORE = ".authprobe/runs.sqlite"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="stored runs (default: every stored run)")
-    parser.add_argument("--store", help=f"run store (default $AUTHPROBE_STORE or {DEFAULT_STORE})")
+    parser.add_argument("--store", help=f"run store: a SQLite file or postgresql://user@host:port/db (default $AUTHPROBE_STORE or {DEFAULT_STORE})")
     parser.add_argument("--save", action="store_true",
                         help="write the correlated diagnosis back into each stored run's report")
     parser.add_argument("--report", action="append", default=[], metavar="FILE.json",
@@ -58,10 +57,10 @@ def load_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]
             reports = [r for r in reports if r.get("run_id") in wanted]
         return reports, problems, None
 
-    path = args.store or default_path()
-    if not os.path.exists(path):
+    path = missing_local_store(args.store)
+    if path is not None:
         raise ConfigError(f"no run store at {path}: run `authprobe run` first, or pass --store / --report")
-    store = RunStore(path)
+    store = open_store(args.store)
     reports, problems, store_ids = [], [], []
     try:
         ids = args.run_ids or [r["run_id"] for r in store.list_runs()]
@@ -158,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _save(args: argparse.Namespace, store_ids: list[str], results: list[Any], items: list[dict[str, Any]],
           source: str) -> int:
-    store = RunStore(args.store or default_path())
+    store = open_store(args.store)
     try:
         for run_id, r, item in zip(store_ids, results, items, strict=True):
             report = dict(r.report)

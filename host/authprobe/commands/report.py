@@ -1,7 +1,7 @@
 """`authprobe report RUN_ID [RUN_ID...] --html FILE`: one self-contained HTML page for stored runs --
 the device's steps and the cloud's events on one time axis, the verdict, the diagnosis with its
 evidence and fix. Several runs make one page for the batch; a FILE containing `{run_id}` gets one
-page per run instead.
+page per run instead. `--fleet [--since 24h]` makes the line's page instead (commands/report_fleet).
 
 With --cloud (AWS, or the stand-in's state directory) the runs are correlated first, exactly as
 `authprobe correlate` does: AWS IoT's V2 log records and the authorizer function's log lines in each
@@ -13,26 +13,27 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from authprobe.cloud import open_cloud
 from authprobe.cloud.device_settings import load_device_settings
 from authprobe.cloud.pipeline import authorizer_function, diagnose_with_cloud
+from authprobe.commands import report_fleet
 from authprobe.errors import EXIT_OK, AuthprobeError, ConfigError
 from authprobe.output import write_output
 from authprobe.report import html as html_report
 from authprobe.report.html import page_events
-from authprobe.store import RunStore, default_path
+from authprobe.store import missing_local_store, open_store
+from authprobe.store.fleet import GROUPS
 
 RUN_PLACEHOLDER = "{run_id}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_ids", nargs="+", metavar="RUN_ID", help="stored runs: full id, unique prefix, or latest")
+    parser.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="stored runs: full id, unique prefix, or latest")
     parser.add_argument("--html", required=True, metavar="FILE",
                         help="the page to write (- for stdout); put {run_id} in the name for one page per run")
-    parser.add_argument("--store", metavar="PATH", help="run store (default .authprobe/runs.sqlite or $AUTHPROBE_STORE)")
+    parser.add_argument("--store", metavar="PATH|URL", help="run store: a SQLite file or postgresql://user@host:port/db (default $AUTHPROBE_STORE or .authprobe/runs.sqlite)")
     parser.add_argument("--cloud", metavar="aws|local:DIR",
                         help="correlate with AWS (aws) or the stand-in's state directory (local:DIR) first; "
                              "without it the stored report is shown as is")
@@ -45,18 +46,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skew", type=float, default=120.0, metavar="SECONDS",
                         help="clock-skew margin around each run's window (default 120)")
     parser.add_argument("--title", help="page title (default: the run id, or the number of runs)")
+    parser.add_argument("--fleet", action="store_true",
+                        help="the line's page instead of runs: pass rate over time per station, root causes, "
+                             "slowest steps")
+    parser.add_argument("--since", metavar="AGE|DATE", help="--fleet: runs started in the last AGE (24h, 7d) or since "
+                                                           "a UTC date (default: every run)")
+    parser.add_argument("--by", choices=GROUPS, default="station", help="--fleet: the table's rows (default %(default)s)")
 
 
 def load_reports(store_path: str | os.PathLike[str] | None, refs: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
     """The stored reports for `refs`, and one problem line per reference that names no run (the
     others are still rendered)."""
 
-    path = Path(store_path) if store_path else default_path()
-    if not path.exists():
+    path = missing_local_store(store_path)
+    if path is not None:
         raise ConfigError(f"no run store at {path}: run `authprobe run` first, or pass --store PATH")
     reports: list[dict[str, Any]] = []
     problems: list[str] = []
-    with RunStore(path) as store:
+    with open_store(store_path) as store:
         for ref in dict.fromkeys(refs):
             try:
                 reports.append(store.get_report(store.resolve(ref)))
@@ -87,6 +94,10 @@ def _title(reports: list[dict[str, Any]], title: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.fleet:
+        return report_fleet.run(args)
+    if not args.run_ids:
+        raise ConfigError("name the runs to report (RUN_ID..., or latest), or pass --fleet for the line's page")
     reports, problems = load_reports(args.store, args.run_ids)
     for p in problems:
         print(f"authprobe: {p}", file=sys.stderr)

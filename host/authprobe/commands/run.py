@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from authprobe.board import collect
 from authprobe.board import definitions as boards
 from authprobe.board.collect import DEFAULT_TIMEOUT, RESET_METHODS
 from authprobe.output import write_output
 from authprobe.report.render import junit_xml, record_line, render_report, render_tray
-from authprobe.store import RunStore
+from authprobe.store import open_store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(Ctrl-D), rts (EN pin via the bridge's RTS line), none (just listen)")
     parser.add_argument("--json", metavar="FILE", help="write the JSON report (a list for several boards; - for stdout)")
     parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML file (one test case per step)")
-    parser.add_argument("--store", metavar="PATH", help="run store (default .authprobe/runs.sqlite or $AUTHPROBE_STORE)")
+    parser.add_argument("--store", metavar="PATH|URL", help="run store: a SQLite file or postgresql://user@host:port/db (default $AUTHPROBE_STORE or .authprobe/runs.sqlite)")
+    parser.add_argument("--station", metavar="NAME", help="the station every run records (default: this host's name)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no live records, only the final tables")
 
 
@@ -45,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
     ports = boards.choose_ports(args.port, every_match=args.all)
     per_port = boards.port_settings(ports, args.board, args.reset)
     console = Console(stderr=args.json == "-")
-    store = RunStore(args.store)
+    # A PostgreSQL store out of reach does not stop the line: runs go to the SQLite default, and say so.
+    store = open_store(args.store, station=args.station, spool=True,
+                       on_warning=lambda message: print(f"authprobe: {message}", file=sys.stderr))
     many = len(ports) > 1
 
     def on_line(port: str, line) -> None:

@@ -32,7 +32,7 @@ from authprobe.output import write_output
 from authprobe.report import html as html_report
 from authprobe.report.html import page_events
 from authprobe.report.render import report_renderable
-from authprobe.store import RunStore
+from authprobe.store import open_store
 
 STANDIN_CONFIG = EXAMPLES / "emulator.toml"
 CLIENT_IDS = ("demo-sensor-0042", "demo-sensor-0043")
@@ -61,7 +61,7 @@ class Demo:
     def __init__(self, workdir: Path, console: Console):
         self.workdir = workdir
         self.console = console
-        self.store = RunStore(workdir / "runs.sqlite")
+        self.store = open_store(workdir / "runs.sqlite")
         self.standin: StandIn | None = None
         self.board: VirtualBoardRunner | None = None
         self.pages: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []  # (report, events) for --html

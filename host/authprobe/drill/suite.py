@@ -29,7 +29,7 @@ from authprobe.drill.cases import Case
 from authprobe.drill.runner import Outcome, VirtualBoardRunner, run_case
 from authprobe.drill.standin import DRILL_EXAMPLES, StandIn
 from authprobe.errors import AuthprobeError
-from authprobe.store import RunStore
+from authprobe.store import open_store
 
 SCHEMA = "authprobe.drill/1"
 STANDIN_CONFIG = DRILL_EXAMPLES / "standin.toml"
@@ -116,7 +116,7 @@ class Drill:
 
     def __init__(self, workdir: Path, *, store_path: Path | None = None):
         self.workdir = workdir
-        self.store = RunStore(store_path or workdir / "runs.sqlite")
+        self.store = open_store(store_path or workdir / "runs.sqlite")
         self.standins: dict[str, StandIn] = {}
         self.boards: dict[str, VirtualBoardRunner] = {}
         self.closed = False

@@ -17,12 +17,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from authprobe.board.run_log import iso_utc, new_run_id, report_from_lines
+from authprobe.board.run_log import new_run_id, report_from_lines
 from authprobe.errors import AuthprobeError
+from authprobe.store.base import (
+    SCHEMA_VERSION,
+    default_station,
+    fleet_columns,
+    is_url,
+    newer_schema,
+    run_dict,
+    step_rows,
+)
 
 ENV = "AUTHPROBE_STORE"
 DEFAULT_PATH = Path(".authprobe") / "runs.sqlite"
-SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -52,9 +60,31 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE INDEX IF NOT EXISTS runs_started ON runs (started);
 """
 
+# Schema version -> the statements that bring the previous version to it (_SCHEMA is version 1).
+_MIGRATIONS: dict[int, list[str]] = {
+    2: ["ALTER TABLE runs ADD COLUMN station TEXT",
+        "ALTER TABLE runs ADD COLUMN root_cause TEXT",      # the leading root cause of a run that did not pass
+        "ALTER TABLE runs ADD COLUMN firmware TEXT",
+        "CREATE TABLE IF NOT EXISTS steps (run_id TEXT NOT NULL, seq INTEGER NOT NULL, step TEXT, name TEXT, "
+        "status TEXT, ms INTEGER, PRIMARY KEY (run_id, seq))",
+        # Runs written here because their PostgreSQL store could not be reached; `runs sync` pushes them.
+        "CREATE TABLE IF NOT EXISTS spool (run_id TEXT PRIMARY KEY, target TEXT NOT NULL, since REAL NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS runs_station_started ON runs (station, started)"],
+}
+
 
 def default_path() -> Path:
-    return Path(os.environ.get(ENV) or DEFAULT_PATH)
+    """The SQLite store: $AUTHPROBE_STORE when it names a file, else .authprobe/runs.sqlite (also
+    where runs bound for an unreachable PostgreSQL store are spooled)."""
+    env = os.environ.get(ENV)
+    return Path(env) if env and not is_url(env) else DEFAULT_PATH
+
+
+def _stored_version(db: sqlite3.Connection) -> int | None:
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is None:
+        return None
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    return int(row[0]) if row else None
 
 
 class RunStore:
@@ -64,10 +94,13 @@ class RunStore:
 
     Args:
         path: the SQLite file (made, with its folder, when missing).
+        station: what runs begun here record as their station (default: this host's name).
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None):
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, station: str | None = None):
         self.path = Path(path) if path is not None else default_path()
+        self.where = str(self.path)
+        self.station = station or default_station()
         self._local = threading.local()
         self._lock = threading.Lock()
         self._line_seq: dict[str, int] = {}
@@ -76,11 +109,38 @@ class RunStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = self._db()
+            found = _stored_version(db)
+            if found is not None and found > SCHEMA_VERSION:
+                raise newer_schema(self.where, found)   # before any write: a newer schema is never touched
             db.executescript(_SCHEMA)
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', '1')")
+            if found != SCHEMA_VERSION:
+                self._migrate()
         except (OSError, sqlite3.DatabaseError) as exc:
             raise AuthprobeError(f"run store {self.path}: cannot open it ({exc}); pass --store PATH "
                                  f"or set {ENV} to a writable file") from None
+
+    def _migrate(self) -> None:
+        with self._tx() as db:   # BEGIN IMMEDIATE: one process migrates, the others find it done
+            found = _stored_version(db) or 1
+            for version in range(found + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[version]:
+                    db.execute(statement)
+                if version == 2:
+                    self._fill_fleet_columns(db)
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+
+    def _fill_fleet_columns(self, db: sqlite3.Connection) -> None:
+        for row in db.execute("SELECT run_id, report FROM runs WHERE report IS NOT NULL").fetchall():
+            self._write_fleet_columns(db, row["run_id"], json.loads(row["report"]))
+
+    def _write_fleet_columns(self, db: sqlite3.Connection, run_id: str, report: dict[str, Any]) -> None:
+        cols = fleet_columns(report)
+        db.execute("UPDATE runs SET root_cause = ?, firmware = ? WHERE run_id = ?",
+                   (cols["root_cause"], cols["firmware"], run_id))
+        db.execute("DELETE FROM steps WHERE run_id = ?", (run_id,))
+        db.executemany("INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?)",
+                       [(run_id, *row) for row in step_rows(report)])
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -126,13 +186,13 @@ class RunStore:
     # -- writing (the collector) -----------------------------------------------------------------------
 
     def begin_run(self, *, port: str | None, board: str | None = None, identity: dict[str, Any] | None = None,
-                  run_id: str | None = None, started: float | None = None) -> str:
+                  run_id: str | None = None, started: float | None = None, station: str | None = None) -> str:
         run_id = run_id or new_run_id(started)
         with self._tx() as db:
-            db.execute("INSERT INTO runs (run_id, started, port, board, identity, status) "
-                       "VALUES (?, ?, ?, ?, ?, 'collecting')",
+            db.execute("INSERT INTO runs (run_id, started, port, board, identity, status, station) "
+                       "VALUES (?, ?, ?, ?, ?, 'collecting', ?)",
                        (run_id, time.time() if started is None else started, port, board,
-                        json.dumps(identity or {})))
+                        json.dumps(identity or {}), station or self.station))
         self._line_seq[run_id] = 0
         self._record_seq[run_id] = 0
         return run_id
@@ -162,38 +222,24 @@ class RunStore:
                        "WHERE run_id = ?",
                        (time.time() if ended is None else ended, status, reason, report.get("verdict"),
                         json.dumps(report), run_id))
+            self._write_fleet_columns(db, run_id, report)
 
     def save_report(self, run_id: str, report: dict[str, Any]) -> None:
         """Replace a run's report (e.g. after correlation added cloud evidence to its diagnosis)."""
         with self._tx() as db:
             db.execute("UPDATE runs SET report = ?, verdict = ? WHERE run_id = ?",
                        (json.dumps(report), report.get("verdict"), run_id))
+            self._write_fleet_columns(db, run_id, report)
 
     # -- reading -----------------------------------------------------------------------------------------
 
     def _row(self, row: sqlite3.Row) -> dict[str, Any]:
-        return {
-            "run_id": row["run_id"],
-            "started": iso_utc(row["started"]),
-            "ended": iso_utc(row["ended"]) if row["ended"] is not None else None,
-            "started_epoch": row["started"],
-            "ended_epoch": row["ended"],
-            "duration_s": round(row["ended"] - row["started"], 3) if row["ended"] else None,
-            "port": row["port"],
-            "board": row["board"],
-            "identity": json.loads(row["identity"] or "{}"),
-            "device_run": row["device_run"],
-            "uid": row["uid"],
-            "client_id": row["client_id"],
-            "status": row["status"],
-            "reason": row["reason"],
-            "verdict": row["verdict"] or ("incomplete" if row["status"] != "complete" else None),
-        }
+        return run_dict(row, json.loads(row["identity"] or "{}"))
 
     def list_runs(self, *, limit: int | None = None, since: float | None = None,
-                  port: str | None = None, uid: str | None = None) -> list[dict[str, Any]]:
-        """Runs, newest first, as dicts (run_id, started/ended ISO-8601 UTC, port, board, identity,
-        device_run, uid, client_id, status, reason, verdict)."""
+                  port: str | None = None, uid: str | None = None, station: str | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first, as dicts (run_id, station, started/ended ISO-8601 UTC, port, board,
+        identity, device_run, uid, client_id, status, reason, verdict, root_cause, firmware)."""
         sql = "SELECT * FROM runs WHERE 1=1"
         args: list[Any] = []
         if since is not None:
@@ -205,6 +251,9 @@ class RunStore:
         if uid is not None:
             sql += " AND uid = ?"
             args.append(uid)
+        if station is not None:
+            sql += " AND station = ?"
+            args.append(station)
         sql += " ORDER BY started DESC, rowid DESC"
         if limit is not None:
             sql += " LIMIT ?"
@@ -260,3 +309,49 @@ class RunStore:
         if row["report"]:
             return json.loads(row["report"])
         return report_from_lines(run_id, self.get_lines(run_id), run=self._row(row))
+
+    # -- the fleet view ----------------------------------------------------------------------------------
+
+    def fleet_runs(self, since: float | None = None) -> list[dict[str, Any]]:
+        """run_id, station, started, ended, board, uid, status, verdict, root_cause, firmware of every
+        run started since then (epoch seconds)."""
+        rows = self._db().execute("SELECT run_id, station, started, ended, board, uid, status, verdict, root_cause, "
+                                  "firmware FROM runs WHERE started >= ? ORDER BY started",
+                                  (since if since is not None else float("-inf"),))
+        return [dict(r) for r in rows]
+
+    def fleet_steps(self, since: float | None = None) -> list[tuple[str, str | None, str | None, int | None]]:
+        """(run_id, step, status, elapsed ms) of every step of the runs started since then."""
+        rows = self._db().execute("SELECT s.run_id, s.step, s.status, s.ms FROM steps s JOIN runs r "
+                                  "ON r.run_id = s.run_id WHERE r.started >= ?",
+                                  (since if since is not None else float("-inf"),))
+        return [tuple(r) for r in rows]
+
+    # -- the spool: runs kept here for a PostgreSQL store that could not be reached --------------------
+
+    def spool_add(self, run_id: str, target: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO spool VALUES (?, ?, ?)", (run_id, target, time.time()))
+
+    def spool_pending(self) -> list[tuple[str, str]]:
+        """(run id, the store it was bound for) of every spooled run not yet pushed, oldest first."""
+        return [(r["run_id"], r["target"]) for r in
+                self._db().execute("SELECT run_id, target FROM spool ORDER BY since, run_id")]
+
+    def spool_done(self, run_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM spool WHERE run_id = ?", (run_id,))
+
+    def export_run(self, run_id: str) -> dict[str, Any]:
+        """Everything stored of one run, as rows, for pushing it to another store."""
+        db = self._db()
+        row = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise AuthprobeError(f"no run {run_id!r} in {self.path}; `authprobe runs` lists them")
+        return {
+            "run": {k: row[k] for k in row.keys()},
+            "lines": [tuple(r) for r in db.execute("SELECT seq, t, kind, reason, raw FROM lines WHERE run_id = ? "
+                                                   "ORDER BY seq", (run_id,))],
+            "records": [tuple(r) for r in db.execute("SELECT seq, t, line_seq, kind, record FROM records "
+                                                     "WHERE run_id = ? ORDER BY seq", (run_id,))],
+        }
