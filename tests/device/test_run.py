@@ -92,9 +92,9 @@ def test_board_vanishing_mid_run_keeps_every_record(authprobe_virtual_boards, au
     assert [r["k"] for r in authprobe_store.get_records(result.run_id)] == ["begin", "step"]
 
 
-def test_unopenable_port_is_a_tool_error():
+def test_unopenable_port_is_a_usage_error():
     result = run(["/dev/does-not-exist-authprobe"], timeout=1)[0]
-    assert result.status == "error" and result.exit_code == 4 and "cannot open" in result.error
+    assert result.status == "error" and result.exit_code == 2 and "no such port" in result.error
 
 
 def test_parallel_boards_and_combined_exit_code(authprobe_virtual_boards):

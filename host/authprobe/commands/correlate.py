@@ -20,6 +20,7 @@ from authprobe.cloud.base import LogEvent
 from authprobe.cloud.correlate import iso_ms, read_log_file, read_reports
 from authprobe.cloud.logs_insights import Window
 from authprobe.cloud.pipeline import authorizer_function, diagnose_runs
+from authprobe.commands.options import count, margin_seconds
 from authprobe.errors import EXIT_FAIL, AuthprobeError, ConfigError
 from authprobe.store import RunStore, default_path
 
@@ -41,9 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--authorizer", help="read this authorizer's function logs (default: the account default)")
     parser.add_argument("--function", help="the authorizer function's name (skips DescribeAuthorizer)")
     parser.add_argument("--checks", metavar="FILE.json", help="cloud-check --json output to use as evidence too")
-    parser.add_argument("--skew", type=float, default=120.0, metavar="SECONDS",
+    parser.add_argument("--skew", type=margin_seconds, default=120.0, metavar="SECONDS",
                         help="clock-skew margin around each run's window (default 120)")
-    parser.add_argument("--max-concurrent", type=int, default=10, help="Logs Insights queries at once (default 10)")
+    parser.add_argument("--max-concurrent", type=count, default=10, help="Logs Insights queries at once (default 10)")
     parser.add_argument("--events", action="store_true", help="include the matched log events in --json output")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
 

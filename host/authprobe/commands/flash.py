@@ -1,7 +1,9 @@
 """`authprobe flash`: deploy the self-test (and optionally a firmware image) to one board or many.
 
 An unchanged board costs one round trip and nothing is sent; one board failing never stops the
-others. Exit code: 0 when every board holds the self-test, 4 when any failed, 2 for a bad config."""
+others. Exit code (the worst board decides): 0 when every board holds the self-test, 2 for a bad config
+or a port that does not open, 3 when a board did not take the deploy (no REPL answered within
+--timeout, lost mid-deploy, flash full), 4 only for a bug in authprobe."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import argparse
 
 from authprobe import device_config
 from authprobe.board.definitions import choose_ports
-from authprobe.board.flash import flash
+from authprobe.board.flash import REPL_TIMEOUT, flash
+from authprobe.commands.options import seconds
 from authprobe.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE
 
 
@@ -25,10 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "offset, .uf2 to the bootloader drive)")
     parser.add_argument("--source", action="store_true", help="deploy .py sources instead of mpy-cross bytecode")
     parser.add_argument("--drive", metavar="DIR", help="CircuitPython: the CIRCUITPY drive (default: found by name)")
+    parser.add_argument("--timeout", type=seconds, default=REPL_TIMEOUT, metavar="SECONDS",
+                        help="how long one exchange with a board's REPL may take before the board counts as not "
+                             "answering (default %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 
@@ -45,11 +52,14 @@ def run(args: argparse.Namespace) -> int:
             bars.update(tasks[port], completed=done, total=total or 1)
 
         results = flash(ports, cfg, board=args.board, firmware=args.firmware, source=args.source,
-                        drive=args.drive, progress=progress)
+                        drive=args.drive, progress=progress, timeout=args.timeout)
     out = Console()
     for r in results:
         if r.status == "error":
-            out.print(f"[bold red]{r.port}: failed[/bold red] {r.error}", soft_wrap=True)
+            # Library messages often lead with the port already; say it once.
+            message = (r.error or "").removeprefix(f"{r.port}: ")
+            out.print(f"[bold red]{escape(r.port)}: failed:[/bold red] {escape(message)}", soft_wrap=True,
+                      highlight=False)
             continue
         what = (f"{len(r.sent)} files, {r.bytes_sent} bytes sent" if r.status == "deployed"
                 else "unchanged, nothing sent")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from authprobe.board.collect import open_port, trigger_reset
+from authprobe.board.collect import open_port, port_problem, trigger_reset
 from authprobe.board.serial_reader import RecordReader, port_errors
+from authprobe.commands.options import seconds
 from authprobe.errors import EXIT_INCOMPLETE, AuthprobeError
 from authprobe.report.render import record_line
 
@@ -14,7 +15,7 @@ from authprobe.report.render import record_line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", "-p", required=True, help="serial port or pyserial URL")
     parser.add_argument("--raw", action="store_true", help="also show noise lines (boot log, REPL echo)")
-    parser.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--timeout", type=seconds, default=None, help="stop after this many seconds")
     parser.add_argument("--until-end", action="store_true", help="stop after the first end record")
     parser.add_argument("--reset", action="store_true",
                         help="reset the board first, from the REPL (machine.reset() or microcontroller.reset())")
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         ser = open_port(args.port)
     except port_errors() as exc:
-        raise AuthprobeError(f"cannot open {args.port}: {exc}; `authprobe boards` lists ports") from None
+        raise AuthprobeError(f"cannot open {args.port}: {port_problem(args.port, exc)}") from None
     counts = {"record": 0, "damaged": 0, "noise": 0, "boot": 0}
     try:
         if args.reset:

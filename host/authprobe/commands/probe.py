@@ -12,6 +12,7 @@ from typing import Any
 
 from authprobe import device_config
 from authprobe.board.host_probe import PROBE_RUNTIMES, probe
+from authprobe.commands.options import check_output_paths, seconds
 from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK
 from authprobe.output import write_output
 
@@ -21,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime", choices=PROBE_RUNTIMES, default="cpython",
                         help="cpython (sends ALPN) or micropython (the real unix port; no ALPN)")
     parser.add_argument("--json", metavar="PATH", help="write the JSON report (authprobe.report/1) here")
-    parser.add_argument("--timeout", type=float, default=120.0,
+    parser.add_argument("--timeout", type=seconds, default=120.0,
                         help="seconds before a MicroPython run counts as incomplete (default 120)")
     parser.add_argument("--heapsize", metavar="SIZE", help="MicroPython heap, e.g. 32k (default: the port's)")
     parser.add_argument("--quiet", action="store_true", help="no table, only the verdict line")
@@ -80,6 +81,7 @@ def exit_code(report: dict[str, Any]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_paths(json=args.json)
     cfg = device_config.load(args.config)
     for code, _, field, msg in device_config.warnings(cfg):
         print(f"authprobe: warning [{code}] {field}: {msg}", file=sys.stderr)

@@ -19,6 +19,7 @@ from typing import Any
 from authprobe.cloud import open_cloud
 from authprobe.cloud.device_settings import load_device_settings
 from authprobe.cloud.pipeline import authorizer_function, diagnose_with_cloud
+from authprobe.commands.options import check_output_paths, margin_seconds
 from authprobe.errors import EXIT_OK, AuthprobeError, ConfigError
 from authprobe.output import write_output
 from authprobe.report import html as html_report
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--function", help="the authorizer function's name (skips DescribeAuthorizer)")
     parser.add_argument("--config", metavar="DEVICE_TOML",
                         help="also run the cloud checks of this device's settings (as cloud-check) as evidence")
-    parser.add_argument("--skew", type=float, default=120.0, metavar="SECONDS",
+    parser.add_argument("--skew", type=margin_seconds, default=120.0, metavar="SECONDS",
                         help="clock-skew margin around each run's window (default 120)")
     parser.add_argument("--title", help="page title (default: the run id, or the number of runs)")
 
@@ -87,6 +88,7 @@ def _title(reports: list[dict[str, Any]], title: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_paths(html=args.html.replace(RUN_PLACEHOLDER, "run"))
     reports, problems = load_reports(args.store, args.run_ids)
     for p in problems:
         print(f"authprobe: {p}", file=sys.stderr)

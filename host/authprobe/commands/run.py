@@ -10,6 +10,7 @@ import json
 from authprobe.board import collect
 from authprobe.board import definitions as boards
 from authprobe.board.collect import DEFAULT_TIMEOUT, RESET_METHODS
+from authprobe.commands.options import check_output_paths, seconds
 from authprobe.output import write_output
 from authprobe.report.render import junit_xml, record_line, render_report, render_tray
 from authprobe.store import RunStore
@@ -20,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="serial port or pyserial URL (repeatable): /dev/ttyUSB0, /dev/pts/3, socket://host:port")
     parser.add_argument("--all", action="store_true", help="every connected port that matches a board definition")
     parser.add_argument("--board", help="board definition name (default: matched from the USB id)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per run (default %(default)s)")
+    parser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, help="seconds per run (default %(default)s)")
     parser.add_argument("--reset", choices=RESET_METHODS, default=None,
                         help="how to restart the board: repl (machine.reset() from the REPL, default), soft "
                              "(Ctrl-D), rts (EN pin via the bridge's RTS line), none (just listen)")
@@ -42,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
 
+    # Before any board is reset: a report that cannot be written later would cost the run.
+    check_output_paths(json=args.json, junit=args.junit)
     ports = boards.choose_ports(args.port, every_match=args.all)
     per_port = boards.port_settings(ports, args.board, args.reset)
     console = Console(stderr=args.json == "-")

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from authprobe.commands.options import count
 from authprobe.report.render import render_report, render_runs
 from authprobe.store import RunStore
 
@@ -15,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="list (default) or show one run")
     parser.add_argument("run_id", nargs="?", default="latest", help="run id, a unique prefix, or latest")
     parser.add_argument("--store", metavar="PATH", help="run store (default .authprobe/runs.sqlite or $AUTHPROBE_STORE)")
-    parser.add_argument("--limit", type=int, default=20, help="how many runs to list (default %(default)s)")
+    parser.add_argument("--limit", type=count, default=20, help="how many runs to list (default %(default)s)")
     parser.add_argument("--port", help="list: only runs on this port")
     parser.add_argument("--uid", help="list: only runs of the board with this machine.unique_id() (hex)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
