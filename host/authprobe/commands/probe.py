@@ -7,13 +7,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tomllib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from authprobe import device_config
 from authprobe.board.host_probe import PROBE_RUNTIMES, probe
 from authprobe.commands.options import check_output_paths, seconds
-from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK
+from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, ConfigError
 from authprobe.output import write_output
 
 
@@ -80,11 +82,31 @@ def exit_code(report: dict[str, Any]) -> int:
     return {"pass": EXIT_OK, "fail": EXIT_FAIL}.get(report["verdict"], EXIT_INCOMPLETE)
 
 
-def run(args: argparse.Namespace) -> int:
-    check_output_paths(json=args.json)
-    cfg = device_config.load(args.config)
+def load_as_the_board_would(path: str) -> dict[str, Any]:
+    """The config the self-test gets. A config the lint rejects is still handed over, as a board
+    would get it, so the report fails at its config step with the codes and root causes a board
+    reports; a file that is missing or no TOML at all stays a usage error (exit 2, no report)."""
+    try:
+        cfg = device_config.load(path)
+    except ConfigError as exc:
+        try:
+            with open(path, "rb") as f:
+                cfg = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError):
+            raise exc from None
+        print(f"authprobe: {exc}", file=sys.stderr)
+        ca = cfg.get("endpoint", {}).get("ca") if isinstance(cfg.get("endpoint"), dict) else None
+        if isinstance(ca, str) and ca and not Path(ca).expanduser().is_absolute():
+            cfg["endpoint"]["ca"] = str(Path(path).parent / ca)  # relative to the config, as load() does
+        return cfg
     for code, _, field, msg in device_config.warnings(cfg):
         print(f"authprobe: warning [{code}] {field}: {msg}", file=sys.stderr)
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    check_output_paths(json=args.json)
+    cfg = load_as_the_board_would(args.config)
     # On a terminal each step shows as it arrives (a run may wait out several timeouts).
     live = _progress if sys.stderr.isatty() and not args.quiet else None
     report = probe(cfg, args.runtime, timeout=args.timeout, heapsize=args.heapsize, on_record=live)
