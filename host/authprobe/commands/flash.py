@@ -42,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     ports = choose_ports(args.port, every_match=args.all)
     cfg = device_config.load(args.config) if args.config else None
     console = Console(stderr=True)
+    for code, _, field, msg in device_config.warnings(cfg) if cfg is not None else []:
+        # What the board's config step will report as a warning (a typo'd key): say it before deploying.
+        console.print(f"authprobe: warning [{code}] {field}: {msg}", soft_wrap=True, highlight=False, markup=False)
     if cfg is None:
         console.print("[yellow]no --config: deploying the self-test only; the board keeps the config it has[/yellow]")
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
