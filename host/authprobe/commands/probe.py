@@ -17,6 +17,8 @@ from authprobe.board.host_probe import PROBE_RUNTIMES, probe
 from authprobe.commands.options import check_output_paths, seconds
 from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, ConfigError
 from authprobe.output import write_output
+from authprobe.report.render import step_details
+from authprobe.report.terminal import Col, fitted_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,43 +35,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
 
-def _detail_text(details: dict[str, Any]) -> str:
-    parts = []
-    for k, v in details.items():
-        if k == "problems":
-            continue
-        if isinstance(v, dict) and "sha256" in v:
-            v = f"{v['len']}B/{v['sha256'][:8]}"
-        parts.append(f"{k}={v}")
-    return ", ".join(parts)
+# Codes with their names are what the reference is searched by: never cut. A config step's
+# problems lead its details, failing ones first (report.render.step_details).
+COLUMNS = (Col("#", justify="right", drop=2), Col("step", identifier=True), Col("status", identifier=True),
+           Col("code", identifier=True), Col("ms", justify="right", drop=1), Col("details"))
 
 
 def render(report: dict[str, Any], stream: Iterable[Any] | None = None) -> None:
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+    from rich.text import Text
 
     console = Console(file=sys.stdout)
     dev = report.get("device") or {}
-    table = Table(title=f"authprobe probe - {dev.get('runtime', '?')} {dev.get('runtime_version', '')} "
-                  f"- run {report.get('run_id')}", show_lines=False)
-    for col in ("#", "step", "status", "code", "ms", "details"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for st in report["steps"]:
         status = st["status"]
-        table.add_row(str(st["seq"]), st["step"], f"[{_STYLE.get(status, '')}]{status}[/]",
-                      f"{st['code']} {st['name']}", str(st.get("elapsed_ms") or 0), escape(_detail_text(st["details"])))
-    console.print(table)
-    for st in report["steps"]:
-        for p in st["details"].get("problems", []):
-            console.print(f"  [{_STYLE.get(p['status'], '')}]{p['status']}[/] {p['code']} {p['field']}: "
-                          f"{escape(p['msg'])}", highlight=False)
+        rows.append([str(st["seq"]), st["step"], Text(status, style=_STYLE.get(status, "")),
+                     f"{st['code']} {st['name']}", str(st.get("elapsed_ms") or 0), step_details(st.get("details") or {})])
+    console.print(fitted_table(COLUMNS, rows, title=f"authprobe probe - {dev.get('runtime', '?')} "
+                               f"{dev.get('runtime_version', '')} - run {report.get('run_id')}"))
+
+    def say(line: Text) -> None:
+        console.print(line, highlight=False, soft_wrap=True)
+
     for d in report.get("diagnosis", []):
-        console.print(f"[bold]{d['root_cause']}[/] ({d['confidence']:.0%}): {escape(d['title'])}", highlight=False)
-        console.print(f"  fix: {escape(d['remediation'])}", highlight=False)
+        say(Text(d["root_cause"], style="bold") + Text(f" ({d['confidence']:.0%}): {d['title']}"))
+        say(Text(f"  fix: {d['remediation']}"))
     counts = report["counts"]
-    console.print(f"verdict: [{_STYLE.get(report['verdict'], 'bold red')}]{report['verdict']}[/]  "
-                  f"pass {counts['pass']} warn {counts['warn']} fail {counts['fail']} skip {counts['skip']}")
+    say(Text("verdict: ") + Text(report["verdict"], style=_STYLE.get(report["verdict"], "bold red")) +
+        Text(f"  pass {counts['pass']} warn {counts['warn']} fail {counts['fail']} skip {counts['skip']}"))
 
 
 def _progress(rec: dict[str, Any]) -> None:

@@ -34,7 +34,7 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def _details(details: dict[str, Any], width: int = 70, sep: str = "\n") -> str:
+def step_details(details: dict[str, Any], width: int = 70, sep: str = "\n") -> str:
     """A step's details as text: the problems first and in full (they are why the step failed),
     then `key=value` for the rest, cut at `width` characters."""
     parts = [f"{key}={_value(value)}" for key, value in details.items() if key != "problems"]
@@ -69,7 +69,7 @@ def report_renderable(report: dict[str, Any]) -> Group:
         status = st.get("status", "")
         rows.append([str(st.get("seq") or ""), st.get("step", ""), Text(status, style=STATUS_STYLE.get(status, "")),
                      str(st.get("code", "")), st.get("name", ""),
-                     "" if st.get("elapsed_ms") is None else str(st["elapsed_ms"]), _details(st.get("details") or {})])
+                     "" if st.get("elapsed_ms") is None else str(st["elapsed_ms"]), step_details(st.get("details") or {})])
     # Left-out columns (the sequence number, the step's milliseconds) are in the JSON report.
     steps = fitted_table(STEP_COLUMNS, rows, note_dropped=False, show_edge=False, pad_edge=False, expand=False)
     parts: list[Any] = [head, line2, steps]
@@ -149,7 +149,7 @@ def record_line(rec: dict[str, Any]) -> Text:
         text.append(f"{rec.get('seq', ''):>3} {rec.get('step', ''):<10} ")
         text.append(f"{status:<5}", style=STATUS_STYLE.get(status, ""))
         text.append(f" {rec.get('code', '')} {rec.get('name', '')} {rec.get('ms', '')}ms ")
-        text.append(_details(rec.get("d") or {}, 100, sep="; "), style="dim")
+        text.append(step_details(rec.get("d") or {}, 100, sep="; "), style="dim")
     elif kind == "end":
         verdict = rec.get("verdict", "")
         text.append("end ", style="bold")
@@ -183,7 +183,7 @@ def junit_xml(results: list[Any]) -> str:
                 failures += 1
                 causes = ", ".join(st.get("root_causes") or [])
                 node = ET.SubElement(case, "failure", message=f"{st.get('name')} ({st.get('code')})", type=str(st.get("code")))
-                node.text = f"root causes: {causes}\ndetails: {_details(st.get('details') or {}, 400)}"
+                node.text = f"root causes: {causes}\ndetails: {step_details(st.get('details') or {}, 400)}"
             elif status == "skip":
                 skipped += 1
                 ET.SubElement(case, "skipped", message=st.get("name") or "")
