@@ -326,4 +326,5 @@ def test_a_port_held_by_another_tool_is_an_error(authprobe_virtual_boards):
         result = collect(board.port, timeout=5)
     finally:
         holder.close()
-    assert result.status == "error" and "exclusively lock" in result.error
+    assert result.status == "error" and "exclusively lock" in result.error and "another program" in result.error
+    assert result.exit_code == 2  # the user's to fix (close the other tool), never an authprobe bug

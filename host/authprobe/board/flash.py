@@ -524,6 +524,10 @@ def flash_port(port: str, config: str | os.PathLike[str] | dict[str, Any] | None
     """Deploy to one board. Raises AuthprobeError/ConfigError; flash() turns those into results."""
 
     t0 = time.monotonic()
+    if drive and not Path(drive).is_dir():
+        # Never make the folder: a mistyped --drive would fill a new folder, not the board.
+        raise ConfigError(f"--drive {drive}: no such folder; mount the board's CIRCUITPY drive (or leave --drive out "
+                          f"to find it by name)")
     b = _board_for(port, board)
     runtime = b.runtime if b else "micropython"
     mpy = b.mpy_version if b else "6.3"

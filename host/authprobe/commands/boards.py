@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import TYPE_CHECKING
 
 from authprobe.board import definitions as boards
+from authprobe.errors import ConfigError
 from authprobe.output import printable
 from authprobe.report.terminal import Col, fitted_table
 
@@ -60,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
         render_definitions(registry, console)
         return 0
 
+    for port in args.port:
+        if "://" not in port and not os.path.exists(port):
+            raise ConfigError(f"--port {port}: no such port; `authprobe boards` alone lists the connected ones")
     ports = boards.connected(registry)
     known = {p.device for p in ports}
     ports += [boards.identify(p, registry) for p in args.port if p not in known]

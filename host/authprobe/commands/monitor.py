@@ -9,6 +9,7 @@ from authprobe.board.collect import open_port, port_problem, trigger_reset
 from authprobe.board.serial_reader import RecordReader, port_errors
 from authprobe.commands.options import seconds
 from authprobe.errors import EXIT_INCOMPLETE, AuthprobeError
+from authprobe.output import printable
 from authprobe.report.render import record_line
 
 
@@ -48,12 +49,14 @@ def run(args: argparse.Namespace) -> int:
                 if args.until_end and line.record.get("k") == "end":
                     ended.append(line)
             elif line.kind == "damaged":
-                console.print(Text(f"{stamp} damaged record ({line.reason}): {line.text[:100]}", style="yellow"))
+                console.print(Text(f"{stamp} damaged record ({line.reason}): {printable(line.raw[:100])}",
+                                   style="yellow"), soft_wrap=True)
             elif line.kind == "vanished":
                 console.print(Text(f"{stamp} port vanished: {line.reason}", style="magenta"))
                 return EXIT_INCOMPLETE
             elif args.raw:
-                console.print(Text(f"{stamp} {line.text}", style="dim"), markup=False)
+                # Boot logs carry colour codes and cursor moves: shown escaped, never obeyed.
+                console.print(Text(f"{stamp} {printable(line.raw)}", style="dim"), soft_wrap=True)
     except KeyboardInterrupt:
         pass
     finally:

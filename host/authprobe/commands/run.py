@@ -41,7 +41,7 @@ def write_outputs(results: list, json_path: str | None, junit_path: str | None) 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-
+    from rich.text import Text
 
     # Before any board is reset: a report that cannot be written later would cost the run.
     check_output_paths(json=args.json, junit=args.junit)
@@ -69,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
         if many and result.verdict == "pass" and result.status == "complete":
             continue
         if result.status == "error":
-            console.print(f"[bold red]{result.port}: {result.error}[/bold red]", soft_wrap=True)
+            # Nothing was received: the reason is all there is to show (the run is stored all the same).
+            console.print(Text(f"{result.port}: {result.error}", style="bold red"), soft_wrap=True)
+            continue
         render_report(result.report, console)
     if many:
         render_tray(results, console)

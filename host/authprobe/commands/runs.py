@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from authprobe.commands.options import count
+from authprobe.errors import ConfigError
+from authprobe.output import printable
 from authprobe.report.render import render_report, render_runs
-from authprobe.store import RunStore
+from authprobe.store import RunStore, default_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,13 +32,25 @@ def run(args: argparse.Namespace) -> int:
 
 
     console = Console()
-    with RunStore(args.store) as store:
+    path = Path(args.store) if args.store else default_path()
+    if not path.exists():
+        # Reading must not make a store (nor its folder) where the user mistyped a path.
+        if args.action == "show":
+            raise ConfigError(f"no run store at {path}: run `authprobe run` first, or pass --store PATH")
+        if args.json:
+            sys.stdout.write("[]\n")
+        else:
+            console.print(f"no run store at {path} yet; `authprobe run --port PORT` makes it", soft_wrap=True,
+                          highlight=False, markup=False)
+        return 0
+    with RunStore(path) as store:
         if args.action == "list":
             runs = store.list_runs(limit=args.limit, port=args.port, uid=args.uid)
             if args.json:
                 sys.stdout.write(json.dumps(runs, indent=2) + "\n")
             elif not runs:
-                console.print(f"no runs in {store.path} yet; `authprobe run --port PORT` adds one")
+                console.print(f"no runs in {store.path} yet; `authprobe run --port PORT` adds one", soft_wrap=True,
+                              highlight=False, markup=False)
             else:
                 render_runs(runs, console)
             return 0
@@ -46,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if args.raw:
             for line in store.get_lines(run_id):
-                text = line["raw"].decode("utf-8", errors="replace")
-                console.print(Text(f"{line['seq']:>4} {line['kind']:<8} {text}", style="dim"))
+                console.print(Text(f"{line['seq']:>4} {line['kind']:<8} {printable(line['raw'])}", style="dim"),
+                              soft_wrap=True)
         render_report(report, console)
     return 0
