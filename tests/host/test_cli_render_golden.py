@@ -99,9 +99,12 @@ def test_the_device_run_id_is_not_shown_beside_the_stores():
 
 
 def test_failing_config_step_shows_the_problem_first():
-    text = cli_render_golden.GOLDEN[("run", 200)]
-    line = next(ln for ln in text.splitlines() if "config_port_not_443" in ln)
-    assert line.index("fail 103 endpoint.port") < line.index("ca=[")
+    for width in WIDTHS:
+        text = cli_render_golden.GOLDEN[("run", width)]
+        live = text[text.index("config_port_not_443"):text.index("end fail")]
+        assert live.index("fail 103 endpoint.port") < live.index("warn 118") < live.index("ca=[")
+        table = text[text.index("config_signature_not_urlencoded"):]
+        assert table.index("fail 113 auth.username") < table.index("warn 118") < table.index("ca=[configured CA")
 
 
 # -- the real command, piped and on a pty ------------------------------------------------------------

@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         if r.firmware:
             what = f"{r.firmware}; {what}"
         trips = f"{r.round_trips} round trip{'' if r.round_trips == 1 else 's'}"
-        out.print(f"[green]{r.port}[/green]: {what} ({r.method}, {trips}, {r.seconds:.2f} s)")
+        out.print(f"[green]{escape(r.port)}[/green]: {what} ({r.method}, {trips}, {r.seconds:.2f} s)", soft_wrap=True,
+                  highlight=False)
     failed = [r for r in results if r.status == "error"]
     if failed and len(failed) < len(results):
         out.print(f"{len(failed)} of {len(results)} boards failed; the others are flashed")

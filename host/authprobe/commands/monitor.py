@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
                 console.print(Text(f"{stamp} damaged record ({line.reason}): {printable(line.raw[:100])}",
                                    style="yellow"), soft_wrap=True)
             elif line.kind == "vanished":
-                console.print(Text(f"{stamp} port vanished: {line.reason}", style="magenta"))
+                console.print(Text(f"{stamp} port vanished: {line.reason}", style="magenta"), soft_wrap=True)
                 return EXIT_INCOMPLETE
             elif args.raw:
                 # Boot logs carry colour codes and cursor moves: shown escaped, never obeyed.

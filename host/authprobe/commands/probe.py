@@ -17,7 +17,7 @@ from authprobe.board.host_probe import PROBE_RUNTIMES, probe
 from authprobe.commands.options import check_output_paths, seconds
 from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, ConfigError
 from authprobe.output import write_output
-from authprobe.report.render import step_details
+from authprobe.report.details import step_details
 from authprobe.report.terminal import Col, fitted_table
 
 

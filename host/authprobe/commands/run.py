@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             prefix = f"[dim]{port}[/dim] " if many else ""
             console.print(prefix, record_line(line.record), sep="")
         elif line.kind == "vanished":
-            console.print(f"[magenta]{port}: port vanished ({line.reason})[/magenta]")
+            console.print(Text(f"{port}: port vanished ({line.reason})", style="magenta"), soft_wrap=True)
 
     try:
         results = collect.run(ports, timeout=args.timeout, store=store, on_line=on_line, per_port=per_port)

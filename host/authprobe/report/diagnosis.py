@@ -19,6 +19,7 @@ from typing import Any
 
 from authprobe import root_causes
 from authprobe.aws.lambda_logs import FAILURE_PATTERN, REPORT_DURATION, SLOW_REPORT_MS
+from authprobe.report.details import step_details
 
 # The order AWS IoT works through a custom-auth connection: the first confirmed cause in this
 # order is the one that stopped the device; later ones are real too but masked by it.
@@ -92,7 +93,7 @@ def device_candidates(report: dict[str, Any]) -> list[dict[str, Any]]:
         causes = failing["root_causes"]
         evidence = [f"device step {failing['step']}: {failing['name']} ({failing['code']})"]
         if failing.get("details"):
-            evidence.append("details: " + ", ".join(f"{k}={v}" for k, v in sorted(failing["details"].items())))
+            evidence.append("details: " + step_details(failing["details"], width=None, sep="; "))
         # The catalogue lists the most likely cause first; the rest share what is left.
         if len(causes) == 1:
             weights = [0.9]

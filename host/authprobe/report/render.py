@@ -10,38 +10,12 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.text import Text
 
-from authprobe.redaction import fingerprint_text, is_fingerprint
+from authprobe.report.details import step_details
 from authprobe.report.terminal import Col, fitted_table
 
 STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim",
                 "incomplete": "bold magenta"}
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "incomplete": "bold magenta"}
-
-
-def problem_lines(details: dict[str, Any]) -> list[str]:
-    """A config step's lint problems, failing ones first, each whole: `fail 103 endpoint.port: ...`."""
-    listed = details.get("problems")
-    problems = [p for p in listed if isinstance(p, dict)] if isinstance(listed, list) else []
-    problems.sort(key=lambda p: p.get("status") != "fail")
-    return [f"{p.get('status')} {p.get('code')} {p.get('field') or '(file)'}: {p.get('msg')}" for p in problems]
-
-
-def _value(value: Any) -> str:
-    if is_fingerprint(value):
-        return fingerprint_text(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    return str(value)
-
-
-def step_details(details: dict[str, Any], width: int = 70, sep: str = "\n") -> str:
-    """A step's details as text: the problems first and in full (they are why the step failed),
-    then `key=value` for the rest, cut at `width` characters."""
-    parts = [f"{key}={_value(value)}" for key, value in details.items() if key != "problems"]
-    text = ", ".join(parts)
-    if len(text) > width:
-        text = text[: width - 1] + "…"
-    return sep.join([*problem_lines(details), *([text] if text else [])])
 
 
 # Codes and their names are what the reference and the catalogue are searched by: never cut.

@@ -60,6 +60,7 @@ def _narrowest(col: Col, cells: list[Cell]) -> int:
 def _table(columns: Sequence[Col], rows: Sequence[Sequence[Cell]], keep: list[int], widths: list[int] | None,
            table_args: dict[str, Any]) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(**table_args)
     for n, i in enumerate(keep):
@@ -67,7 +68,8 @@ def _table(columns: Sequence[Col], rows: Sequence[Sequence[Cell]], keep: list[in
         table.add_column(col.header, justify=col.justify, style=col.style,  # type: ignore[arg-type]
                          no_wrap=col.identifier, overflow="fold", width=None if widths is None else widths[n])
     for row in rows:
-        table.add_row(*(row[i] for i in keep))
+        # Plain strings are data, never markup: `ca=[Amazon Root CA 1]` must not read as a style tag.
+        table.add_row(*(Text(row[i]) if isinstance(row[i], str) else row[i] for i in keep))
     return table
 
 
