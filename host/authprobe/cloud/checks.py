@@ -77,6 +77,9 @@ class CheckContext:
             evidence = [evidence]
         if remediation is None:
             remediation = root_causes.get(root_cause).remediation if root_cause and status != "pass" else ""
+            remediation = root_causes.fill(remediation, function=_fn_name(self), region=self.region,
+                                           account=self.account,
+                                           authorizer=(self.authorizer or {}).get("authorizerName"))
         result = CheckResult(check_id, title, status, evidence, remediation, root_cause, data)
         self.results.append(result)
         return result

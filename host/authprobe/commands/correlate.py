@@ -15,6 +15,7 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from authprobe import root_causes
 from authprobe.cloud import add_cloud_arguments, open_cloud
 from authprobe.cloud.base import LogEvent
 from authprobe.cloud.correlate import iso_ms, read_log_file, read_reports
@@ -137,12 +138,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"authprobe: {problems[-1]}", file=sys.stderr)
     out = []
     failing = 0
+    named = {"function": function if cloud is not None else args.function, "region": getattr(cloud, "region", None),
+             "account": getattr(cloud, "account", None), "authorizer": args.authorizer}
     for r in results:
         w = r.joined.window
         item = {"run_id": r.report.get("run_id"), "client_id": w.client_id, "verdict": r.report.get("verdict"),
                 "window": {"start": iso_ms(w.start_ms) if w.start_ms is not None else None,
                            "end": iso_ms(w.end_ms) if w.end_ms is not None else None, "clock": w.clock},
-                "matched": r.joined.counts(), "diagnosis": r.diagnosis}
+                "matched": r.joined.counts(), "diagnosis": root_causes.fill_diagnosis(r.diagnosis, **named)}
         if args.events:
             item["events"] = r.evidence.events
         if r.report.get("verdict") != "pass":

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from authprobe import root_causes
 from authprobe.cloud import open_cloud
 from authprobe.cloud.device_settings import load_device_settings
 from authprobe.cloud.pipeline import authorizer_function, diagnose_with_cloud
@@ -76,7 +77,9 @@ def correlated(reports: list[dict[str, Any]], cloud_spec: str, *, profile: str |
         authorizer = authorizer or device.authorizer
     fn = authorizer_function(cloud, authorizer, function)
     runs = diagnose_with_cloud(reports, cloud, device=device, function=fn, skew_s=skew_s)
-    return [(run.report, page_events(run.evidence.events, fn)) for run in runs]
+    named = {"function": fn, "authorizer": authorizer, "region": cloud.region, "account": cloud.account}
+    return [(dict(run.report, diagnosis=root_causes.fill_diagnosis(run.report.get("diagnosis") or [], **named)),
+             page_events(run.evidence.events, fn)) for run in runs]
 
 
 def _title(reports: list[dict[str, Any]], title: str | None) -> str:
