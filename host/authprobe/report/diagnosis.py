@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from authprobe import root_causes
@@ -190,11 +191,20 @@ def _iot_text(rec: dict[str, Any]) -> str:
     return " ".join(str(rec.get(k) or "") for k in ("reason", "details", "disconnectReason")).lower()
 
 
+def utc_text(when: Any) -> str:
+    """A log event's time as people read it: UTC text, never raw epoch milliseconds (CloudWatch
+    Logs gives the function's lines as epoch ms; AWS IoT's V2 records already carry text)."""
+    if isinstance(when, int | float) and not isinstance(when, bool):
+        stamp = datetime.fromtimestamp(when / 1000, UTC)
+        return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    return str(when) if when is not None else "?"
+
+
 def findings_from_events(events: list[dict[str, Any]], client_id: str | None = None) -> list[Finding]:
     out: list[Finding] = []
     connected = False
     for ev in events:
-        when = ev.get("timestamp") or ev.get("ts_ms")
+        when = utc_text(ev.get("timestamp") or ev.get("ts_ms"))
         if ev.get("source") == "iot":
             etype, status = ev.get("eventType"), ev.get("status")
             text = _iot_text(ev)
