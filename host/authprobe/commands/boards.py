@@ -41,13 +41,13 @@ def render_definitions(registry: dict[str, boards.Board], console: Console) -> N
         caps = ", ".join(c for c, on in b.capabilities.items() if on) or "-"
         rows.append([b.name, b.chip, b.runtime, b.mpy_version or "source", f"0x{b.image_offset:x}", b.deploy,
                      " ".join(b.usb_ids) or "-", caps])
-    console.print(fitted_table(DEFS_COLUMNS, rows, title="board definitions", show_edge=False))
+    console.print(fitted_table(DEFS_COLUMNS, rows, title="board definitions", show_edge=False, pad_edge=False))
 
 
 def render_ports(ports: list[boards.Port], probed: bool, console: Console) -> None:
     rows = [[p.device, p.usb_id or "-", p.serial_number or "-", p.location or "-", ", ".join(p.candidates) or "unknown",
              p.runtime or ("-" if probed else "(--probe)"), printable(p.banner or "")] for p in ports]
-    console.print(fitted_table(PORTS_COLUMNS, rows, title="connected boards", show_edge=False))
+    console.print(fitted_table(PORTS_COLUMNS, rows, title="connected boards", show_edge=False, pad_edge=False))
 
 
 def run(args: argparse.Namespace) -> int:

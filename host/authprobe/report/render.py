@@ -43,7 +43,9 @@ def report_renderable(report: dict[str, Any]) -> Group:
         status = st.get("status", "")
         rows.append([str(st.get("seq") or ""), st.get("step", ""), Text(status, style=STATUS_STYLE.get(status, "")),
                      str(st.get("code", "")), st.get("name", ""),
-                     "" if st.get("elapsed_ms") is None else str(st["elapsed_ms"]), step_details(st.get("details") or {})])
+                     "" if st.get("elapsed_ms") is None else str(st["elapsed_ms"]),
+                     # A failing or warning step's details say why (the error text comes last): never cut.
+                     step_details(st.get("details") or {}, width=None if status in ("fail", "warn") else 70)])
     # Left-out columns (the sequence number, the step's milliseconds) are in the JSON report.
     steps = fitted_table(STEP_COLUMNS, rows, note_dropped=False, show_edge=False, pad_edge=False, expand=False)
     parts: list[Any] = [head, line2, steps]
@@ -106,7 +108,7 @@ def render_runs(runs: list[dict[str, Any]], console: Console | None = None) -> N
                      "" if r.get("duration_s") is None else f"{r['duration_s']:.1f}", r.get("port") or "",
                      r.get("board") or "", r.get("uid") or "", Text(verdict, style=VERDICT_STYLE.get(verdict, "")),
                      status])
-    console.print(fitted_table(RUNS_COLUMNS, rows, title="runs", show_edge=False))
+    console.print(fitted_table(RUNS_COLUMNS, rows, title="runs", show_edge=False, pad_edge=False))
 
 
 def record_line(rec: dict[str, Any]) -> Text:
@@ -204,5 +206,5 @@ def render_tray(results: list[Any], console: Console | None = None) -> None:
         cause = f"{diag['root_cause']} ({diag.get('confidence')})" if diag.get("root_cause") else ""
         rows.append([r.port, (report.get("device") or {}).get("uid") or "",
                      Text(verdict, style=VERDICT_STYLE.get(verdict, "bold red")), first, cause, r.run_id])
-    console.print(fitted_table(TRAY_COLUMNS, rows, title=f"{len(results)} boards", show_edge=False))
+    console.print(fitted_table(TRAY_COLUMNS, rows, title=f"{len(results)} boards", show_edge=False, pad_edge=False))
     console.print(", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
