@@ -56,8 +56,10 @@ def run(args: argparse.Namespace) -> int:
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
 
-# Root-cause ids go into the next command; titles and evidence are prose and wrap.
-COLUMNS = (Col("status"), Col("check", drop=1), Col("evidence"), Col("root cause", identifier=True))
+# Root-cause ids go into the next command and check ids name the fixes printed below the table;
+# titles and evidence are prose and wrap. A narrow terminal keeps status, evidence and root cause.
+COLUMNS = (Col("status"), Col("id", identifier=True, drop=2), Col("check", drop=1), Col("evidence"),
+           Col("root cause", identifier=True))
 
 
 def render(results: list[Any], verdict: str, label: str, console: Console | None = None) -> None:
@@ -66,7 +68,7 @@ def render(results: list[Any], verdict: str, label: str, console: Console | None
 
     console = console or Console()
     # Evidence and fixes quote config sections like [auth]: plain Text, never read as markup.
-    rows = [[Text(r.status, style=_STYLE[r.status]), r.title, "\n".join(r.evidence),
+    rows = [[Text(r.status, style=_STYLE[r.status]), r.id, r.title, "\n".join(r.evidence),
              r.root_cause if r.status in ("fail", "warn") and r.root_cause else ""] for r in results]
     console.print(fitted_table(COLUMNS, rows, title=Text(f"cloud-check ({label}): {verdict}")))
     for r in results:
