@@ -77,7 +77,13 @@ def ca_certificates(cfg: dict[str, Any]) -> list[x509.Certificate]:
 
 
 def format_problems(path: str, found: list[tuple[int, str, str, str]]) -> str:
-    lines = [f"{path}: {sum(1 for p in found if p[1] == 'fail')} problem(s)"]
+    """The problems as the board lists them, failing ones first; the count says how many of each."""
+    failing = sum(1 for p in found if p[1] == lint_rules.FAIL)
+    warning = len(found) - failing
+    counts = [f"{n} {word}{'' if n == 1 else 's'}" for n, word in ((failing, "failing"), (warning, "warning"))
+              if n]
+    lines = [f"{path}: {len(found)} problem{'' if len(found) == 1 else 's'} ({', '.join(counts)})"]
+    found = sorted(found, key=lambda p: p[1] != lint_rules.FAIL)
     for code, status, field, msg in found:
         lines.append(f"  - [{status} {code}] {field or '(file)'}: {msg}")
     return "\n".join(lines)

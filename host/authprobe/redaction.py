@@ -20,9 +20,19 @@ _SECRET_FIELD = re.compile(
 _QUERY_IN_USERNAME = re.compile(r"""("username"\s*:\s*"[^"?]*\?)([^"]*)""")
 
 
+def fingerprint_text(fp: dict[str, Any]) -> str:
+    """The one way a fingerprint is shown, in tables, monitors and scrubbed log lines alike, so a
+    secret found in one place can be searched for in all the others."""
+    return f"<redacted len={fp.get('len')} sha256={fp.get('sha256')}>"
+
+
+def is_fingerprint(value: Any) -> bool:
+    """A {len, sha256} dict as the device reports a secret."""
+    return isinstance(value, dict) and set(value) == {"len", "sha256"}
+
+
 def _masked(value: str) -> str:
-    fp = fingerprint(value)
-    return f"<redacted len={fp['len']} sha256={fp['sha256']}>"
+    return fingerprint_text(fingerprint(value))
 
 
 def scrub(text: str, secrets: Iterable[str | None]) -> str:
@@ -58,7 +68,7 @@ def scrub_fingerprinted(text: str, fingerprints: Iterable[dict[str, Any]]) -> st
         i = 0
         while i <= len(data) - size:
             if hashlib.sha256(data[i:i + size]).hexdigest()[:len(want)] == want:
-                mark = f"<redacted len={size} sha256={want}>".encode()
+                mark = fingerprint_text(fp).encode()
                 data = data[:i] + mark + data[i + size:]
                 i += len(mark)
             else:

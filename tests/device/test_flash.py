@@ -8,6 +8,7 @@ import os
 import pty
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -157,6 +158,16 @@ def test_cli_flash_bad_config_is_usage_error(authprobe_virtual_board, tmp_path, 
     bad.write_text("[device]\nclient_id = ''\n")
     assert cli.main(["flash", "--port", authprobe_virtual_board.port, "--config", str(bad)]) == 2
     assert "device.toml" in capsys.readouterr().err
+
+
+def test_cli_flash_says_the_warnings_the_board_will_report_before_deploying(authprobe_virtual_board, tmp_path,
+                                                                           capsys):
+    typo = tmp_path / "device.toml"
+    typo.write_text(Path(EXAMPLE).read_text().replace("[wifi]\n", "[wifi]\nssdi = \"lab\"\n"))
+    assert cli.main(["flash", "--port", authprobe_virtual_board.port, "--config", str(typo), "--board", "virtual"]) == 0
+    err = capsys.readouterr().err
+    assert "warning [118] wifi.ssdi: unknown setting wifi.ssdi" in err
+    assert b"ssdi" in (authprobe_virtual_board.flash_dir / "authprobe.json").read_bytes()  # deployed as written
 
 
 def test_nested_folders_are_made_parents_first(authprobe_virtual_board):

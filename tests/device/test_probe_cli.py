@@ -65,14 +65,35 @@ def test_cli_failure_exits_1_with_a_diagnosis(pki, tmp_path, capsys, runtime):
     assert "sni-mismatch" in text and "tls_name_mismatch" in text
 
 
-def test_cli_bad_config_exits_2_naming_every_problem(tmp_path, capsys):
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_cli_config_the_lint_rejects_is_reported_as_a_board_reports_it(tmp_path, capsys, runtime):
+    """Not a usage error without a report: the config step fails with its code and root causes, the
+    report is written and the exit code is 1, exactly as on a board."""
     toml = write_toml(tmp_path, {"device": {"client_id": "x" * 200, "transport": "carrier-pigeon"},
-                                 "endpoint": {"host": "example.com", "port": 8883}})
-    rc = cli.main(["probe", "--config", str(toml)])
+                                 "endpoint": {"host": "example.com", "port": 8883}, "wifi": {"ssdi": "typo"}})
+    out = tmp_path / "report.json"
+    rc = cli.main(["probe", "--config", str(toml), "--runtime", runtime, "--json", str(out)])
     err = capsys.readouterr().err
-    assert rc == 2
-    for field in ("device.client_id", "device.transport", "endpoint.host", "endpoint.port", "auth"):
+    assert rc == 1
+    for field in ("device.client_id", "device.transport", "endpoint.host", "endpoint.port", "auth", "wifi.ssdi"):
         assert field in err
+    assert "problems (" in err and "1 warning)" in err  # the count includes the warning
+    report = json.loads(out.read_text())
+    config = report["steps"][0]
+    assert report["verdict"] == "fail" and config["step"] == "config" and config["status"] == "fail"
+    assert config["code"] == device_config.lint_rules.verdict(device_config.problems(
+        {"device": {"client_id": "x" * 200, "transport": "carrier-pigeon"},
+         "endpoint": {"host": "example.com", "port": 8883}, "wifi": {"ssdi": "typo"}}))[0]
+    assert config["root_causes"] and report["diagnosis"]
+    assert {s["status"] for s in report["steps"][2:]} == {"skip"}
+
+
+def test_cli_config_that_is_no_toml_stays_a_usage_error(tmp_path, capsys):
+    toml = tmp_path / "device.toml"
+    toml.write_text("[device\nclient_id = 1\n")
+    out = tmp_path / "report.json"
+    assert cli.main(["probe", "--config", str(toml), "--json", str(out)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err and not out.exists()
 
 
 @needs_mp

@@ -92,9 +92,9 @@ def test_board_vanishing_mid_run_keeps_every_record(authprobe_virtual_boards, au
     assert [r["k"] for r in authprobe_store.get_records(result.run_id)] == ["begin", "step"]
 
 
-def test_unopenable_port_is_a_tool_error():
+def test_unopenable_port_is_a_usage_error():
     result = run(["/dev/does-not-exist-authprobe"], timeout=1)[0]
-    assert result.status == "error" and result.exit_code == 4 and "cannot open" in result.error
+    assert result.status == "error" and result.exit_code == 2 and "no such port" in result.error
 
 
 def test_parallel_boards_and_combined_exit_code(authprobe_virtual_boards):
@@ -326,4 +326,5 @@ def test_a_port_held_by_another_tool_is_an_error(authprobe_virtual_boards):
         result = collect(board.port, timeout=5)
     finally:
         holder.close()
-    assert result.status == "error" and "exclusively lock" in result.error
+    assert result.status == "error" and "exclusively lock" in result.error and "another program" in result.error
+    assert result.exit_code == 2  # the user's to fix (close the other tool), never an authprobe bug

@@ -160,6 +160,39 @@ def test_mqtt_on_default_endpoint_warns_about_alpn(tmp_path):
     assert results["endpoint.alpn"].root_cause == "alpn-missing"
 
 
+def test_fixes_name_the_real_function_log_group(tmp_path):
+    results, _ = run(tmp_path, metrics=[cs.metric("Invocations", 4, NOW_MS - 60_000),
+                                        cs.metric("Errors", 2, NOW_MS - 60_000)])
+    errors = next(r for r in results.values() if r.root_cause == "lambda-error" and r.status == "fail")
+    assert f"/aws/lambda/{cs.FUNCTION}" in errors.remediation and "/aws/lambda/FN" not in errors.remediation
+
+
+def test_fill_puts_known_names_in_and_leaves_the_rest():
+    from authprobe import root_causes
+
+    text = root_causes.get("lambda-permission-missing").remediation
+    filled = root_causes.fill(text, function="auth-fn", authorizer="DeviceAuth")
+    assert "--function-name auth-fn" in filled and "authorizer/DeviceAuth" in filled
+    assert "arn:aws:iot:REGION:ACCOUNT:" in filled  # unknown: still the placeholder
+    assert root_causes.fill("NAMES and FNORD", function="x", authorizer="y") == "NAMES and FNORD"
+
+
+def test_auto_transport_never_warns_about_alpn(tmp_path):
+    """`auto` sends MQTT only with ALPN 'mqtt' and MQTT over WebSockets otherwise: nothing to warn."""
+    results, _ = run(tmp_path, device=cs.device_config(**{"device.transport": "auto"}))
+    assert results["endpoint.alpn"].status == "pass"
+    assert "ALPN" in " ".join(results["endpoint.alpn"].evidence)
+    cloud = cs.healthy_cloud()
+    cloud["domain_configurations"] = {"probe": {
+        "domainConfigurationName": "probe", "domainName": "iot.example.com", "domainConfigurationStatus": "ENABLED",
+        "authenticationType": "DEFAULT", "applicationProtocol": "DEFAULT"}}
+    for transport, status in (("auto", "pass"), ("mqtt", "warn")):
+        results, _ = run(tmp_path, cloud, device=cs.device_config(**{"endpoint.host": "iot.example.com",
+                                                                       "endpoint.custom_domain": True,
+                                                                       "device.transport": transport}))
+        assert results["endpoint.domain"].status == status, transport
+
+
 def test_metrics_errors_timeouts_and_no_invocations(tmp_path):
     results, _ = run(tmp_path, metrics=[cs.metric("Invocations", 4, NOW_MS - 60_000),
                                         cs.metric("Errors", 2, NOW_MS - 60_000),

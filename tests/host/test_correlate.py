@@ -325,3 +325,17 @@ def test_cli_correlate_checks_file_of_the_wrong_shape_is_a_usage_error(tmp_path,
         checks.write_text(json.dumps(body))
         assert cli.main(["correlate", "--report", str(report), "--iot-log", str(empty), "--checks", str(checks)]) == 2
         assert "not cloud-check --json output" in capsys.readouterr().err
+
+
+def test_cli_correlate_fix_names_the_real_log_group(tmp_path, capsys):
+    reports = tmp_path / "runs.json"
+    reports.write_text(json.dumps([cs.report("r1")]))
+    fn = tmp_path / "fn.jsonl"
+    fn.write_text("\n".join(json.dumps(r) for r in [
+        fn_rec(START + 800, f"authorizing clientId='{cs.CLIENT_ID}'"),
+        fn_rec(START + 810, "[ERROR] KeyError: 'token'\nTraceback (most recent call last):")]) + "\n")
+    code = cli.main(["correlate", "--report", str(reports), "--function-log", str(fn), "--function", "auth-prod",
+                     "--json"])
+    out = json.loads(capsys.readouterr().out)
+    fixes = [d["remediation"] for d in out["runs"][0]["diagnosis"] if d["root_cause"] == "lambda-error"]
+    assert code == 1 and fixes and "/aws/lambda/auth-prod" in fixes[0] and "/aws/lambda/FN" not in fixes[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote, unquote
 
 from cryptography.exceptions import InvalidSignature
@@ -40,16 +41,27 @@ def load_public_key(pem: str | bytes, *, source: str = "public key") -> rsa.RSAP
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError:
-        try:
-            # A certificate or a private key given where a public key is wanted is still usable.
-            from cryptography import x509
-
-            key = x509.load_pem_x509_certificate(data).public_key()
-        except ValueError:
-            raise ConfigError(f"{source} is not a readable PEM public key") from None
+        # A certificate or a private key given where a public key is wanted is still usable.
+        key = _public_key_inside(data)
+        if key is None:
+            raise ConfigError(f"{source} is not a usable public key: no PEM public key, certificate or "
+                              f"unencrypted private key in it") from None
     if not isinstance(key, rsa.RSAPublicKey):
         raise ConfigError(f"{source} is not an RSA public key")
     return key
+
+
+def _public_key_inside(data: bytes) -> Any:
+    from cryptography import x509
+
+    try:
+        return x509.load_pem_x509_certificate(data).public_key()
+    except ValueError:
+        pass
+    try:
+        return serialization.load_pem_private_key(data, password=None).public_key()
+    except (ValueError, TypeError):  # TypeError: the private key is encrypted
+        return None
 
 
 def sign_token(private_key, token: str) -> str:
@@ -123,6 +135,7 @@ class Verification:
     spaces_restored: bool = False
     keys_tried: int = 0
     weak_keys: list[str] = field(default_factory=list)
+    unusable_keys: dict[str, str] = field(default_factory=dict)   # name -> why it is no public key
 
 
 def verify_signature(token: str, signature: str, public_keys: dict[str, str | bytes]) -> Verification:
@@ -143,6 +156,7 @@ def verify_signature(token: str, signature: str, public_keys: dict[str, str | by
             key = load_public_key(pem, source=f"public key {name!r}")
         except ConfigError as exc:
             notes.append(str(exc))
+            result.unusable_keys[name] = str(exc)
             continue
         result.keys_tried += 1
         if key.key_size < MIN_KEY_BITS:

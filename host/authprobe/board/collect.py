@@ -11,6 +11,7 @@ record it did send."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -56,6 +57,7 @@ class RunResult:
     status: str                     # complete | incomplete | error
     reason: str | None = None
     error: str | None = None        # a tool/port error that stopped collection before it began
+    error_exit: int = EXIT_TOOL     # that error's exit code: a port that does not open is the user's
     lines: int = 0
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -67,7 +69,7 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         if self.status == "error":
-            return EXIT_TOOL
+            return self.error_exit
         if self.status != "complete" or self.verdict == "incomplete":
             return EXIT_INCOMPLETE
         return EXIT_FAIL if self.verdict == "fail" else EXIT_OK
@@ -101,6 +103,20 @@ def open_port(url: str, baudrate: int = 115200) -> Any:
             if "exclusively lock" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def port_problem(port: str, exc: BaseException) -> str:
+    """Why `port` did not open, in words that say what to do: pyserial's and mpremote's messages
+    repeat the path and hide the cause (or, in mpremote's case, drop it)."""
+    text = str(exc)
+    if "://" not in port and not os.path.exists(port):
+        return "no such port; `authprobe boards` lists the connected ones"
+    if "://" not in port and not os.access(port, os.R_OK | os.W_OK):
+        return ("permission denied; on Linux add your user to the dialout group "
+                "(sudo usermod -aG dialout $USER, then log in again)")
+    if "://" not in port or "lock" in text or "busy" in text.lower():
+        return f"{text}; another program may hold it (a serial monitor, mpremote, another authprobe): close it first"
+    return text
 
 
 def trigger_reset(ser: Any, method: str, runtime: str = "micropython") -> str:
@@ -160,7 +176,7 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
                   "started": iso_utc(started)}
     errors = port_errors()
 
-    def finish(reason_if_open: str | None, error: str | None = None) -> RunResult:
+    def finish(reason_if_open: str | None, error: str | None = None, error_exit: int = EXIT_TOOL) -> RunResult:
         ended = time.time()
         coll = dict(collection, ended=iso_utc(ended), duration_ms=int((ended - started) * 1000),
                     lines=tracker.lines, timings=dict(timings))
@@ -174,7 +190,7 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
             store.finish_run(run_id, report, status="incomplete" if status == "error" else status,
                              reason=reason, ended=ended)
         return RunResult(port=port, run_id=run_id, report=report, status=status, reason=reason, error=error,
-                         lines=tracker.lines, seconds=time.monotonic() - t0)
+                         error_exit=error_exit, lines=tracker.lines, seconds=time.monotonic() - t0)
 
     armed = [reset == "none"]
     reset_at = [time.monotonic()]
@@ -228,7 +244,7 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
     try:
         ser = open_port(port, baudrate)
     except errors as exc:
-        return finish(None, error=f"cannot open {port}: {exc}")
+        return finish(None, error=f"cannot open {port}: {port_problem(port, exc)}", error_exit=EXIT_USAGE)
     deadline = t0 + timeout
     try:
         # The port is open before the reset: opening flushes input, so nothing of the boot is lost.
@@ -240,7 +256,7 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
             try:
                 collection["reset"] = trigger_reset(ser, reset, runtime)
             except errors as exc:
-                return finish(None, error=f"cannot reset the board on {port}: {exc}")
+                return finish(None, error=f"cannot reset the board on {port}: {exc}", error_exit=EXIT_INCOMPLETE)
         while True:
             reader = RecordReader(ser)
             for line in reader.lines(deadline, stop, on_idle):

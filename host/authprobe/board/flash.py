@@ -31,8 +31,9 @@ from typing import Any
 
 from authprobe import device_config
 from authprobe.board import definitions as boards
-from authprobe.board.collect import LOCK_GRACE_S
+from authprobe.board.collect import LOCK_GRACE_S, port_problem
 from authprobe.board.definitions import Board
+from authprobe.board.repl_deadline import DeadlineSerial, ReplDeadline
 from authprobe.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE, AuthprobeError, ConfigError
 
 # Directories on the board that authprobe owns: anything in them that is not part of the deploy is
@@ -43,8 +44,9 @@ MANAGED_DIRS = ("/selftest",)
 WRITE_CHUNK = 3072
 MAX_EXEC_SOURCE = 8192
 CACHE_DIR = Path(".authprobe") / "mpy-cache"
-# How long a board may take to show its raw REPL prompt (it may first have to stop a running probe).
-REPL_TIMEOUT = 8.0
+# How long one exchange with the REPL may take, however busy the line: showing the raw REPL prompt
+# (a board may first have to stop a running probe), or running one batch of the deploy (`--timeout`).
+REPL_TIMEOUT = 10.0
 # After a firmware write the port re-enumerates (native USB) and MicroPython creates its file system.
 REAPPEAR_WAIT = 15.0
 
@@ -190,14 +192,17 @@ print(repr(([p for p in _x if _h(p) != _x[p]], [p for p in _o if p not in _x])))
 
 
 class ReplLink:
-    """The raw REPL through mpremote's transport (raw-paste and all), counting round trips."""
+    """The raw REPL through mpremote's transport (raw-paste and all), counting round trips. Every
+    exchange (entering the raw REPL, each exec) must be over within `timeout` seconds, however
+    busy the line is (see repl_deadline)."""
 
-    def __init__(self, port: str, connect_wait: float = 0.0):
+    def __init__(self, port: str, connect_wait: float = 0.0, timeout: float | None = None):
         from mpremote.transport import TransportError
         from mpremote.transport_serial import SerialTransport
 
-
+        timeout = REPL_TIMEOUT if timeout is None else timeout
         self.port = port
+        self.timeout = timeout
         self.round_trips = 0
         deadline = time.monotonic() + connect_wait
         # A port that exists but is locked may be free a moment later (see collect.LOCK_GRACE_S).
@@ -214,21 +219,37 @@ class ReplLink:
                     time.sleep(0.05)
                     continue
                 if time.monotonic() > deadline:
-                    raise AuthprobeError(f"{port}: cannot open the port ({exc})", EXIT_USAGE) from None
+                    raise AuthprobeError(f"{port}: cannot open the port ({port_problem(port, exc)})",
+                                         EXIT_USAGE) from None
                 time.sleep(0.3)
+        self.line = DeadlineSerial(self.transport.serial)
+        self.transport.serial = self.line
         try:
-            self.transport.enter_raw_repl(soft_reset=False, timeout_overall=REPL_TIMEOUT)
+            self.line.arm(timeout)
+            self.transport.enter_raw_repl(soft_reset=False, timeout_overall=timeout)
+        except ReplDeadline as exc:
+            self.close()
+            raise AuthprobeError(f"no MicroPython/CircuitPython REPL answered on {port} within {timeout:g} s: "
+                                 f"{exc.evidence()} (wrong baud rate, or a firmware that logs nonstop?); is the "
+                                 f"firmware installed? (--firmware IMAGE writes it)", EXIT_INCOMPLETE) from None
         except (TransportError, OSError) as exc:
-            self.transport.close()
-            raise AuthprobeError(f"{port}: no MicroPython/CircuitPython REPL answered ({exc}); is the firmware "
+            self.close()
+            raise AuthprobeError(f"no MicroPython/CircuitPython REPL answered on {port} ({exc}); is the firmware "
                                  f"installed? (--firmware IMAGE writes it)", EXIT_INCOMPLETE) from None
+        finally:
+            self.line.disarm()
 
     def exec(self, code: str) -> bytes:
         from mpremote.transport import TransportError, TransportExecError
 
         self.round_trips += 1
+        self.line.arm(self.timeout)
         try:
             return self.transport.exec(code)
+        except ReplDeadline as exc:
+            raise AuthprobeError(f"no MicroPython/CircuitPython REPL answered on {self.port} within "
+                                 f"{exc.seconds:g} s mid-deploy: {exc.evidence()}; the board may have restarted "
+                                 f"(--timeout gives it longer)", EXIT_INCOMPLETE) from None
         except TransportExecError as exc:
             text = exc.error_output.strip().splitlines()
             last = text[-1] if text else str(exc)
@@ -240,8 +261,11 @@ class ReplLink:
             raise AuthprobeError(f"{self.port}: the board refused: {last}", EXIT_INCOMPLETE) from None
         except (TransportError, OSError) as exc:
             raise AuthprobeError(f"{self.port}: lost the board mid-deploy ({exc})", EXIT_INCOMPLETE) from None
+        finally:
+            self.line.disarm()
 
     def close(self) -> None:
+        self.line.disarm()
         try:
             self.transport.exit_raw_repl()
         except OSError:
@@ -296,10 +320,11 @@ def send_files(link: ReplLink, files: dict[str, bytes], stale: list[str], *, pro
 
 
 def deploy_repl(port: str, files: dict[str, bytes], *, progress: Callable[[int, int], None] | None = None,
-                verify: bool = True, connect_wait: float = 0.0) -> FlashResult:
-    """Deploy over the raw REPL; nothing is sent when every file already matches."""
+                verify: bool = True, connect_wait: float = 0.0, timeout: float | None = None) -> FlashResult:
+    """Deploy over the raw REPL; nothing is sent when every file already matches. Each exchange
+    with the board must be over within `timeout` seconds (default REPL_TIMEOUT)."""
     t0 = time.monotonic()
-    link = ReplLink(port, connect_wait)
+    link = ReplLink(port, connect_wait, timeout)
     result = FlashResult(port=port, status="unchanged", method="mpremote")
     try:
         expected = {p: sha256_hex(d) for p, d in files.items()}
@@ -435,7 +460,7 @@ def deploy_drive(drive: Path, files: dict[str, bytes], *, port: str = "",
         os.sync()
     except OSError as exc:
         raise AuthprobeError(f"{drive}: cannot write ({exc.strerror or exc}); a full CIRCUITPY drive needs space freed",
-                             4) from None
+                             EXIT_INCOMPLETE) from None
     if changed or stale:
         result.status = "deployed"
     result.sent = sorted(changed)
@@ -495,10 +520,14 @@ def _board_for(port: str, board: str | Board | None) -> Board | None:
 
 def flash_port(port: str, config: str | os.PathLike[str] | dict[str, Any] | None, *, board: str | Board | None = None,
                firmware: str | os.PathLike[str] | None = None, source: bool = False, drive: str | None = None,
-               progress: Progress | None = None) -> FlashResult:
+               progress: Progress | None = None, timeout: float | None = None) -> FlashResult:
     """Deploy to one board. Raises AuthprobeError/ConfigError; flash() turns those into results."""
 
     t0 = time.monotonic()
+    if drive and not Path(drive).is_dir():
+        # Never make the folder: a mistyped --drive would fill a new folder, not the board.
+        raise ConfigError(f"--drive {drive}: no such folder; mount the board's CIRCUITPY drive (or leave --drive out "
+                          f"to find it by name)")
     b = _board_for(port, board)
     runtime = b.runtime if b else "micropython"
     mpy = b.mpy_version if b else "6.3"
@@ -516,7 +545,8 @@ def flash_port(port: str, config: str | os.PathLike[str] | dict[str, Any] | None
     if drive_path is not None:
         result = deploy_drive(drive_path, files, port=port, progress=cb)
     else:
-        result = deploy_repl(port, files, progress=cb, connect_wait=REAPPEAR_WAIT if done_firmware else 0.0)
+        result = deploy_repl(port, files, progress=cb, connect_wait=REAPPEAR_WAIT if done_firmware else 0.0,
+                             timeout=timeout)
         if b is not None and b.deploy != "mpremote":
             result.method = "serial-repl"
     result.firmware = done_firmware
@@ -526,7 +556,8 @@ def flash_port(port: str, config: str | os.PathLike[str] | dict[str, Any] | None
 
 def flash(ports: list[str], config: str | os.PathLike[str] | dict[str, Any] | None, *, board: str | Board | None = None,
           firmware: str | os.PathLike[str] | None = None, source: bool = False, drive: str | None = None,
-          progress: Progress | None = None, parallel: bool = True) -> list[FlashResult]:
+          progress: Progress | None = None, parallel: bool = True, timeout: float | None = None
+          ) -> list[FlashResult]:
     """Deploy the self-test (and its config) to several boards at once, one thread each. Unchanged
     files are not sent again. One board failing never stops the others: its result carries status
     'error', the message and the exit code.
@@ -539,7 +570,11 @@ def flash(ports: list[str], config: str | os.PathLike[str] | dict[str, Any] | No
         source: deploy .py sources instead of mpy-cross bytecode.
         drive: CircuitPython's CIRCUITPY drive (default: found by its name).
         progress: called with (port, bytes done, bytes in all).
+        timeout: seconds each exchange with a board's REPL may take, however busy the line
+            (default REPL_TIMEOUT); a board that does not answer in time is an incomplete deploy.
     """
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"timeout {timeout!r}: give the seconds one REPL exchange may take, e.g. {REPL_TIMEOUT:g}")
 
     # Read and lint the config once, up front: a bad config is one error, not one per board.
     cfg = device_config.load(config) if isinstance(config, str | os.PathLike) else config
@@ -547,7 +582,8 @@ def flash(ports: list[str], config: str | os.PathLike[str] | dict[str, Any] | No
     def one(port: str) -> FlashResult:
         t0 = time.monotonic()
         try:
-            return flash_port(port, cfg, board=board, firmware=firmware, source=source, drive=drive, progress=progress)
+            return flash_port(port, cfg, board=board, firmware=firmware, source=source, drive=drive, progress=progress,
+                              timeout=timeout)
         except AuthprobeError as exc:
             return FlashResult(port=port, status="error", error=str(exc), exit_code=exc.exit_code,
                                seconds=time.monotonic() - t0)

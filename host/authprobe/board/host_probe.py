@@ -4,6 +4,7 @@ board" shows up as two reports side by side. `authprobe probe` and the drill run
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tempfile
 import threading
@@ -62,7 +63,13 @@ def run_micropython(cfg: dict[str, Any], out: Collector, timeout: float = 120.0,
     the interpreter's exit status, or None when it was stopped at the timeout."""
     exe = exe or micropython_exe()
     with tempfile.TemporaryDirectory(prefix="authprobe-flash-") as flash:
-        for name, data in device_config.device_files(cfg, "micropython").items():
+        try:
+            files = device_config.device_files(cfg, "micropython")
+        except (OSError, ValueError):
+            # A config the lint rejected (see probe()) may name a CA that cannot be read: hand it over
+            # as it is and let the self-test's config step report that, as a board's would.
+            files = {device_config.CONFIG_FILE: json.dumps(cfg).encode()}
+        for name, data in files.items():
             (Path(flash) / name).write_bytes(data)
         cmd = [exe]
         if heapsize:
@@ -92,7 +99,8 @@ def probe(cfg: dict[str, Any], runtime: str = "cpython", *, timeout: float = 120
     """Run the self-test on this host and return its JSON report (authprobe.report/1).
 
     Args:
-        cfg: the device config (authprobe.device_config.load of a device.toml).
+        cfg: the device config (authprobe.device_config.load of a device.toml); a config the lint
+            rejects runs too and its report fails at the config step, with the codes a board reports.
         runtime: "cpython" (in this process; sends ALPN) or "micropython" (the real unix port; no ALPN).
         timeout: seconds before a MicroPython run is stopped and counts as incomplete.
         heapsize: MicroPython heap, e.g. "64k" (default: the port's).

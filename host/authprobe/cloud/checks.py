@@ -77,6 +77,9 @@ class CheckContext:
             evidence = [evidence]
         if remediation is None:
             remediation = root_causes.get(root_cause).remediation if root_cause and status != "pass" else ""
+            remediation = root_causes.fill(remediation, function=_fn_name(self), region=self.region,
+                                           account=self.account,
+                                           authorizer=(self.authorizer or {}).get("authorizerName"))
         result = CheckResult(check_id, title, status, evidence, remediation, root_cause, data)
         self.results.append(result)
         return result
@@ -337,17 +340,25 @@ def check_endpoint(ctx: CheckContext) -> None:
     check_domain(ctx)
 
 
+# What the self-test does with transport = "auto" (selftest/steps_transport.py): MQTT only where the
+# runtime sends ALPN "mqtt", else MQTT over WebSockets, which needs none. It never sends MQTT without.
+AUTO_NEEDS_NO_ALPN = ("transport 'auto' sends MQTT only with ALPN 'mqtt' (CPython), else MQTT over WebSockets "
+                      "(MicroPython, CircuitPython), which needs no ALPN")
+
+
 def check_domain(ctx: CheckContext) -> None:
     d = ctx.domain
     transport = ctx.device.transport
     title = "endpoint accepts custom authentication for this transport"
     if d is None:
         # The default ATS endpoint decides by port + ALPN: MQTT custom auth needs ALPN "mqtt".
-        if transport in ("mqtt", "auto"):
+        if transport == "mqtt":
             ctx.add("endpoint.alpn", title, "warn",
                     ["the default iot:Data-ATS configuration picks custom auth for MQTT only with ALPN 'mqtt'",
                      f"device transport is {transport!r}; MicroPython and CircuitPython send no ALPN"],
                     root_cause="alpn-missing")
+        elif transport == "auto":
+            ctx.add("endpoint.alpn", title, "pass", AUTO_NEEDS_NO_ALPN, root_cause="alpn-missing")
         else:
             ctx.add("endpoint.alpn", title, "pass", f"transport {transport!r} needs no ALPN on 443",
                     root_cause="alpn-missing")
@@ -375,7 +386,7 @@ def check_domain(ctx: CheckContext) -> None:
         ctx.add("endpoint.domain", title, "fail", evidence + [f"the device uses {transport!r}, which needs {wanted}"],
                 root_cause="sni-mismatch")
         return
-    if proto == "DEFAULT" and auth == "DEFAULT" and transport in ("mqtt", "auto"):
+    if proto == "DEFAULT" and auth == "DEFAULT" and transport == "mqtt":
         ctx.add("endpoint.domain", title, "warn", evidence + [
             "with DEFAULT settings MQTT custom auth needs ALPN 'mqtt', which MicroPython/CircuitPython cannot send"],
             root_cause="alpn-missing")

@@ -6,11 +6,16 @@ import argparse
 import json
 import re
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from authprobe.cloud import add_cloud_arguments, open_cloud
 from authprobe.cloud.checks import CheckContext, overall, run_checks
 from authprobe.cloud.device_settings import load_device_settings
 from authprobe.errors import EXIT_FAIL, ConfigError
+from authprobe.report.terminal import Col, fitted_table
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,22 +56,23 @@ def run(args: argparse.Namespace) -> int:
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
 
-def render(results, verdict: str, label: str) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+# Root-cause ids go into the next command and check ids name the fixes printed below the table;
+# titles and evidence are prose and wrap. A narrow terminal keeps status, evidence and root cause.
+COLUMNS = (Col("status"), Col("id", identifier=True, drop=2), Col("check", drop=1), Col("evidence"),
+           Col("root cause", identifier=True))
 
-    console = Console()
-    table = Table(title=escape(f"cloud-check ({label}): {verdict}"), show_lines=False)
-    table.add_column("status")
-    table.add_column("check")
-    table.add_column("evidence", overflow="fold")
-    table.add_column("root cause")
-    for r in results:
-        # Evidence and fixes quote config sections like [auth]: never read them as markup.
-        table.add_row(f"[{_STYLE[r.status]}]{r.status}[/]", escape(r.title), escape("\n".join(r.evidence)),
-                      r.root_cause if r.status in ("fail", "warn") and r.root_cause else "")
-    console.print(table)
+
+def render(results: list[Any], verdict: str, label: str, console: Console | None = None) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    console = console or Console()
+    # Evidence and fixes quote config sections like [auth]: plain Text, never read as markup.
+    rows = [[Text(r.status, style=_STYLE[r.status]), r.id, r.title, "\n".join(r.evidence),
+             r.root_cause if r.status in ("fail", "warn") and r.root_cause else ""] for r in results]
+    console.print(fitted_table(COLUMNS, rows, title=Text(f"cloud-check ({label}): {verdict}")))
     for r in results:
         if r.status in ("fail", "warn") and r.remediation:
-            console.print(f"[{_STYLE[r.status]}]{r.status}[/] {r.id}: {escape(r.remediation)}", highlight=False)
+            line = Text(r.status, style=_STYLE[r.status])
+            line.append(f" {r.id}: {r.remediation}")
+            console.print(line, highlight=False, soft_wrap=True)

@@ -12,15 +12,21 @@ import sys
 from collections.abc import Iterable
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from authprobe import root_causes
 from authprobe.cloud import add_cloud_arguments, open_cloud
 from authprobe.cloud.base import LogEvent
 from authprobe.cloud.correlate import iso_ms, read_log_file, read_reports
 from authprobe.cloud.logs_insights import Window
 from authprobe.cloud.pipeline import authorizer_function, diagnose_runs
+from authprobe.commands.options import count, margin_seconds
 from authprobe.errors import EXIT_FAIL, AuthprobeError, ConfigError
+from authprobe.report.terminal import Col, fitted_table
 from authprobe.store import missing_local_store, open_store
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 DEFAULT_STORE = ".authprobe/runs.sqlite"
 
@@ -40,9 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--authorizer", help="read this authorizer's function logs (default: the account default)")
     parser.add_argument("--function", help="the authorizer function's name (skips DescribeAuthorizer)")
     parser.add_argument("--checks", metavar="FILE.json", help="cloud-check --json output to use as evidence too")
-    parser.add_argument("--skew", type=float, default=120.0, metavar="SECONDS",
+    parser.add_argument("--skew", type=margin_seconds, default=120.0, metavar="SECONDS",
                         help="clock-skew margin around each run's window (default 120)")
-    parser.add_argument("--max-concurrent", type=int, default=10, help="Logs Insights queries at once (default 10)")
+    parser.add_argument("--max-concurrent", type=count, default=10, help="Logs Insights queries at once (default 10)")
     parser.add_argument("--events", action="store_true", help="include the matched log events in --json output")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
 
@@ -131,12 +137,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"authprobe: {problems[-1]}", file=sys.stderr)
     out = []
     failing = 0
+    named = {"function": function if cloud is not None else args.function, "region": getattr(cloud, "region", None),
+             "account": getattr(cloud, "account", None), "authorizer": args.authorizer}
     for r in results:
         w = r.joined.window
         item = {"run_id": r.report.get("run_id"), "client_id": w.client_id, "verdict": r.report.get("verdict"),
                 "window": {"start": iso_ms(w.start_ms) if w.start_ms is not None else None,
                            "end": iso_ms(w.end_ms) if w.end_ms is not None else None, "clock": w.clock},
-                "matched": r.joined.counts(), "diagnosis": r.diagnosis}
+                "matched": r.joined.counts(), "diagnosis": root_causes.fill_diagnosis(r.diagnosis, **named)}
         if args.events:
             item["events"] = r.evidence.events
         if r.report.get("verdict") != "pass":
@@ -168,34 +176,41 @@ def _save(args: argparse.Namespace, store_ids: list[str], results: list[Any], it
     return len(items)
 
 
-def render(items: list[dict[str, Any]], source: str) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+# Run and client ids go into the next command; the diagnosis cell holds root-cause ids, each whole.
+COLUMNS = (Col("run", identifier=True), Col("client id", identifier=True, drop=2), Col("verdict"),
+           Col("IoT/fn events", drop=1), Col("diagnosis"))
 
-    console = Console()
-    table = Table(title=escape(f"correlate ({source}): {len(items)} run(s)"))
-    for col in ("run", "client id", "verdict", "IoT/fn events", "diagnosis"):
-        table.add_column(col, overflow="fold")
+
+def render(items: list[dict[str, Any]], source: str, console: Console | None = None) -> None:
+    from rich.console import Console
+    from rich.text import Text
+
+    console = console or Console()
+    rows = []
     for it in items:
         m = it["matched"]
         lead = it["diagnosis"][:3]
         diag = "\n".join(f"{d['root_cause']} ({d['confidence']:.2f}{', decided' if d.get('decided') else ''})"
                          for d in lead) or "-"
-        table.add_row(escape(str(it["run_id"])), escape(str(it["client_id"])), str(it["verdict"]),
-                      f"{m['iot']}/{m['lambda']}" + (f" (+{m['lambda_time_only']} by time)" if m["lambda_time_only"]
-                                                     else ""), diag)
-    console.print(table)
+        rows.append([str(it["run_id"]), str(it["client_id"]), str(it["verdict"]),
+                     f"{m['iot']}/{m['lambda']}" + (f" (+{m['lambda_time_only']} by time)" if m["lambda_time_only"]
+                                                    else ""), diag])
+    console.print(fitted_table(COLUMNS, rows, title=Text(f"correlate ({source}): {len(items)} run(s)")))
+
+    def say(text: str) -> None:
+        # One line each, never hard-wrapped: a run id or a fix is copied from here.
+        console.print(Text(text), highlight=False, soft_wrap=True)
+
     timeless = [str(it["run_id"]) for it in items if it["window"]["clock"] == "none"]
     if timeless:
-        console.print(escape(f"not correlated (no device UTC and no host collection time): {', '.join(timeless[:10])}"
-                             + (" ..." if len(timeless) > 10 else "")), highlight=False)
+        say(f"not correlated (no device UTC and no host collection time): {', '.join(timeless[:10])}"
+            + (" ..." if len(timeless) > 10 else ""))
     for it in items:
         decided = [d for d in it["diagnosis"] if d.get("decided")]
         if decided:
             d = decided[0]
-            console.print(escape(f"{it['run_id']}: {d['root_cause']}: {d['remediation']}"), highlight=False)
+            say(f"{it['run_id']}: {d['root_cause']}: {d['remediation']}")
         elif it["diagnosis"]:
             d = it["diagnosis"][0]
-            console.print(escape(f"{it['run_id']}: undecided; {d['root_cause']} is likeliest, decided by: "
-                                 f"{d['decided_by']} (`authprobe cloud-check` reads most of it)"), highlight=False)
+            say(f"{it['run_id']}: undecided; {d['root_cause']} is likeliest, decided by: {d['decided_by']} "
+                f"(`authprobe cloud-check` reads most of it)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 
 from authprobe.emulator import Emulator, load_config
@@ -20,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    for warning in config.warnings:
+        print(f"authprobe: warning: {args.config}: {warning}", file=sys.stderr)
     if args.listen:
         problems: list[str] = []
         address = parse_address(args.listen, "--listen", problems)

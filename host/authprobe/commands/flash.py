@@ -1,7 +1,9 @@
 """`authprobe flash`: deploy the self-test (and optionally a firmware image) to one board or many.
 
 An unchanged board costs one round trip and nothing is sent; one board failing never stops the
-others. Exit code: 0 when every board holds the self-test, 4 when any failed, 2 for a bad config."""
+others. Exit code (the worst board decides): 0 when every board holds the self-test, 2 for a bad config
+or a port that does not open, 3 when a board did not take the deploy (no REPL answered within
+--timeout, lost mid-deploy, flash full), 4 only for a bug in authprobe."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import argparse
 
 from authprobe import device_config
 from authprobe.board.definitions import choose_ports
-from authprobe.board.flash import flash
+from authprobe.board.flash import REPL_TIMEOUT, flash
+from authprobe.commands.options import seconds
 from authprobe.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE
 
 
@@ -25,16 +28,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "offset, .uf2 to the bootloader drive)")
     parser.add_argument("--source", action="store_true", help="deploy .py sources instead of mpy-cross bytecode")
     parser.add_argument("--drive", metavar="DIR", help="CircuitPython: the CIRCUITPY drive (default: found by name)")
+    parser.add_argument("--timeout", type=seconds, default=REPL_TIMEOUT, metavar="SECONDS",
+                        help="how long one exchange with a board's REPL may take before the board counts as not "
+                             "answering (default %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
 
     ports = choose_ports(args.port, every_match=args.all)
     cfg = device_config.load(args.config) if args.config else None
     console = Console(stderr=True)
+    for code, _, field, msg in device_config.warnings(cfg) if cfg is not None else []:
+        # What the board's config step will report as a warning (a typo'd key): say it before deploying.
+        console.print(f"authprobe: warning [{code}] {field}: {msg}", soft_wrap=True, highlight=False, markup=False)
     if cfg is None:
         console.print("[yellow]no --config: deploying the self-test only; the board keeps the config it has[/yellow]")
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
@@ -45,11 +55,14 @@ def run(args: argparse.Namespace) -> int:
             bars.update(tasks[port], completed=done, total=total or 1)
 
         results = flash(ports, cfg, board=args.board, firmware=args.firmware, source=args.source,
-                        drive=args.drive, progress=progress)
+                        drive=args.drive, progress=progress, timeout=args.timeout)
     out = Console()
     for r in results:
         if r.status == "error":
-            out.print(f"[bold red]{r.port}: failed[/bold red] {r.error}", soft_wrap=True)
+            # Library messages often lead with the port already; say it once.
+            message = (r.error or "").removeprefix(f"{r.port}: ")
+            out.print(f"[bold red]{escape(r.port)}: failed:[/bold red] {escape(message)}", soft_wrap=True,
+                      highlight=False)
             continue
         what = (f"{len(r.sent)} files, {r.bytes_sent} bytes sent" if r.status == "deployed"
                 else "unchanged, nothing sent")
@@ -58,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         if r.firmware:
             what = f"{r.firmware}; {what}"
         trips = f"{r.round_trips} round trip{'' if r.round_trips == 1 else 's'}"
-        out.print(f"[green]{r.port}[/green]: {what} ({r.method}, {trips}, {r.seconds:.2f} s)")
+        out.print(f"[green]{escape(r.port)}[/green]: {what} ({r.method}, {trips}, {r.seconds:.2f} s)", soft_wrap=True,
+                  highlight=False)
     failed = [r for r in results if r.status == "error"]
     if failed and len(failed) < len(results):
         out.print(f"{len(failed)} of {len(results)} boards failed; the others are flashed")

@@ -7,13 +7,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tomllib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from authprobe import device_config
 from authprobe.board.host_probe import PROBE_RUNTIMES, probe
-from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK
+from authprobe.commands.options import check_output_paths, seconds
+from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, ConfigError
 from authprobe.output import write_output
+from authprobe.report.details import step_details
+from authprobe.report.terminal import Col, fitted_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime", choices=PROBE_RUNTIMES, default="cpython",
                         help="cpython (sends ALPN) or micropython (the real unix port; no ALPN)")
     parser.add_argument("--json", metavar="PATH", help="write the JSON report (authprobe.report/1) here")
-    parser.add_argument("--timeout", type=float, default=120.0,
+    parser.add_argument("--timeout", type=seconds, default=120.0,
                         help="seconds before a MicroPython run counts as incomplete (default 120)")
     parser.add_argument("--heapsize", metavar="SIZE", help="MicroPython heap, e.g. 32k (default: the port's)")
     parser.add_argument("--quiet", action="store_true", help="no table, only the verdict line")
@@ -30,43 +35,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
 
-def _detail_text(details: dict[str, Any]) -> str:
-    parts = []
-    for k, v in details.items():
-        if k == "problems":
-            continue
-        if isinstance(v, dict) and "sha256" in v:
-            v = f"{v['len']}B/{v['sha256'][:8]}"
-        parts.append(f"{k}={v}")
-    return ", ".join(parts)
+# Codes with their names are what the reference is searched by: never cut. A config step's
+# problems lead its details, failing ones first (report.render.step_details).
+COLUMNS = (Col("#", justify="right", drop=2), Col("step", identifier=True), Col("status", identifier=True),
+           Col("code", identifier=True), Col("ms", justify="right", drop=1), Col("details"))
 
 
 def render(report: dict[str, Any], stream: Iterable[Any] | None = None) -> None:
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+    from rich.text import Text
 
     console = Console(file=sys.stdout)
     dev = report.get("device") or {}
-    table = Table(title=f"authprobe probe - {dev.get('runtime', '?')} {dev.get('runtime_version', '')} "
-                  f"- run {report.get('run_id')}", show_lines=False)
-    for col in ("#", "step", "status", "code", "ms", "details"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for st in report["steps"]:
         status = st["status"]
-        table.add_row(str(st["seq"]), st["step"], f"[{_STYLE.get(status, '')}]{status}[/]",
-                      f"{st['code']} {st['name']}", str(st.get("elapsed_ms") or 0), escape(_detail_text(st["details"])))
-    console.print(table)
-    for st in report["steps"]:
-        for p in st["details"].get("problems", []):
-            console.print(f"  [{_STYLE.get(p['status'], '')}]{p['status']}[/] {p['code']} {p['field']}: "
-                          f"{escape(p['msg'])}", highlight=False)
+        rows.append([str(st["seq"]), st["step"], Text(status, style=_STYLE.get(status, "")),
+                     f"{st['code']} {st['name']}", str(st.get("elapsed_ms") or 0), step_details(st.get("details") or {})])
+    console.print(fitted_table(COLUMNS, rows, title=f"authprobe probe - {dev.get('runtime', '?')} "
+                               f"{dev.get('runtime_version', '')} - run {report.get('run_id')}"))
+
+    def say(line: Text) -> None:
+        console.print(line, highlight=False, soft_wrap=True)
+
     for d in report.get("diagnosis", []):
-        console.print(f"[bold]{d['root_cause']}[/] ({d['confidence']:.0%}): {escape(d['title'])}", highlight=False)
-        console.print(f"  fix: {escape(d['remediation'])}", highlight=False)
+        say(Text(d["root_cause"], style="bold") + Text(f" ({d['confidence']:.0%}): {d['title']}"))
+        say(Text(f"  fix: {d['remediation']}"))
     counts = report["counts"]
-    console.print(f"verdict: [{_STYLE.get(report['verdict'], 'bold red')}]{report['verdict']}[/]  "
-                  f"pass {counts['pass']} warn {counts['warn']} fail {counts['fail']} skip {counts['skip']}")
+    say(Text("verdict: ") + Text(report["verdict"], style=_STYLE.get(report["verdict"], "bold red")) +
+        Text(f"  pass {counts['pass']} warn {counts['warn']} fail {counts['fail']} skip {counts['skip']}"))
 
 
 def _progress(rec: dict[str, Any]) -> None:
@@ -79,10 +76,31 @@ def exit_code(report: dict[str, Any]) -> int:
     return {"pass": EXIT_OK, "fail": EXIT_FAIL}.get(report["verdict"], EXIT_INCOMPLETE)
 
 
-def run(args: argparse.Namespace) -> int:
-    cfg = device_config.load(args.config)
+def load_as_the_board_would(path: str) -> dict[str, Any]:
+    """The config the self-test gets. A config the lint rejects is still handed over, as a board
+    would get it, so the report fails at its config step with the codes and root causes a board
+    reports; a file that is missing or no TOML at all stays a usage error (exit 2, no report)."""
+    try:
+        cfg = device_config.load(path)
+    except ConfigError as exc:
+        try:
+            with open(path, "rb") as f:
+                cfg = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError):
+            raise exc from None
+        print(f"authprobe: {exc}", file=sys.stderr)
+        ca = cfg.get("endpoint", {}).get("ca") if isinstance(cfg.get("endpoint"), dict) else None
+        if isinstance(ca, str) and ca and not Path(ca).expanduser().is_absolute():
+            cfg["endpoint"]["ca"] = str(Path(path).parent / ca)  # relative to the config, as load() does
+        return cfg
     for code, _, field, msg in device_config.warnings(cfg):
         print(f"authprobe: warning [{code}] {field}: {msg}", file=sys.stderr)
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    check_output_paths(json=args.json)
+    cfg = load_as_the_board_would(args.config)
     # On a terminal each step shows as it arrives (a run may wait out several timeouts).
     live = _progress if sys.stderr.isatty() and not args.quiet else None
     report = probe(cfg, args.runtime, timeout=args.timeout, heapsize=args.heapsize, on_record=live)

@@ -15,10 +15,12 @@ import os
 import sys
 from typing import Any
 
+from authprobe import root_causes
 from authprobe.cloud import open_cloud
 from authprobe.cloud.device_settings import load_device_settings
 from authprobe.cloud.pipeline import authorizer_function, diagnose_with_cloud
 from authprobe.commands import report_fleet
+from authprobe.commands.options import check_output_paths, margin_seconds
 from authprobe.errors import EXIT_OK, AuthprobeError, ConfigError
 from authprobe.output import write_output
 from authprobe.report import html as html_report
@@ -43,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--function", help="the authorizer function's name (skips DescribeAuthorizer)")
     parser.add_argument("--config", metavar="DEVICE_TOML",
                         help="also run the cloud checks of this device's settings (as cloud-check) as evidence")
-    parser.add_argument("--skew", type=float, default=120.0, metavar="SECONDS",
+    parser.add_argument("--skew", type=margin_seconds, default=120.0, metavar="SECONDS",
                         help="clock-skew margin around each run's window (default 120)")
     parser.add_argument("--title", help="page title (default: the run id, or the number of runs)")
     parser.add_argument("--fleet", action="store_true",
@@ -82,7 +84,9 @@ def correlated(reports: list[dict[str, Any]], cloud_spec: str, *, profile: str |
         authorizer = authorizer or device.authorizer
     fn = authorizer_function(cloud, authorizer, function)
     runs = diagnose_with_cloud(reports, cloud, device=device, function=fn, skew_s=skew_s)
-    return [(run.report, page_events(run.evidence.events, fn)) for run in runs]
+    named = {"function": fn, "authorizer": authorizer, "region": cloud.region, "account": cloud.account}
+    return [(dict(run.report, diagnosis=root_causes.fill_diagnosis(run.report.get("diagnosis") or [], **named)),
+             page_events(run.evidence.events, fn)) for run in runs]
 
 
 def _title(reports: list[dict[str, Any]], title: str | None) -> str:
@@ -98,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         return report_fleet.run(args)
     if not args.run_ids:
         raise ConfigError("name the runs to report (RUN_ID..., or latest), or pass --fleet for the line's page")
+    check_output_paths(html=args.html.replace(RUN_PLACEHOLDER, "run"))
     reports, problems = load_reports(args.store, args.run_ids)
     for p in problems:
         print(f"authprobe: {p}", file=sys.stderr)

@@ -11,6 +11,7 @@ import sys
 from authprobe.board import collect
 from authprobe.board import definitions as boards
 from authprobe.board.collect import DEFAULT_TIMEOUT, RESET_METHODS
+from authprobe.commands.options import check_output_paths, seconds
 from authprobe.output import write_output
 from authprobe.report.render import junit_xml, record_line, render_report, render_tray
 from authprobe.store import open_store
@@ -21,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="serial port or pyserial URL (repeatable): /dev/ttyUSB0, /dev/pts/3, socket://host:port")
     parser.add_argument("--all", action="store_true", help="every connected port that matches a board definition")
     parser.add_argument("--board", help="board definition name (default: matched from the USB id)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per run (default %(default)s)")
+    parser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, help="seconds per run (default %(default)s)")
     parser.add_argument("--reset", choices=RESET_METHODS, default=None,
                         help="how to restart the board: repl (machine.reset() from the REPL, default), soft "
                              "(Ctrl-D), rts (EN pin via the bridge's RTS line), none (just listen)")
@@ -42,8 +43,10 @@ def write_outputs(results: list, json_path: str | None, junit_path: str | None) 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.text import Text
 
-
+    # Before any board is reset: a report that cannot be written later would cost the run.
+    check_output_paths(json=args.json, junit=args.junit)
     ports = boards.choose_ports(args.port, every_match=args.all)
     per_port = boards.port_settings(ports, args.board, args.reset)
     console = Console(stderr=args.json == "-")
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             prefix = f"[dim]{port}[/dim] " if many else ""
             console.print(prefix, record_line(line.record), sep="")
         elif line.kind == "vanished":
-            console.print(f"[magenta]{port}: port vanished ({line.reason})[/magenta]")
+            console.print(Text(f"{port}: port vanished ({line.reason})", style="magenta"), soft_wrap=True)
 
     try:
         results = collect.run(ports, timeout=args.timeout, store=store, on_line=on_line, per_port=per_port)
@@ -70,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
         if many and result.verdict == "pass" and result.status == "complete":
             continue
         if result.status == "error":
-            console.print(f"[bold red]{result.port}: {result.error}[/bold red]", soft_wrap=True)
+            # Nothing was received: the reason is all there is to show (the run is stored all the same).
+            console.print(Text(f"{result.port}: {result.error}", style="bold red"), soft_wrap=True)
+            continue
         render_report(result.report, console)
     if many:
         render_tray(results, console)

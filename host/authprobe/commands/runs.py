@@ -8,8 +8,11 @@ import json
 import sys
 
 from authprobe.commands import runs_stats, runs_sync
+from authprobe.commands.options import count
+from authprobe.errors import ConfigError
+from authprobe.output import printable
 from authprobe.report.render import render_report, render_runs
-from authprobe.store import open_store
+from authprobe.store import missing_local_store, open_store
 from authprobe.store.fleet import GROUPS
 
 
@@ -19,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "here while a PostgreSQL store was out of reach)")
     parser.add_argument("run_id", nargs="?", default="latest", help="run id, a unique prefix, or latest")
     parser.add_argument("--store", metavar="PATH|URL", help="run store: a SQLite file or postgresql://user@host:port/db (default $AUTHPROBE_STORE or .authprobe/runs.sqlite)")
-    parser.add_argument("--limit", type=int, default=20, help="how many runs to list (default %(default)s)")
+    parser.add_argument("--limit", type=count, default=20, help="how many runs to list (default %(default)s)")
     parser.add_argument("--port", help="list: only runs on this port")
     parser.add_argument("--uid", help="list: only runs of the board with this machine.unique_id() (hex)")
     parser.add_argument("--station", help="list: only runs of this station")
@@ -40,13 +43,25 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "sync":
         return runs_sync.run(args)
     console = Console()
+    path = missing_local_store(args.store)
+    if path is not None:
+        # Reading must not make a store (nor its folder) where the user mistyped a path.
+        if args.action == "show":
+            raise ConfigError(f"no run store at {path}: run `authprobe run` first, or pass --store PATH")
+        if args.json:
+            sys.stdout.write("[]\n")
+        else:
+            console.print(f"no run store at {path} yet; `authprobe run --port PORT` makes it", soft_wrap=True,
+                          highlight=False, markup=False)
+        return 0
     with open_store(args.store) as store:
         if args.action == "list":
             runs = store.list_runs(limit=args.limit, port=args.port, uid=args.uid, station=args.station)
             if args.json:
                 sys.stdout.write(json.dumps(runs, indent=2) + "\n")
             elif not runs:
-                console.print(f"no runs in {store.where} yet; `authprobe run --port PORT` adds one")
+                console.print(f"no runs in {store.where} yet; `authprobe run --port PORT` adds one", soft_wrap=True,
+                              highlight=False, markup=False)
             else:
                 render_runs(runs, console)
             return 0
@@ -57,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if args.raw:
             for line in store.get_lines(run_id):
-                text = line["raw"].decode("utf-8", errors="replace")
-                console.print(Text(f"{line['seq']:>4} {line['kind']:<8} {text}", style="dim"))
+                console.print(Text(f"{line['seq']:>4} {line['kind']:<8} {printable(line['raw'])}", style="dim"),
+                              soft_wrap=True)
         render_report(report, console)
     return 0

@@ -45,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
     if not keys:
         raise ConfigError("no public key: pass --key PUB.pem (repeatable) or --authorizer NAME")
     result = signing.verify_signature(token, args.signature, keys)
+    if result.unusable_keys and not result.valid:
+        # Not "INVALID": the signature was never checked against the key meant. Fix the key first.
+        raise ConfigError("; ".join([*problems, *result.unusable_keys.values()]) +
+                          "; pass the authorizer's public key (PEM), e.g. from `aws iot describe-authorizer`")
     notes = problems + result.notes
     if args.json:
         print(json.dumps({"valid": result.valid, "key": result.key_name, "percent_encoded": result.percent_encoded,

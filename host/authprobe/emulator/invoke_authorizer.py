@@ -9,6 +9,7 @@ invoke permission are our choice [I] among the codes the model lists."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from pathlib import Path
@@ -56,7 +57,9 @@ def _config_from(target) -> EmulatorConfig:
                              "start it once with `authprobe emulate --config FILE`") from None
         if not config_path:
             raise CloudError(f"{cloud} names no config file; start the stand-in from a config file")
-        return load_config(config_path)
+        # The records of this replay belong with the stand-in whose state was named, not in the
+        # state_dir its config file gives (the drill and the demo start stand-ins elsewhere).
+        return dataclasses.replace(load_config(config_path), state_dir=path.resolve())
     return load_config(path)
 
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from authprobe import root_causes
 from authprobe.aws.lambda_logs import FAILURE_PATTERN, REPORT_DURATION, SLOW_REPORT_MS
+from authprobe.report.details import step_details
 
 # The order AWS IoT works through a custom-auth connection: the first confirmed cause in this
 # order is the one that stopped the device; later ones are real too but masked by it.
@@ -92,7 +94,7 @@ def device_candidates(report: dict[str, Any]) -> list[dict[str, Any]]:
         causes = failing["root_causes"]
         evidence = [f"device step {failing['step']}: {failing['name']} ({failing['code']})"]
         if failing.get("details"):
-            evidence.append("details: " + ", ".join(f"{k}={v}" for k, v in sorted(failing["details"].items())))
+            evidence.append("details: " + step_details(failing["details"], width=None, sep="; "))
         # The catalogue lists the most likely cause first; the rest share what is left.
         if len(causes) == 1:
             weights = [0.9]
@@ -189,11 +191,20 @@ def _iot_text(rec: dict[str, Any]) -> str:
     return " ".join(str(rec.get(k) or "") for k in ("reason", "details", "disconnectReason")).lower()
 
 
+def utc_text(when: Any) -> str:
+    """A log event's time as people read it: UTC text, never raw epoch milliseconds (CloudWatch
+    Logs gives the function's lines as epoch ms; AWS IoT's V2 records already carry text)."""
+    if isinstance(when, int | float) and not isinstance(when, bool):
+        stamp = datetime.fromtimestamp(when / 1000, UTC)
+        return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    return str(when) if when is not None else "?"
+
+
 def findings_from_events(events: list[dict[str, Any]], client_id: str | None = None) -> list[Finding]:
     out: list[Finding] = []
     connected = False
     for ev in events:
-        when = ev.get("timestamp") or ev.get("ts_ms")
+        when = utc_text(ev.get("timestamp") or ev.get("ts_ms"))
         if ev.get("source") == "iot":
             etype, status = ev.get("eventType"), ev.get("status")
             text = _iot_text(ev)

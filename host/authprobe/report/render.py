@@ -8,22 +8,22 @@ from typing import Any
 
 from rich.console import Console, Group
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
+
+from authprobe.report.details import step_details
+from authprobe.report.terminal import Col, fitted_table
 
 STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim",
                 "incomplete": "bold magenta"}
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "incomplete": "bold magenta"}
 
 
-def _details(details: dict[str, Any], width: int = 70) -> str:
-    parts = []
-    for key, value in details.items():
-        if isinstance(value, dict) and set(value) == {"len", "sha256"}:
-            value = f"<{value['len']}B sha256:{value['sha256']}>"
-        parts.append(f"{key}={value}")
-    text = ", ".join(parts)
-    return text if len(text) <= width else text[: width - 1] + "…"
+# Codes and their names are what the reference and the catalogue are searched by: never cut.
+STEP_COLUMNS = (Col("#", justify="right", style="dim", drop=2), Col("step", identifier=True),
+                Col("status", identifier=True), Col("code", identifier=True, justify="right"),
+                Col("name", identifier=True), Col("ms", justify="right", style="dim", drop=1), Col("details"))
+TRAY_COLUMNS = (Col("port", identifier=True), Col("uid", identifier=True, drop=3), Col("verdict"),
+                Col("first failure", drop=2), Col("likeliest cause", drop=1), Col("run", identifier=True))
 
 
 def report_renderable(report: dict[str, Any]) -> Group:
@@ -38,19 +38,16 @@ def report_renderable(report: dict[str, Any]) -> Group:
             device.get("client_id") and f"client {device['client_id']}"]
     line2 = Text("  ".join(str(b) for b in bits if b), style="dim")
 
-    steps = Table(show_edge=False, pad_edge=False, expand=False)
-    steps.add_column("#", justify="right", style="dim")
-    steps.add_column("step")
-    steps.add_column("status")
-    steps.add_column("code", justify="right")
-    steps.add_column("name")
-    steps.add_column("ms", justify="right", style="dim")
-    steps.add_column("details", overflow="fold")
+    rows = []
     for st in report.get("steps", []):
         status = st.get("status", "")
-        steps.add_row(str(st.get("seq") or ""), st.get("step", ""), Text(status, style=STATUS_STYLE.get(status, "")),
-                      str(st.get("code", "")), st.get("name", ""),
-                      "" if st.get("elapsed_ms") is None else str(st["elapsed_ms"]), _details(st.get("details") or {}))
+        rows.append([str(st.get("seq") or ""), st.get("step", ""), Text(status, style=STATUS_STYLE.get(status, "")),
+                     str(st.get("code", "")), st.get("name", ""),
+                     "" if st.get("elapsed_ms") is None else str(st["elapsed_ms"]),
+                     # A failing or warning step's details say why (the error text comes last): never cut.
+                     step_details(st.get("details") or {}, width=None if status in ("fail", "warn") else 70)])
+    # Left-out columns (the sequence number, the step's milliseconds) are in the JSON report.
+    steps = fitted_table(STEP_COLUMNS, rows, note_dropped=False, show_edge=False, pad_edge=False, expand=False)
     parts: list[Any] = [head, line2, steps]
 
     counts = report.get("counts") or {}
@@ -92,22 +89,26 @@ def render_report(report: dict[str, Any], console: Console | None = None) -> Non
     console.print(Panel(report_renderable(report), title="authprobe report", border_style=VERDICT_STYLE.get(verdict, "")))
 
 
+RUNS_COLUMNS = (Col("run", identifier=True), Col("started (UTC)", identifier=True, drop=3), Col("s", justify="right", drop=6),
+                Col("port", identifier=True, drop=2), Col("board", identifier=True, drop=4),
+                Col("uid", identifier=True, drop=5), Col("verdict"), Col("status", drop=1))
+
+
 def render_runs(runs: list[dict[str, Any]], console: Console | None = None) -> None:
-    """The run store's list: newest first."""
+    """The run store's list: newest first. The run id is never cut (it is what `runs show`,
+    `report` and `correlate` take); narrow terminals lose the status, port, times first."""
     console = console or Console()
-    table = Table(title="runs", show_edge=False)
-    for col in ("run", "started (UTC)", "s", "port", "board", "uid", "verdict", "status"):
-        table.add_column(col)
+    rows = []
     for r in runs:
         verdict = r.get("verdict") or ""
         status = r.get("status") or ""
         if r.get("reason"):
             status += f" ({r['reason']})"
-        table.add_row(r["run_id"], (r.get("started") or "")[:19].replace("T", " "),
-                      "" if r.get("duration_s") is None else f"{r['duration_s']:.1f}", r.get("port") or "",
-                      r.get("board") or "", r.get("uid") or "", Text(verdict, style=VERDICT_STYLE.get(verdict, "")),
-                      status)
-    console.print(table)
+        rows.append([r["run_id"], (r.get("started") or "")[:19].replace("T", " "),
+                     "" if r.get("duration_s") is None else f"{r['duration_s']:.1f}", r.get("port") or "",
+                     r.get("board") or "", r.get("uid") or "", Text(verdict, style=VERDICT_STYLE.get(verdict, "")),
+                     status])
+    console.print(fitted_table(RUNS_COLUMNS, rows, title="runs", show_edge=False, pad_edge=False))
 
 
 def record_line(rec: dict[str, Any]) -> Text:
@@ -116,14 +117,15 @@ def record_line(rec: dict[str, Any]) -> Text:
     text = Text()
     if kind == "begin":
         text.append("begin ", style="bold")
-        text.append(" ".join(f"{k}={rec.get(k)}" for k in ("run", "board", "runtime", "runtime_version", "uid",
+        # Not the device's own run id: the run is known by the store's id (one id per run).
+        text.append(" ".join(f"{k}={rec.get(k)}" for k in ("board", "runtime", "runtime_version", "uid",
                                                             "reset", "client_id", "transport") if rec.get(k) is not None))
     elif kind == "step":
         status = rec.get("status", "")
         text.append(f"{rec.get('seq', ''):>3} {rec.get('step', ''):<10} ")
         text.append(f"{status:<5}", style=STATUS_STYLE.get(status, ""))
         text.append(f" {rec.get('code', '')} {rec.get('name', '')} {rec.get('ms', '')}ms ")
-        text.append(_details(rec.get("d") or {}, 100), style="dim")
+        text.append(step_details(rec.get("d") or {}, 100, sep="; "), style="dim")
     elif kind == "end":
         verdict = rec.get("verdict", "")
         text.append("end ", style="bold")
@@ -157,7 +159,7 @@ def junit_xml(results: list[Any]) -> str:
                 failures += 1
                 causes = ", ".join(st.get("root_causes") or [])
                 node = ET.SubElement(case, "failure", message=f"{st.get('name')} ({st.get('code')})", type=str(st.get("code")))
-                node.text = f"root causes: {causes}\ndetails: {_details(st.get('details') or {}, 400)}"
+                node.text = f"root causes: {causes}\ndetails: {step_details(st.get('details') or {}, 400)}"
             elif status == "skip":
                 skipped += 1
                 ET.SubElement(case, "skipped", message=st.get("name") or "")
@@ -189,9 +191,7 @@ def junit_xml(results: list[Any]) -> str:
 def render_tray(results: list[Any], console: Console | None = None) -> None:
     """One line per board for a tray: verdict, the first failing step and the likeliest cause."""
     console = console or Console()
-    table = Table(title=f"{len(results)} boards", show_edge=False)
-    for col in ("port", "uid", "verdict", "first failure", "likeliest cause", "run"):
-        table.add_column(col)
+    rows = []
     counts: dict[str, int] = {}
     for r in results:
         report = r.report
@@ -204,7 +204,7 @@ def render_tray(results: list[Any], console: Console | None = None) -> None:
             first = r.error or coll.get("reason") or ""
         diag = (report.get("diagnosis") or [{}])[0]
         cause = f"{diag['root_cause']} ({diag.get('confidence')})" if diag.get("root_cause") else ""
-        table.add_row(r.port, (report.get("device") or {}).get("uid") or "", Text(verdict, style=VERDICT_STYLE.get(verdict, "bold red")),
-                      first, cause, r.run_id)
-    console.print(table)
+        rows.append([r.port, (report.get("device") or {}).get("uid") or "",
+                     Text(verdict, style=VERDICT_STYLE.get(verdict, "bold red")), first, cause, r.run_id])
+    console.print(fitted_table(TRAY_COLUMNS, rows, title=f"{len(results)} boards", show_edge=False, pad_edge=False))
     console.print(", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
