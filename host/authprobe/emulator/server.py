@@ -288,11 +288,14 @@ class Emulator:
     def _http(self, tls: ssl.SSLSocket, peer: tuple[str, int], sni: str | None, domain: DomainConfig | None) -> None:
         """No ALPN on the default endpoint: the stream is read as HTTP(S), as the endpoint does."""
         recv = _recv_before(tls, time.monotonic() + FIRST_BYTES_S)
+        first = b""
         try:
-            first = recv(4096)
+            while len(first) < 4:  # enough to tell a method from MQTT, however the bytes are split
+                chunk = recv(4096)
+                if not chunk:
+                    return
+                first += chunk
         except (OSError, ValueError):
-            return
-        if not first:
             return
         if first[:4] not in _HTTP_METHODS:
             # e.g. an MQTT CONNECT from a client without ALPN: not HTTP, so the HTTPS endpoint answers

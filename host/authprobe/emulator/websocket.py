@@ -88,14 +88,17 @@ def parse_content_length(value: str | None) -> int | None:
 def read_http_request(recv, first: bytes) -> HttpRequest:
     """Read the request head; `recv(n)` is the socket's recv, `first` what was already read."""
     data = bytearray(first)
-    while b"\r\n\r\n" not in data:
+    end = data.find(b"\r\n\r\n")
+    while end < 0:
         if len(data) > MAX_HEADER_BYTES:
             raise WebSocketError("HTTP request head too large")
         chunk = recv(4096)
         if not chunk:
             raise WebSocketError("connection closed in the HTTP request head")
+        searched = max(0, len(data) - 3)  # only the new bytes: a head sent a byte at a time stays linear
         data += chunk
-    head, _, rest = bytes(data).partition(b"\r\n\r\n")
+        end = data.find(b"\r\n\r\n", searched)
+    head, rest = bytes(data[:end]), bytes(data[end + 4:])
     if len(head) > MAX_HEADER_BYTES:
         raise WebSocketError("HTTP request head too large")
     lines = head.decode("latin-1").split("\r\n")
