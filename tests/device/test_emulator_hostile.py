@@ -203,3 +203,11 @@ def test_connections_are_capped_per_source_address(tmp_path, emulator_ca, monkey
         for h in holders:
             h.stop.set()
         emulator.close()
+
+
+@pytest.mark.parametrize("topic", ["selftest%2Fa%23", "selftest/%2B/x", "a%00b"])
+def test_https_publish_to_a_topic_mqtt_forbids_is_a_bad_request(emu, topic):
+    with tls_connect(emu, None) as tls:
+        tls.sendall(f"POST /topics/{topic}?qos=0 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx".encode())
+        answer, closed = read_until_closed(tls, 3.0)
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request") and b"topic name" in answer and closed

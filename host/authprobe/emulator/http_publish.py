@@ -115,6 +115,11 @@ def serve_publish(emu: Emulator, tls: ssl.SSLSocket, request: ws.HttpRequest, pe
     if request.method != "POST" or not topic:
         _answer(tls, 400, "Bad Request", "Publish with POST /topics/<topic>?qos=0|1", trace_id)
         return
+    try:  # the broker must never be handed a topic MQTT forbids (a '#' or NUL from %23 or %00)
+        mp.check_topic_name(topic)
+    except mp.ProtocolError as exc:
+        _answer(tls, 400, "Bad Request", f"topic name is not valid: {exc}", trace_id)
+        return
     qos = params.get("qos", "0")
     if qos not in ("0", "1"):
         _answer(tls, 400, "Bad Request", "qos must be 0 or 1", trace_id)

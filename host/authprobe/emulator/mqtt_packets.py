@@ -263,6 +263,16 @@ class Publish:
     payload: bytes
 
 
+def check_topic_name(topic: str) -> None:
+    """A topic a message may be published to: not empty, no wildcard, no U+0000, at most 65,535 bytes."""
+    if not topic:
+        raise ProtocolError("an empty topic name (MQTT 3.1.1 §4.7.3)")
+    if "+" in topic or "#" in topic:
+        raise ProtocolError(f"topic name {topic[:64]!r} contains a wildcard (MQTT 3.1.1 §3.3.2.1)")
+    if "\x00" in topic or len(topic.encode("utf-8", "surrogatepass")) > 65535:
+        raise ProtocolError("topic name with U+0000 or over 65,535 bytes (MQTT 3.1.1 §1.5.3)")
+
+
 def parse_publish(packet: Packet) -> Publish:
     if packet.type != PUBLISH:
         raise ProtocolError(f"expected PUBLISH, got packet type {packet.type}")
@@ -273,10 +283,7 @@ def parse_publish(packet: Packet) -> Publish:
         raise ProtocolError("PUBLISH with DUP set at QoS 0 (MQTT 3.1.1 §3.3.1.1)")
     raw_topic, at = _string(packet.body, 0)
     topic = _utf8(raw_topic)
-    if not topic:
-        raise ProtocolError("PUBLISH with an empty topic name (MQTT 3.1.1 §4.7.3)")
-    if "+" in topic or "#" in topic:
-        raise ProtocolError(f"PUBLISH topic name {topic[:64]!r} contains a wildcard (MQTT 3.1.1 §3.3.2.1)")
+    check_topic_name(topic)
     pid = None
     if qos:
         pid = _packet_id(packet.body, at, "PUBLISH")
