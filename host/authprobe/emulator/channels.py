@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 
+from authprobe.emulator import mqtt_packets as mp
 from authprobe.emulator import websocket as ws
 
 _CLOSED_ERRORS = (OSError, ValueError, ssl.SSLError, AttributeError)
@@ -68,8 +70,22 @@ class TlsChannel:
         hard_close(self.sock)
 
 
+class WebSocketProtocolError(mp.ProtocolError):
+    """The client broke RFC 6455; the session logs it as a client error."""
+
+    @property
+    def details(self) -> str:
+        return f"WebSocket protocol error: {self}"
+
+
+class WebSocketMessageTooBig(mp.PayloadTooLarge):
+    pass
+
+
 class WebSocketChannel(TlsChannel):
-    """Unwraps client frames into MQTT bytes; answers pings; a close frame ends the stream."""
+    """Unwraps client frames into MQTT bytes; answers pings; a close frame ends the stream. A client
+    that breaks RFC 6455 or sends a message over the size limit gets a close frame (1002 or 1009) and
+    read() raises a ProtocolError, so the session closes and logs it like any client error."""
 
     def __init__(self, sock: ssl.SSLSocket, initial: bytes = b"") -> None:
         super().__init__(sock)
@@ -91,8 +107,11 @@ class WebSocketChannel(TlsChannel):
         while True:
             try:
                 message = self._frames.next_message()
-            except ws.WebSocketError:
-                return None
+            except ws.WebSocketError as exc:
+                super().send(ws.frame(struct.pack("!H", exc.close_code), ws.OP_CLOSE))
+                if isinstance(exc, ws.MessageTooBig):
+                    raise WebSocketMessageTooBig(f"WebSocket {exc}; closed with {exc.close_code}") from None
+                raise WebSocketProtocolError(f"{exc}; closed with {exc.close_code}") from None
             if message is None:
                 return bytes(out)
             opcode, payload = message

@@ -113,7 +113,7 @@ class MqttSession:
         try:
             self._run()
         except mp.ProtocolError as exc:  # before or in CONNECT; later ones end the relay
-            self.log("Connect", "Failure", reason="CLIENT_ERROR", details=f"MQTT protocol error: {exc}")
+            self.log("Connect", "Failure", reason=exc.reason, details=exc.details)
         finally:
             self.close()
             if self.broker is not None:
@@ -157,7 +157,7 @@ class MqttSession:
         try:
             self._relay(1.5 * self.emu.effective_keepalive(connect.keepalive))
         except mp.ProtocolError as exc:
-            self.close("CLIENT_ERROR", status="Failure", reason="CLIENT_ERROR", details=f"MQTT protocol error: {exc}")
+            self.close("CLIENT_ERROR", status="Failure", reason=exc.reason, details=exc.details)
         finally:
             self.close("CONNECTION_LOST")
 
@@ -240,6 +240,10 @@ class MqttSession:
         connection silent for 1.5 x its keep-alive (DG mqtt.html, MQTT_KEEP_ALIVE_TIMEOUT)."""
         assert self.broker is not None
         last_heard = time.monotonic()
+        # MQTT lets a client send SUBSCRIBE/PUBLISH right behind its CONNECT without waiting for the
+        # CONNACK; those arrived in the CONNECT's read and are in the reader already.
+        if not self._relay_client_packets():
+            return
         while not self.closed:
             if self.channel.buffered():
                 client_ready, broker_ready = True, False
@@ -257,9 +261,8 @@ class MqttSession:
                 if data:
                     last_heard = time.monotonic()
                     self._reader.feed(data)
-                while (packet := self._reader.next_packet()) is not None:
-                    if not self._from_client(packet):
-                        return
+                if not self._relay_client_packets():
+                    return
             if broker_ready:
                 try:
                     data = self.broker.recv(65536)
@@ -277,7 +280,17 @@ class MqttSession:
                 self.close("MQTT_KEEP_ALIVE_TIMEOUT")
                 return
 
+    def _relay_client_packets(self) -> bool:
+        """Every complete client packet in the reader; False when the session ended on one."""
+        while (packet := self._reader.next_packet()) is not None:
+            if not self._from_client(packet):
+                return False
+        return True
+
     def _from_client(self, packet: mp.Packet) -> bool:
+        # Nothing malformed reaches the broker: MQTT 3.1.1 has a server close the connection on it
+        # (ProtocolError ends the relay with a CLIENT_ERROR record), as AWS IoT does.
+        mp.check_client_packet(packet)
         if packet.type == mp.PUBLISH:
             return self._client_publish(packet)
         if packet.type == mp.SUBSCRIBE:
