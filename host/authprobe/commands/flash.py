@@ -6,11 +6,13 @@ others. Exit code: 0 when every board holds the self-test, 4 when any failed, 2 
 from __future__ import annotations
 
 import argparse
+import os
 
 from authprobe import device_config
+from authprobe.board.credentials import load_signer
 from authprobe.board.definitions import choose_ports
 from authprobe.board.flash import flash
-from authprobe.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE
+from authprobe.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE, ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +27,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "offset, .uf2 to the bootloader drive)")
     parser.add_argument("--source", action="store_true", help="deploy .py sources instead of mpy-cross bytecode")
     parser.add_argument("--drive", metavar="DIR", help="CircuitPython: the CIRCUITPY drive (default: found by name)")
+    add_signing_arguments(parser)
+
+
+def add_signing_arguments(parser: argparse.ArgumentParser) -> None:
+    """--sign-key and its passphrase: shared with `authprobe station`."""
+    parser.add_argument("--sign-key", metavar="KEY",
+                        help="per-board credentials: each board's token is auth.token with {uid} filled in, "
+                             "signed with this RSA private key (PEM) here; the key never leaves this host")
+    parser.add_argument("--passphrase-env", metavar="VAR", help="environment variable holding --sign-key's passphrase")
+
+
+def signer_from(args: argparse.Namespace):
+    """The TokenSigner for --sign-key, or None."""
+    if not args.sign_key:
+        if args.passphrase_env:
+            raise ConfigError("--passphrase-env is the passphrase of --sign-key: pass --sign-key KEY too")
+        return None
+    password = None
+    if args.passphrase_env:
+        value = os.environ.get(args.passphrase_env)
+        if value is None:
+            raise ConfigError(f"environment variable {args.passphrase_env} is not set")
+        password = value.encode()
+    return load_signer(args.sign_key, password)
+
+
+def credentials_note(fingerprints: dict | None) -> str:
+    """A board's own token and signature as the device reports them: length and SHA-256 prefix."""
+    if not fingerprints:
+        return ""
+    parts = [f"{name} len={fp['len']} sha256={fp['sha256']}" for name, fp in fingerprints.items() if fp]
+    return "; ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
 
     ports = choose_ports(args.port, every_match=args.all)
     cfg = device_config.load(args.config) if args.config else None
+    signer = signer_from(args)
+    if signer is not None and cfg is None:
+        raise ConfigError("--sign-key writes each board's token into its config: pass --config device.toml")
     console = Console(stderr=True)
     if cfg is None:
         console.print("[yellow]no --config: deploying the self-test only; the board keeps the config it has[/yellow]")
@@ -45,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             bars.update(tasks[port], completed=done, total=total or 1)
 
         results = flash(ports, cfg, board=args.board, firmware=args.firmware, source=args.source,
-                        drive=args.drive, progress=progress)
+                        drive=args.drive, progress=progress, signer=signer)
     out = Console()
     for r in results:
         if r.status == "error":
@@ -58,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
         if r.firmware:
             what = f"{r.firmware}; {what}"
         trips = f"{r.round_trips} round trip{'' if r.round_trips == 1 else 's'}"
-        out.print(f"[green]{r.port}[/green]: {what} ({r.method}, {trips}, {r.seconds:.2f} s)")
+        own = f"; uid {r.uid}, own {credentials_note(r.credentials)}" if r.credentials else ""
+        out.print(f"[green]{r.port}[/green]: {what} ({r.method}, {trips}, {r.seconds:.2f} s){own}",
+                  soft_wrap=True, highlight=False)
     failed = [r for r in results if r.status == "error"]
     if failed and len(failed) < len(results):
         out.print(f"{len(failed)} of {len(results)} boards failed; the others are flashed")
