@@ -141,7 +141,10 @@ def run(args: argparse.Namespace) -> int:
     outcomes: list[BoardOutcome] = []
     watcher = threading.Thread(target=lambda: outcomes.extend(station.run(stop)), name="station-watcher")
     interrupted = False
-    if not args.json_lines:
+    if args.json_lines:
+        print(json.dumps({"event": "station", "state": "watching", "station": settings.station, "watch": args.watch,
+                          "exit_after": args.exit_after}), flush=True)
+    else:
         print(f"station {settings.station}: watching {args.watch or 'USB serial ports that match a board definition'}"
               f"{f' until {args.exit_after} board(s) are done' if args.exit_after else '; Ctrl-C to stop'}",
               file=sys.stderr, flush=True)
@@ -160,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     code = 130 if interrupted else combined_exit_code(outcomes)
     if args.json_lines:
-        print(json.dumps({"event": "station", "station": settings.station, "boards": len(outcomes),
+        print(json.dumps({"event": "station", "state": "stopped", "station": settings.station, "boards": len(outcomes),
                           "verdicts": _counts(outcomes), "exit_code": code}), flush=True)
     else:
         print(f"station {settings.station}: {len(outcomes)} board(s): "
