@@ -4,6 +4,7 @@ when piped (one per board, identifiers whole), and usage mistakes said before an
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import select
@@ -83,6 +84,12 @@ def test_piped_it_prints_one_plain_line_per_board(standin, plugged, tmp_path):
     assert run.startswith("run ") and len(run.split()[1]) == len("20261126T091502Z-3f9a1c")
     assert "\x1b[" not in proc.stdout and "slot(s)" not in proc.stdout
     assert "station bench-7: 1 board(s): 1 PASS" in proc.stderr
+
+    # The next station to see it finds the self-test and the board's own config in place: one round trip.
+    again = subprocess.run([sys.executable, "-m", "authprobe.cli", *station_args(standin, tmp_path, ports),
+                            "--json-lines"], capture_output=True, text=True, timeout=60)
+    (line,) = [json.loads(ln) for ln in again.stdout.splitlines() if '"board"' in ln]
+    assert (line["verdict"], line["flash"], line["flash_round_trips"]) == ("PASS", "unchanged", 1), line
 
 
 @pytest.mark.parametrize(("extra", "message"), [

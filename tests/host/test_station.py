@@ -9,14 +9,17 @@ import time
 
 import pytest
 
+from authprobe.board import definitions
 from authprobe.board.station import (
     BoardOutcome,
     Station,
     StationEvent,
     StationSettings,
     combined_exit_code,
+    glob_ports,
     leading_cause,
     outcome_of,
+    usb_ports,
 )
 from authprobe.commands.station import board_line
 from authprobe.errors import ConfigError
@@ -274,3 +277,28 @@ def test_a_boards_line_names_the_leading_cause_and_its_fix():
     assert (err.verdict, err.fix) == ("ERROR", "cannot open the port")
     assert combined_exit_code([ok, fail]) == 1 and combined_exit_code([ok, fail, gone]) == 3
     assert combined_exit_code([ok]) == 0 and combined_exit_code([err, gone]) == 4
+
+
+def test_usb_ports_are_named_by_their_by_id_link_when_they_have_one(tmp_path, monkeypatch):
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    for name in ("ttyACM0", "ttyUSB0", "ttyUSB1"):
+        (dev / name).write_text("")
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    (by_id / "usb-Espressif_USB_JTAG_serial_debug_unit_A4:CF:12-if00").symlink_to(dev / "ttyACM0")
+    (by_id / "usb-FTDI_FT232R_UART_A10K-if00-port0").symlink_to(dev / "ttyUSB1")   # no definition matches
+    listed = [definitions.Port(str(dev / "ttyACM0"), candidates=["esp32-s3-devkitc"]),
+              definitions.Port(str(dev / "ttyUSB0"), candidates=["esp32-generic"]),   # no by-id link: its path
+              definitions.Port(str(dev / "ttyUSB1"))]
+    monkeypatch.setattr(definitions, "connected", lambda registry=None: listed)
+    assert usb_ports({}, by_id) == {str(by_id / "usb-Espressif_USB_JTAG_serial_debug_unit_A4:CF:12-if00"),
+                                            str(dev / "ttyUSB0")}
+    assert usb_ports({}, tmp_path / "no-by-id-folder") == {str(dev / "ttyACM0"), str(dev / "ttyUSB0")}
+
+
+def test_a_glob_lists_ports_that_lead_somewhere(tmp_path):
+    (tmp_path / "tty").write_text("")
+    (tmp_path / "usb-a-if00").symlink_to(tmp_path / "tty")
+    (tmp_path / "usb-b-if00").symlink_to(tmp_path / "gone")   # a by-id link whose device went away
+    assert glob_ports(str(tmp_path / "usb-*-if00")) == {str(tmp_path / "usb-a-if00")}

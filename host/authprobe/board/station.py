@@ -27,6 +27,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
+from pathlib import Path
 from typing import Any, Protocol
 
 from authprobe.board import definitions
@@ -104,6 +106,7 @@ class BoardOutcome:
     failed_step: str | None = None        # e.g. "wifi: WIFI_AUTH_FAILED (302)"
     reason: str | None = None             # incomplete/error: vanished, timeout, no-answer, flash...
     flash: str | None = None              # deployed | unchanged
+    flash_round_trips: int | None = None  # raw-REPL execs of the deploy (1 when unchanged)
     seconds: float = 0.0                  # from the port appearing to the stored verdict
     credentials: dict[str, Any] | None = None   # the board's own token/signature, as fingerprints
     correlated: bool = False
@@ -157,9 +160,19 @@ def glob_ports(pattern: str) -> set[str]:
     return {p for p in glob.glob(pattern) if os.path.exists(p)}
 
 
-def usb_ports() -> set[str]:
-    """Every USB serial port that a board definition matches."""
-    return {p.device for p in definitions.connected() if p.candidates}
+BY_ID = Path("/dev/serial/by-id")
+
+
+def usb_ports(registry: dict[str, definitions.Board] | None = None, by_id: Path = BY_ID) -> set[str]:
+    """Every USB serial port that a board definition matches, by its /dev/serial/by-id name when it
+    has one: a native-USB board that re-enumerates while /dev/ttyACM0 is still open comes back as
+    ttyACM1, but under the same by-id name (USB serial number and interface), which is what the
+    slot and the run follow."""
+    try:
+        stable = {os.path.realpath(link): str(link) for link in by_id.iterdir()}
+    except OSError:
+        stable = {}
+    return {stable.get(os.path.realpath(p.device), p.device) for p in definitions.connected(registry) if p.candidates}
 
 
 class Station:
@@ -182,8 +195,11 @@ class Station:
         self.recorder = recorder
         self.correlate = correlate
         self._on_event = on_event
-        watch = settings.watch
-        self._ports = ports or ((lambda: glob_ports(watch)) if watch else usb_ports)
+        if ports is None:
+            # The board definitions are read once, not at every poll.
+            ports = partial(glob_ports, settings.watch) if settings.watch \
+                else partial(usb_ports, definitions.load_boards())
+        self._ports = ports
         self._worker = worker or handle_board
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.Lock()         # the slots' state
@@ -421,6 +437,7 @@ def handle_board(port: str, station: Station, update: Callable[..., None]) -> Bo
             station.recorder.save_report(result.run_id, report)
     outcome = outcome_of(port, who.uid, report, result.status, result.exit_code, result.run_id, result.error)
     outcome.flash = flashed.status
+    outcome.flash_round_trips = flashed.round_trips
     outcome.credentials = creds.fingerprints() if creds else None
     outcome.correlated = correlated
     return outcome
