@@ -302,3 +302,26 @@ def test_a_glob_lists_ports_that_lead_somewhere(tmp_path):
     (tmp_path / "usb-a-if00").symlink_to(tmp_path / "tty")
     (tmp_path / "usb-b-if00").symlink_to(tmp_path / "gone")   # a by-id link whose device went away
     assert glob_ports(str(tmp_path / "usb-*-if00")) == {str(tmp_path / "usb-a-if00")}
+
+
+def test_a_port_list_that_cannot_be_read_for_a_moment_changes_nothing():
+    calls: list[int] = []
+    answers = [{P}, {P}, OSError("sysfs busy"), {P}]
+
+    def ports():
+        answer = answers[min(len(calls), len(answers) - 1)]
+        calls.append(1)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    bench = Bench()
+    st = bench.station
+    st._ports = ports
+    for t in (0.0, 0.2):
+        st.poll(st._list(), t)
+    bench.finish(P, {P}, 0.3)
+    for t in (0.4, 0.6, 0.8):
+        st.poll(st._list(), t)
+    time.sleep(0.05)
+    assert bench.calls == [P] and bench.states(P)[-1] == "pass"

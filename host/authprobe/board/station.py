@@ -282,7 +282,9 @@ class Station:
         try:
             return set(self._ports())
         except OSError:
-            return set()   # the port list could not be read this time (sysfs busy); next poll
+            # The port list could not be read this time (sysfs busy): as last time, or every
+            # plugged board would seem unplugged and plugged again, and be tested again.
+            return set(self._seen_once)
 
     def _slot(self, port: str) -> _Slot:
         with self._lock:
