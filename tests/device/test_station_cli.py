@@ -17,6 +17,7 @@ import time
 import pytest
 
 from authprobe import cli
+from authprobe.store import RunStore
 from tests.fixtures.station import LINE_KEY, line_device_toml, line_standin
 
 
@@ -97,6 +98,7 @@ def test_piped_it_prints_one_plain_line_per_board(standin, plugged, tmp_path):
     (["--timeout", "0"], "--timeout must be positive"),
     (["--sign-key", "/nonexistent/line.pem"], "--sign-key /nonexistent/line.pem: cannot read it"),
     (["--passphrase-env", "AUTHPROBE_TEST_UNSET"], "pass --sign-key KEY too"),
+    (["--sign-key", str(LINE_KEY), "--board", "esp32-nonesuch"], "unknown board 'esp32-nonesuch'"),
 ])
 def test_usage_mistakes_are_said_before_any_board_is_touched(standin, tmp_path, capsys, extra, message):
     config = line_device_toml(standin, tmp_path / "device.toml")
@@ -109,3 +111,24 @@ def test_a_uid_token_without_a_key_is_refused(standin, tmp_path, capsys):
     config = line_device_toml(standin, tmp_path / "device.toml")
     assert cli.main(["station", "--config", str(config), "--watch", str(tmp_path / "none-*")]) == 2
     assert "pass --sign-key KEY" in capsys.readouterr().err
+
+
+def test_a_board_that_cannot_be_flashed_is_one_error_line_and_a_stored_run(standin, authprobe_virtual_boards,
+                                                                            tmp_path):
+    # A CircuitPython board on a port no definition matches: its files' form is unknown, so the
+    # station says to name its definition, and keeps a record of the board it met.
+    ports = tmp_path / "ports"
+    ports.mkdir()
+    board = authprobe_virtual_boards(uid="a4cf12000031", runtime="circuitpython", native_usb=True,
+                                     port_link=ports / "usb-authprobe_a4cf12000031-if00")
+    proc = subprocess.run([sys.executable, "-m", "authprobe.cli", *station_args(standin, tmp_path, ports),
+                           "--json-lines"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = [json.loads(ln) for ln in proc.stdout.splitlines() if '"board"' in ln]
+    assert (line["port"], line["uid"], line["verdict"], line["reason"]) == (board.port, "a4cf12000031", "ERROR",
+                                                                            "flash-failed")
+    assert "--board" in line["fix"] and "circuitpython" in line["fix"]
+    with RunStore(tmp_path / "runs.sqlite") as store:
+        run = store.get_run(line["run_id"])
+    assert (run["status"], run["reason"], run["identity"]["runtime"]) == ("incomplete", "flash-failed", "circuitpython")
+    assert run["identity"]["station"] == "bench-7"

@@ -5,7 +5,9 @@ self-test reports as `uid` and `{uid}` stands for in device.toml) and the firmwa
     who = read_identity(link)        # BoardIdentity(uid="a4cf12a1b2c3", runtime="micropython", ...)
 
 The snippet runs on MicroPython (machine.unique_id) and CircuitPython (microcontroller.cpu.uid)
-alike and answers with one Python literal, so a few bytes cross a slow line."""
+alike and answers with one Python literal, so a few bytes cross a slow line. A board with
+`microcontroller` runs CircuitPython (so does the virtual board's CircuitPython flavour, whose
+interpreter calls itself micropython)."""
 
 from __future__ import annotations
 
@@ -16,19 +18,25 @@ from typing import Any, Protocol
 from authprobe.errors import EXIT_INCOMPLETE, AuthprobeError
 
 IDENTIFY = """\
-import sys, binascii
+import sys, os, binascii
+_r = sys.implementation.name
+_u = b''
 try:
-    import machine
-    _u = machine.unique_id()
+    import microcontroller
+    _r = 'circuitpython'
+    _u = microcontroller.cpu.uid
 except (ImportError, AttributeError):
     try:
-        import microcontroller
-        _u = microcontroller.cpu.uid
+        import machine
+        _u = machine.unique_id()
     except (ImportError, AttributeError):
-        _u = b''
-_i = sys.implementation
-print(repr((binascii.hexlify(bytes(_u)).decode(), _i.name, '.'.join(str(n) for n in _i.version[:3]),
-            getattr(_i, '_machine', '') or sys.platform)))
+        pass
+try:
+    _m = os.uname()[4]
+except (AttributeError, IndexError):
+    _m = sys.platform
+print(repr((binascii.hexlify(bytes(_u)).decode(), _r,
+            '.'.join(str(n) for n in sys.implementation.version[:3]), _m)))
 """
 
 

@@ -195,10 +195,12 @@ class Station:
         self.recorder = recorder
         self.correlate = correlate
         self._on_event = on_event
+        # The board definitions are read once (a broken one is said now), not at every poll or board.
+        self.registry = definitions.load_boards()
+        if settings.board:
+            definitions.get_board(settings.board, self.registry)   # an unknown name: ConfigError naming the known
         if ports is None:
-            # The board definitions are read once, not at every poll.
-            ports = partial(glob_ports, settings.watch) if settings.watch \
-                else partial(usb_ports, definitions.load_boards())
+            ports = partial(glob_ports, settings.watch) if settings.watch else partial(usb_ports, self.registry)
         self._ports = ports
         self._worker = worker or handle_board
         self._slots: dict[str, _Slot] = {}
@@ -389,7 +391,7 @@ class Station:
 def handle_board(port: str, station: Station, update: Callable[..., None]) -> BoardOutcome:
     """Identify, flash, run, store, correlate: one board, start to stored verdict."""
     settings = station.settings
-    registry = definitions.load_boards()
+    registry = station.registry
     usb = definitions.identify(port, registry)
     board = registry.get(settings.board) if settings.board else None
     if board is None and usb.candidates:
@@ -408,6 +410,10 @@ def handle_board(port: str, station: Station, update: Callable[..., None]) -> Bo
         board_name = board.name if board else None
         cfg, creds = settings.cfg, None
         try:
+            if board is None and who.runtime != "micropython":
+                # Its files and their form (sources, settings.toml, the drive) come from a definition.
+                raise AuthprobeError(f"{port}: the board runs {who.runtime} and no board definition matches it: "
+                                     f"name one with --board (`authprobe boards --defs` lists them)", EXIT_USAGE)
             if per_board(cfg, settings.signer):
                 cfg, creds = personalize(cfg, who.uid, settings.signer, port=port)
 
