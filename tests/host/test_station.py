@@ -15,6 +15,7 @@ from authprobe.board.station import (
     Station,
     StationEvent,
     StationSettings,
+    _correlated,
     combined_exit_code,
     glob_ports,
     leading_cause,
@@ -325,3 +326,15 @@ def test_a_port_list_that_cannot_be_read_for_a_moment_changes_nothing():
         st.poll(st._list(), t)
     time.sleep(0.05)
     assert bench.calls == [P] and bench.states(P)[-1] == "pass"
+
+
+@pytest.mark.parametrize("failure", [ConfigError("--cloud aws: no credentials"), KeyError("logGroupName")])
+def test_a_cloud_that_cannot_be_read_leaves_the_devices_own_diagnosis_with_a_note(failure):
+    def correlate(report, cfg):
+        raise failure
+
+    st = Station(StationSettings({}), ports=set, worker=lambda *a: None, correlate=correlate)
+    mine = report("fail", [WIFI_STEP], [{"root_cause": "wifi-failure"}])
+    out, correlated = _correlated(st, mine, {})
+    assert not correlated and out["diagnosis"] == mine["diagnosis"]
+    assert str(failure.args[0]) in out["correlation"]["error"]

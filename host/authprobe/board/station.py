@@ -441,7 +441,7 @@ def handle_board(port: str, station: Station, update: Callable[..., None]) -> Bo
     if station.correlate is not None and result.status != "error":
         update("correlating", "", who.uid)
         report, correlated = _correlated(station, report, cfg)
-        if correlated and station.recorder is not None:
+        if station.recorder is not None:
             station.recorder.save_report(result.run_id, report)
     outcome = outcome_of(port, who.uid, report, result.status, result.exit_code, result.run_id, result.error)
     outcome.flash = flashed.status
@@ -452,12 +452,15 @@ def handle_board(port: str, station: Station, update: Callable[..., None]) -> Bo
 
 
 def _correlated(station: Station, report: dict[str, Any], cfg: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """The report with the cloud's evidence; unchanged when the cloud cannot be read (noted in it)."""
+    """The report with the cloud's evidence; when the cloud cannot be read, the device's own
+    diagnosis with a note why: the board's verdict is stored either way."""
     assert station.correlate is not None
     try:
         return station.correlate(report, cfg), True
     except AuthprobeError as exc:
         return dict(report, correlation={"error": str(exc)}), False
+    except Exception as exc:  # a cloud library's surprise must not cost the board its line
+        return dict(report, correlation={"error": f"{type(exc).__name__}: {exc}"}), False
 
 
 def leading_cause(report: dict[str, Any]) -> dict[str, Any] | None:
