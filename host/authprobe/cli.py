@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "virtual-board": ("virtual_board", "serve a virtual MicroPython board on a pty"),
     "flash": ("flash", "deploy the self-test (and optionally a firmware image) to boards"),
     "run": ("run", "reset boards and collect their self-test reports"),
+    "station": ("station", "test every board plugged in, hands off: identify, flash, run, store, one line each"),
     "monitor": ("monitor", "show decoded report records from a serial port live"),
     "runs": ("runs", "list and re-render stored runs"),
     "cloud-check": ("cloud_check", "check the cloud side: authorizer, Lambda, permissions, logging"),

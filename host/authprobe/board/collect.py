@@ -287,15 +287,18 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
             pass
 
 
+# A native-USB board starts its self-test as soon as it is back, and what it prints before the host
+# opens the port again is lost: look for the port often (a missing path costs one failed open).
+REOPEN_POLL_S = 0.02
+
+
 def _reopen(port: str, baudrate: int, until: float) -> Any:
     errors = port_errors()
-    delay = 0.1
     while time.monotonic() < until:
         try:
             return open_port(port, baudrate)
         except errors:
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            time.sleep(REOPEN_POLL_S)
     return None
 
 

@@ -32,7 +32,9 @@ from typing import Any
 from authprobe import device_config
 from authprobe.board import definitions as boards
 from authprobe.board.collect import LOCK_GRACE_S, port_problem
+from authprobe.board.credentials import TokenSigner, check_template, per_board, personalize
 from authprobe.board.definitions import Board
+from authprobe.board.identify import read_identity
 from authprobe.board.repl_deadline import DeadlineSerial, ReplDeadline
 from authprobe.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE, AuthprobeError, ConfigError
 
@@ -66,6 +68,8 @@ class FlashResult:
     firmware: str | None = None
     error: str | None = None
     exit_code: int = EXIT_OK                       # the error's (errors.EXIT_*), for the CLI
+    uid: str | None = None                         # read from the board when its config is its own
+    credentials: dict[str, Any] | None = None      # that config's token/signature, as fingerprints
 
     @property
     def ok(self) -> bool:
@@ -320,11 +324,15 @@ def send_files(link: ReplLink, files: dict[str, bytes], stale: list[str], *, pro
 
 
 def deploy_repl(port: str, files: dict[str, bytes], *, progress: Callable[[int, int], None] | None = None,
-                verify: bool = True, connect_wait: float = 0.0, timeout: float | None = None) -> FlashResult:
+                verify: bool = True, connect_wait: float = 0.0, timeout: float | None = None,
+                link: ReplLink | None = None) -> FlashResult:
     """Deploy over the raw REPL; nothing is sent when every file already matches. Each exchange
-    with the board must be over within `timeout` seconds (default REPL_TIMEOUT)."""
+    with the board must be over within `timeout` seconds (default REPL_TIMEOUT). A `link` already
+    open (the board was just identified over it) is used and left open."""
     t0 = time.monotonic()
-    link = ReplLink(port, connect_wait, timeout)
+    own_link = link is None
+    link = link or ReplLink(port, connect_wait, timeout)
+    trips_before = link.round_trips
     result = FlashResult(port=port, status="unchanged", method="mpremote")
     try:
         expected = {p: sha256_hex(d) for p, d in files.items()}
@@ -357,8 +365,9 @@ def deploy_repl(port: str, files: dict[str, bytes], *, progress: Callable[[int, 
         if progress:
             progress(total, total)
     finally:
-        result.round_trips = link.round_trips
-        link.close()
+        result.round_trips = link.round_trips - trips_before
+        if own_link:
+            link.close()
         result.seconds = time.monotonic() - t0
     return result
 
@@ -520,8 +529,13 @@ def _board_for(port: str, board: str | Board | None) -> Board | None:
 
 def flash_port(port: str, config: str | os.PathLike[str] | dict[str, Any] | None, *, board: str | Board | None = None,
                firmware: str | os.PathLike[str] | None = None, source: bool = False, drive: str | None = None,
-               progress: Progress | None = None, timeout: float | None = None) -> FlashResult:
-    """Deploy to one board. Raises AuthprobeError/ConfigError; flash() turns those into results."""
+               progress: Progress | None = None, timeout: float | None = None, signer: TokenSigner | None = None,
+               link: ReplLink | None = None) -> FlashResult:
+    """Deploy to one board. Raises AuthprobeError/ConfigError; flash() turns those into results.
+    With a `signer` (or a {uid} token template) the board's unique id is read first and the board
+    gets its own token and signature (board.credentials). `link`: a raw REPL already open on the
+    board (left open), so a caller that just talked to the board opens no second session. Each
+    exchange with the board must be over within `timeout` seconds (default REPL_TIMEOUT)."""
 
     t0 = time.monotonic()
     if drive and not Path(drive).is_dir():
@@ -532,8 +546,35 @@ def flash_port(port: str, config: str | os.PathLike[str] | dict[str, Any] | None
     runtime = b.runtime if b else "micropython"
     mpy = b.mpy_version if b else "6.3"
     cfg = device_config.load(config) if isinstance(config, str | os.PathLike) else config
-    files = plan_files(cfg, runtime=runtime, mpy_version=mpy, source=source)
+    check_template(cfg, signer)
     done_firmware = write_firmware(port, Path(firmware), b) if firmware else None
+    connect_wait = REAPPEAR_WAIT if done_firmware else 0.0
+    own_link = None
+    identity = creds = None
+    try:
+        if cfg is not None and per_board(cfg, signer):
+            if link is None:
+                link = own_link = ReplLink(port, connect_wait, timeout)
+            identity = read_identity(link)
+            cfg, creds = personalize(cfg, identity.uid, signer, port=port)
+        result = _deploy(port, cfg, b, runtime=runtime, mpy=mpy, source=source, drive=drive, progress=progress,
+                         link=link, connect_wait=connect_wait, timeout=timeout)
+    finally:
+        if own_link is not None:
+            own_link.close()
+    result.firmware = done_firmware
+    result.seconds = time.monotonic() - t0
+    if identity is not None:
+        result.uid = identity.uid
+    if creds is not None:
+        result.credentials = creds.fingerprints()
+    return result
+
+
+def _deploy(port: str, cfg: dict[str, Any] | None, b: Board | None, *, runtime: str, mpy: str, source: bool,
+            drive: str | None, progress: Progress | None, link: ReplLink | None, connect_wait: float,
+            timeout: float | None) -> FlashResult:
+    files = plan_files(cfg, runtime=runtime, mpy_version=mpy, source=source)
 
     def cb(done: int, total: int) -> None:
         if progress:
@@ -543,20 +584,17 @@ def flash_port(port: str, config: str | os.PathLike[str] | dict[str, Any] | None
     if drive_path is None and b is not None and b.deploy == "circuitpy-drive":
         drive_path = drive_for_port(port) or find_drive("CIRCUITPY")
     if drive_path is not None:
-        result = deploy_drive(drive_path, files, port=port, progress=cb)
-    else:
-        result = deploy_repl(port, files, progress=cb, connect_wait=REAPPEAR_WAIT if done_firmware else 0.0,
-                             timeout=timeout)
-        if b is not None and b.deploy != "mpremote":
-            result.method = "serial-repl"
-    result.firmware = done_firmware
-    result.seconds = time.monotonic() - t0
+        return deploy_drive(drive_path, files, port=port, progress=cb)
+    result = deploy_repl(port, files, progress=cb, connect_wait=connect_wait, timeout=timeout, link=link)
+    if b is not None and b.deploy != "mpremote":
+        result.method = "serial-repl"
     return result
 
 
 def flash(ports: list[str], config: str | os.PathLike[str] | dict[str, Any] | None, *, board: str | Board | None = None,
           firmware: str | os.PathLike[str] | None = None, source: bool = False, drive: str | None = None,
-          progress: Progress | None = None, parallel: bool = True, timeout: float | None = None
+          progress: Progress | None = None, parallel: bool = True, timeout: float | None = None,
+          signer: TokenSigner | None = None
           ) -> list[FlashResult]:
     """Deploy the self-test (and its config) to several boards at once, one thread each. Unchanged
     files are not sent again. One board failing never stops the others: its result carries status
@@ -572,18 +610,21 @@ def flash(ports: list[str], config: str | os.PathLike[str] | dict[str, Any] | No
         progress: called with (port, bytes done, bytes in all).
         timeout: seconds each exchange with a board's REPL may take, however busy the line
             (default REPL_TIMEOUT); a board that does not answer in time is an incomplete deploy.
+        signer: per-board credentials (board.credentials.load_signer): each board's token is built
+            from auth.token's template with its unique id and signed here; the key stays on the host.
     """
     if timeout is not None and not timeout > 0:
         raise ConfigError(f"timeout {timeout!r}: give the seconds one REPL exchange may take, e.g. {REPL_TIMEOUT:g}")
 
     # Read and lint the config once, up front: a bad config is one error, not one per board.
     cfg = device_config.load(config) if isinstance(config, str | os.PathLike) else config
+    check_template(cfg, signer)
 
     def one(port: str) -> FlashResult:
         t0 = time.monotonic()
         try:
             return flash_port(port, cfg, board=board, firmware=firmware, source=source, drive=drive, progress=progress,
-                              timeout=timeout)
+                              timeout=timeout, signer=signer)
         except AuthprobeError as exc:
             return FlashResult(port=port, status="error", error=str(exc), exit_code=exc.exit_code,
                                seconds=time.monotonic() - t0)

@@ -8,12 +8,14 @@ or a port that does not open, 3 when a board did not take the deploy (no REPL an
 from __future__ import annotations
 
 import argparse
+import os
 
 from authprobe import device_config
+from authprobe.board.credentials import load_signer
 from authprobe.board.definitions import choose_ports
 from authprobe.board.flash import REPL_TIMEOUT, flash
 from authprobe.commands.options import seconds
-from authprobe.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE
+from authprobe.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE, ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +33,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=seconds, default=REPL_TIMEOUT, metavar="SECONDS",
                         help="how long one exchange with a board's REPL may take before the board counts as not "
                              "answering (default %(default)s)")
+    add_signing_arguments(parser)
+
+
+def add_signing_arguments(parser: argparse.ArgumentParser) -> None:
+    """--sign-key and its passphrase: shared with `authprobe station`."""
+    parser.add_argument("--sign-key", metavar="KEY",
+                        help="per-board credentials: each board's token is auth.token with {uid} filled in, "
+                             "signed with this RSA private key (PEM) here; the key never leaves this host")
+    parser.add_argument("--passphrase-env", metavar="VAR", help="environment variable holding --sign-key's passphrase")
+
+
+def signer_from(args: argparse.Namespace):
+    """The TokenSigner for --sign-key, or None."""
+    if not args.sign_key:
+        if args.passphrase_env:
+            raise ConfigError("--passphrase-env is the passphrase of --sign-key: pass --sign-key KEY too")
+        return None
+    password = None
+    if args.passphrase_env:
+        value = os.environ.get(args.passphrase_env)
+        if value is None:
+            raise ConfigError(f"environment variable {args.passphrase_env} is not set")
+        password = value.encode()
+    return load_signer(args.sign_key, password)
+
+
+def credentials_note(fingerprints: dict | None) -> str:
+    """A board's own token and signature as the device reports them: length and SHA-256 prefix."""
+    if not fingerprints:
+        return ""
+    parts = [f"{name} len={fp['len']} sha256={fp['sha256']}" for name, fp in fingerprints.items() if fp]
+    return "; ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
 
     ports = choose_ports(args.port, every_match=args.all)
     cfg = device_config.load(args.config) if args.config else None
+    signer = signer_from(args)
+    if signer is not None and cfg is None:
+        raise ConfigError("--sign-key writes each board's token into its config: pass --config device.toml")
     console = Console(stderr=True)
     for code, _, field, msg in device_config.warnings(cfg) if cfg is not None else []:
         # What the board's config step will report as a warning (a typo'd key): say it before deploying.
@@ -55,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             bars.update(tasks[port], completed=done, total=total or 1)
 
         results = flash(ports, cfg, board=args.board, firmware=args.firmware, source=args.source,
-                        drive=args.drive, progress=progress, timeout=args.timeout)
+                        drive=args.drive, progress=progress, timeout=args.timeout, signer=signer)
     out = Console()
     for r in results:
         if r.status == "error":
@@ -71,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
         if r.firmware:
             what = f"{r.firmware}; {what}"
         trips = f"{r.round_trips} round trip{'' if r.round_trips == 1 else 's'}"
-        out.print(f"[green]{escape(r.port)}[/green]: {what} ({r.method}, {trips}, {r.seconds:.2f} s)", soft_wrap=True,
-                  highlight=False)
+        own = f"; uid {r.uid}, own {credentials_note(r.credentials)}" if r.credentials else ""
+        out.print(f"[green]{escape(r.port)}[/green]: {what} ({r.method}, {trips}, {r.seconds:.2f} s){escape(own)}",
+                  soft_wrap=True, highlight=False)
     failed = [r for r in results if r.status == "error"]
     if failed and len(failed) < len(results):
         out.print(f"{len(failed)} of {len(results)} boards failed; the others are flashed")
