@@ -15,6 +15,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from authprobe import bundled
 from authprobe.errors import ConfigError
 from selftest import config as lint_rules
 
@@ -22,8 +23,7 @@ from selftest import config as lint_rules
 # drill take this list too).
 RUNTIMES = ("micropython", "circuitpython")
 
-ROOT = Path(__file__).resolve().parents[2]
-FIRMWARE = ROOT / "firmware"
+FIRMWARE = bundled.FIRMWARE             # main.py, code.py
 CONFIG_FILE = "authprobe.json"          # MicroPython reads this (firmware/main.py)
 SETTINGS_FILE = "settings.toml"         # CircuitPython reads this through os.getenv (firmware/code.py)
 CA_DER = "authprobe_ca.der"
@@ -104,7 +104,7 @@ def load(path: str | Path) -> dict[str, Any]:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file {str(p)!r} not found; copy examples/device.toml and fill it in") from None
+        raise ConfigError(f"config file {str(p)!r} not found; `authprobe init` writes one to fill in") from None
     except (OSError, UnicodeError) as exc:
         raise ConfigError(f"config file {str(p)!r} cannot be read: {exc}") from None
     return parse(text, str(p), p.parent)
@@ -176,8 +176,7 @@ def firmware_files(runtime: str = "micropython") -> dict[str, bytes]:
     MicroPython) and the entry file."""
     files: dict[str, bytes] = {}
     skip = NOT_ON.get(runtime, ())
-    for path in sorted((FIRMWARE / "selftest").rglob("*.py")):
-        rel = path.relative_to(FIRMWARE).as_posix()
+    for rel, path in bundled.selftest_files().items():
         if rel not in skip:
             files[rel] = path.read_bytes()
     entry = "main.py" if runtime == "micropython" else "code.py"

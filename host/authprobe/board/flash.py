@@ -42,7 +42,8 @@ MANAGED_DIRS = ("/selftest",)
 # its self-test interrupted to compile, large enough that a deploy is a handful of round trips.
 WRITE_CHUNK = 3072
 MAX_EXEC_SOURCE = 8192
-CACHE_DIR = Path(".authprobe") / "mpy-cache"
+# Compiled modules by content hash: one per user, not one per folder authprobe happens to run in.
+CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "authprobe" / "mpy-cache"
 # How long a board may take to show its raw REPL prompt (it may first have to stop a running probe).
 REPL_TIMEOUT = 8.0
 # After a firmware write the port re-enumerates (native USB) and MicroPython creates its file system.

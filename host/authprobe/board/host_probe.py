@@ -58,16 +58,20 @@ def run_cpython(cfg: dict[str, Any], out: Collector) -> None:
 
 def run_micropython(cfg: dict[str, Any], out: Collector, timeout: float = 120.0,
                     heapsize: str | None = None, exe: str | None = None) -> int | None:
-    """Run firmware/main.py on the unix port in a folder laid out like the board's flash; returns
-    the interpreter's exit status, or None when it was stopped at the timeout."""
+    """Run main.py on the unix port in a folder laid out like the board's flash (the selftest
+    package as sources, main.py, the device files); returns the interpreter's exit status, or None
+    when it was stopped at the timeout."""
     exe = exe or micropython_exe()
     with tempfile.TemporaryDirectory(prefix="authprobe-flash-") as flash:
-        for name, data in device_config.device_files(cfg, "micropython").items():
-            (Path(flash) / name).write_bytes(data)
+        files = {**device_config.firmware_files("micropython"), **device_config.device_files(cfg, "micropython")}
+        for name, data in files.items():
+            target = Path(flash) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
         cmd = [exe]
         if heapsize:
             cmd += ["-X", f"heapsize={heapsize}"]
-        cmd += [str(device_config.FIRMWARE / "main.py"), device_config.CONFIG_FILE]
+        cmd += ["main.py", device_config.CONFIG_FILE]
         # stderr joins stdout: a traceback is noise to the decoder but kept for the user.
         proc = subprocess.Popen(cmd, cwd=flash, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         timer = threading.Timer(timeout, proc.kill)
