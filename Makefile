@@ -39,7 +39,7 @@ fuzz: setup system-deps
 	$(BIN)/pytest -m fuzz --hypothesis-profile=fuzz $(PYTEST_ARGS)
 
 demo: setup
-	$(BIN)/python -m authprobe.drill.demo
+	$(BIN)/authprobe demo
 
 lint: setup
 	$(BIN)/ruff check firmware host tests bench
