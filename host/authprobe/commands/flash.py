@@ -6,11 +6,13 @@ others. Exit code: 0 when every board holds the self-test, 4 when any failed, 2 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from authprobe import device_config
 from authprobe.board.definitions import choose_ports
 from authprobe.board.flash import flash
 from authprobe.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE
+from authprobe.terminal import Lines, ProgressBars
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,28 +30,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
-
-
+    # rich is imported only to draw (a terminal, bytes to send): an unchanged board answers in
+    # less time than importing it takes.
     ports = choose_ports(args.port, every_match=args.all)
     cfg = device_config.load(args.config) if args.config else None
-    console = Console(stderr=True)
     if cfg is None:
-        console.print("[yellow]no --config: deploying the self-test only; the board keeps the config it has[/yellow]")
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
-                  console=console, transient=False, disable=not console.is_terminal) as bars:
-        tasks = {p: bars.add_task(p, total=None) for p in ports}
-
-        def progress(port: str, done: int, total: int) -> None:
-            bars.update(tasks[port], completed=done, total=total or 1)
-
+        Lines(sys.stderr)("no --config: deploying the self-test only; the board keeps the config it has",
+                          style="yellow")
+    with ProgressBars(ports, sys.stderr) as bars:
         results = flash(ports, cfg, board=args.board, firmware=args.firmware, source=args.source,
-                        drive=args.drive, progress=progress)
-    out = Console()
+                        drive=args.drive, progress=bars.update)
+    say = Lines(sys.stdout)
     for r in results:
         if r.status == "error":
-            out.print(f"[bold red]{r.port}: failed[/bold red] {r.error}", soft_wrap=True)
+            say(f"{r.port}: failed", f" {r.error}", style="bold red")
             continue
         what = (f"{len(r.sent)} files, {r.bytes_sent} bytes sent" if r.status == "deployed"
                 else "unchanged, nothing sent")
@@ -58,10 +52,10 @@ def run(args: argparse.Namespace) -> int:
         if r.firmware:
             what = f"{r.firmware}; {what}"
         trips = f"{r.round_trips} round trip{'' if r.round_trips == 1 else 's'}"
-        out.print(f"[green]{r.port}[/green]: {what} ({r.method}, {trips}, {r.seconds:.2f} s)")
+        say(r.port, f": {what} ({r.method}, {trips}, {r.seconds:.2f} s)", style="green")
     failed = [r for r in results if r.status == "error"]
     if failed and len(failed) < len(results):
-        out.print(f"{len(failed)} of {len(results)} boards failed; the others are flashed")
+        say(f"{len(failed)} of {len(results)} boards failed; the others are flashed")
     codes = {r.exit_code for r in failed}
     # The worst failure decides: a bug of ours, then bad usage, then a board that did not take it.
     return next((c for c in (EXIT_TOOL, EXIT_USAGE, EXIT_INCOMPLETE) if c in codes), EXIT_OK)
