@@ -27,7 +27,7 @@ from authprobe.board.run_log import (
     iso_utc,
     new_run_id,
 )
-from authprobe.board.serial_reader import RESTARTS, Line, RecordReader, port_errors
+from authprobe.board.serial_reader import LOCK_GRACE_S, RESTARTS, Line, RecordReader, port_errors
 from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE
 from authprobe.report.json_report import build_report
 
@@ -80,11 +80,6 @@ def combined_exit_code(results: Iterable[RunResult]) -> int:
         if code in codes:
             return code
     return EXIT_OK
-
-
-# A port just closed by another tool (or by us) can stay locked for a moment: a process forked in
-# between holds a copy of the descriptor, and with it the lock, until it execs.
-LOCK_GRACE_S = 1.5
 
 
 def open_port(url: str, baudrate: int = 115200) -> Any:

@@ -27,6 +27,9 @@ BOOT_PATTERNS: tuple[tuple[str, re.Pattern[bytes]], ...] = (
 )
 # Boot events that mean the chip itself restarted (a banner alone may follow a clean program end).
 RESTARTS = ("rom", "panic", "soft-reboot")
+# A port just closed by another tool (or by us) can stay locked for a moment: a process forked in
+# between holds a copy of the descriptor, and with it the lock, until it execs.
+LOCK_GRACE_S = 1.5
 MAX_LINE = 16384
 
 
