@@ -7,9 +7,9 @@ import fcntl
 import json
 import os
 import pty
+import re
 import select
 import struct
-import re
 import subprocess
 import sys
 import termios

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from authprobe import device_config
+from authprobe import bundled, device_config
 from authprobe.errors import ConfigError
 from selftest import config
 
@@ -206,7 +206,7 @@ def test_settings_toml_round_trips_through_the_circuitpython_reader(tmp_path):
 
 
 def test_example_config_is_valid():
-    cfg = device_config.load(device_config.ROOT / "examples" / "device.toml")
+    cfg = device_config.load(bundled.EXAMPLES / "device.toml")
     assert device_config.warnings(cfg) == []
 
 

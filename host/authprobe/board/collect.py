@@ -11,7 +11,6 @@ record it did send."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -28,7 +27,14 @@ from authprobe.board.run_log import (
     iso_utc,
     new_run_id,
 )
-from authprobe.board.serial_reader import RESTARTS, Line, RecordReader, port_errors
+from authprobe.board.serial_reader import (
+    LOCK_GRACE_S,
+    RESTARTS,
+    Line,
+    RecordReader,
+    port_errors,
+    port_problem,
+)
 from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE
 from authprobe.report.json_report import build_report
 
@@ -84,11 +90,6 @@ def combined_exit_code(results: Iterable[RunResult]) -> int:
     return EXIT_OK
 
 
-# A port just closed by another tool (or by us) can stay locked for a moment: a process forked in
-# between holds a copy of the descriptor, and with it the lock, until it execs.
-LOCK_GRACE_S = 1.5
-
-
 def open_port(url: str, baudrate: int = 115200) -> Any:
     """Any pyserial URL; a device path is locked so two tools never read the same board."""
     import serial
@@ -103,20 +104,6 @@ def open_port(url: str, baudrate: int = 115200) -> Any:
             if "exclusively lock" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-
-
-def port_problem(port: str, exc: BaseException) -> str:
-    """Why `port` did not open, in words that say what to do: pyserial's and mpremote's messages
-    repeat the path and hide the cause (or, in mpremote's case, drop it)."""
-    text = str(exc)
-    if "://" not in port and not os.path.exists(port):
-        return "no such port; `authprobe boards` lists the connected ones"
-    if "://" not in port and not os.access(port, os.R_OK | os.W_OK):
-        return ("permission denied; on Linux add your user to the dialout group "
-                "(sudo usermod -aG dialout $USER, then log in again)")
-    if "://" not in port or "lock" in text or "busy" in text.lower():
-        return f"{text}; another program may hold it (a serial monitor, mpremote, another authprobe): close it first"
-    return text
 
 
 def trigger_reset(ser: Any, method: str, runtime: str = "micropython") -> str:

@@ -59,8 +59,9 @@ def run_cpython(cfg: dict[str, Any], out: Collector) -> None:
 
 def run_micropython(cfg: dict[str, Any], out: Collector, timeout: float = 120.0,
                     heapsize: str | None = None, exe: str | None = None) -> int | None:
-    """Run firmware/main.py on the unix port in a folder laid out like the board's flash; returns
-    the interpreter's exit status, or None when it was stopped at the timeout."""
+    """Run main.py on the unix port in a folder laid out like the board's flash (the selftest
+    package as sources, main.py, the device files); returns the interpreter's exit status, or None
+    when it was stopped at the timeout."""
     exe = exe or micropython_exe()
     with tempfile.TemporaryDirectory(prefix="authprobe-flash-") as flash:
         try:
@@ -69,12 +70,15 @@ def run_micropython(cfg: dict[str, Any], out: Collector, timeout: float = 120.0,
             # A config the lint rejected (see probe()) may name a CA that cannot be read: hand it over
             # as it is and let the self-test's config step report that, as a board's would.
             files = {device_config.CONFIG_FILE: json.dumps(cfg).encode()}
+        files = {**device_config.firmware_files("micropython"), **files}
         for name, data in files.items():
-            (Path(flash) / name).write_bytes(data)
+            target = Path(flash) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
         cmd = [exe]
         if heapsize:
             cmd += ["-X", f"heapsize={heapsize}"]
-        cmd += [str(device_config.FIRMWARE / "main.py"), device_config.CONFIG_FILE]
+        cmd += ["main.py", device_config.CONFIG_FILE]
         # stderr joins stdout: a traceback is noise to the decoder but kept for the user.
         proc = subprocess.Popen(cmd, cwd=flash, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         timer = threading.Timer(timeout, proc.kill)

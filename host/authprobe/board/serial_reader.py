@@ -7,6 +7,7 @@ after whatever partial line was pending."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +28,9 @@ BOOT_PATTERNS: tuple[tuple[str, re.Pattern[bytes]], ...] = (
 )
 # Boot events that mean the chip itself restarted (a banner alone may follow a clean program end).
 RESTARTS = ("rom", "panic", "soft-reboot")
+# A port just closed by another tool (or by us) can stay locked for a moment: a process forked in
+# between holds a copy of the descriptor, and with it the lock, until it execs.
+LOCK_GRACE_S = 1.5
 MAX_LINE = 16384
 
 
@@ -84,6 +88,20 @@ class LineSplitter:
         rest = bytes(self.pending).rstrip(b"\r")
         self.pending.clear()
         return rest
+
+
+def port_problem(port: str, exc: BaseException) -> str:
+    """Why `port` did not open, in words that say what to do: pyserial's and mpremote's messages
+    repeat the path and hide the cause (or, in mpremote's case, drop it)."""
+    text = str(exc)
+    if "://" not in port and not os.path.exists(port):
+        return "no such port; `authprobe boards` lists the connected ones"
+    if "://" not in port and not os.access(port, os.R_OK | os.W_OK):
+        return ("permission denied; on Linux add your user to the dialout group "
+                "(sudo usermod -aG dialout $USER, then log in again)")
+    if "://" not in port or "lock" in text or "busy" in text.lower():
+        return f"{text}; another program may hold it (a serial monitor, mpremote, another authprobe): close it first"
+    return text
 
 
 def port_errors() -> tuple[type[BaseException], ...]:

@@ -15,7 +15,7 @@ from authprobe.errors import ConfigError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="FILE",
-                        help="emulator TOML (see examples/emulator.toml); paths in it are relative to it")
+                        help="emulator TOML (`authprobe init --standin` writes one); paths in it are relative to it")
     parser.add_argument("--listen", metavar="HOST:PORT", help="override `listen` (port 0: any free port)")
 
 

@@ -22,7 +22,7 @@ from authprobe.report.terminal import Col, fitted_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="device.toml (see examples/device.toml)")
+    parser.add_argument("--config", required=True, help="device.toml (`authprobe init` writes one to fill in)")
     parser.add_argument("--runtime", choices=PROBE_RUNTIMES, default="cpython",
                         help="cpython (sends ALPN) or micropython (the real unix port; no ALPN)")
     parser.add_argument("--json", metavar="PATH", help="write the JSON report (authprobe.report/1) here")

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from authprobe import bundled
 from authprobe.aws import signing
 from authprobe.emulator import Emulator, config_from_dict
 from authprobe.emulator.local_ca import ensure_local_ca
 from authprobe.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[3]
-EXAMPLES = ROOT / "examples"
+EXAMPLES = bundled.EXAMPLES
 DRILL_EXAMPLES = EXAMPLES / "drill"
 EXAMPLE_PRIVATE_KEY = EXAMPLES / "token-signing-EXAMPLE-private.pem"
 EXAMPLE_TOKEN = "selftest-EXAMPLE-token"

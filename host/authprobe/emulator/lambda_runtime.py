@@ -17,12 +17,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from authprobe.emulator.cloud_records import CloudRecords, iso
 from authprobe.emulator.config import EmulatorConfig, FunctionConfig
 
-WORKER_SCRIPT = Path(__file__).with_name("lambda_worker.py")
+# Run as a script in each worker process, so the handler starts without authprobe loaded.
+WORKER_SCRIPT = Path(str(resources.files("authprobe.emulator") / "lambda_worker.py"))
 # Processes started per function at most; further invocations wait for a free one. Lambda would
 # scale further, but a laptop with two cores does not.
 MAX_ENVIRONMENTS = 8
