@@ -236,6 +236,18 @@ def test_recorded_replays_claim_their_invocation_on_aws_where_nothing_marks_them
     assert len(blind.events) > len(c.events)
 
 
+def test_a_replay_overlapping_the_devices_own_invocation_claims_its_own():
+    """The device's invocation starts nearer the replay's call than the replay's does (a cold
+    start); the device's is the one AWS IoT logged a Connect record right after."""
+    run = bl.run("r", "dev-1", bl.T0, "pass")
+    connect = bl.T0 + bl.CONNECT_AT
+    replay = Replay(connect + 10, connect + 400, "DeviceAuth", "dev-1", True)
+    events = run.events + _invocation("dev-1", connect + 250, RID_REPLAY, stream="env-9")
+    (c,) = correlate([run.report], events, replays=[replay])
+    assert joined_keys(c) == bl.own_events(run)
+    assert [e.ts_ms for e in c.nearby] == [connect + 251]
+
+
 def test_a_replay_refused_before_the_function_ran_claims_nothing():
     run = bl.run("r", "dev-1", bl.T0, "pass")
     connect = bl.T0 + bl.CONNECT_AT

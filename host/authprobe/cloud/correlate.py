@@ -183,6 +183,7 @@ def _event_from_record(record: dict[str, Any], source: str | None) -> LogEvent |
 # --- runs -------------------------------------------------------------------------------------
 
 NEARBY_CAP = 30  # "nearby, not this run" events kept per run; the rest are only counted
+DEVICE_INVOCATION_MS = 1000  # a device's invocation ends at most this long before its Connect record
 
 
 @dataclass
@@ -269,7 +270,9 @@ class Joiner:
         self._replay_from = [r.at_ms - REPLAY_TOLERANCE_MS for r in self.replays]
         self._replay_span = max((r.until_ms - r.at_ms for r in self.replays), default=0) + 2 * REPLAY_TOLERANCE_MS
         self.request_client: dict[str, str] = {}
-        self.request_first: dict[str, int] = {}  # first line of each invocation near a replay
+        self.request_first: dict[str, int] = {}  # first and last line of each invocation near a replay
+        self.request_last: dict[str, int] = {}
+        self.connects_near_replays: list[tuple[str, int]] = []  # (client id, time) of IoT Connect records
         self.unattributed: list[LogEvent] = []
         self.held: list[tuple[LogEvent, str | None]] = []  # function lines near a replay, settled at the end
         self.current: dict[str, str | None] = {}  # log stream -> the invocation its last START opened
@@ -350,6 +353,9 @@ class Joiner:
                 windows = self.by_client.get(cid)
                 if windows is not None:
                     self._place(windows, event, event_level(event.fields))
+                    if self.replays and event.fields.get("eventType") == "Connect" \
+                            and self._near_replay(event.ts_ms) is not None:
+                        self.connects_near_replays.append((cid, event.ts_ms))
             elif event.fields.get("eventType") == "Connect" and event.fields.get("status") == "Failure":
                 self.unattributed.append(event)  # refused before MQTT (SNI, domain): no client id yet
             return
@@ -364,6 +370,8 @@ class Joiner:
             return
         if message.startswith(("END RequestId", "REPORT RequestId")):
             self.current[stream] = None
+            if request_id and request_id in self.request_first:
+                self.request_last[request_id] = max(self.request_last.get(request_id, 0), event.ts_ms)
             m = REPORT_DURATION.search(message)
             if not m or float(m.group(1)) < SLOW_REPORT_MS:
                 return  # a REPORT line matters only when the run was cut off at the limit
@@ -383,6 +391,7 @@ class Joiner:
         elif self.replays and self._near_replay(event.ts_ms) is not None:
             if request_id:
                 self.request_first.setdefault(request_id, event.ts_ms)
+                self.request_last[request_id] = max(self.request_last.get(request_id, 0), event.ts_ms)
             self.held.append((event, client_id))
         else:
             self._function_line(event, client_id)
@@ -393,11 +402,29 @@ class Joiner:
 
     # -- settling what needed every line first ------------------------------------------------------
 
+    def _device_invocations(self) -> set[str]:
+        """Invocations a device's own connection made: AWS IoT logs the connection's Connect record
+        right after its authorizer answers, so the invocation that ended last before a Connect
+        record of its client is that device's (a replay's invocation has no Connect record)."""
+        found: set[str] = set()
+        for cid, connect_ts in self.connects_near_replays:
+            best: tuple[int, str] | None = None
+            for rid, last in self.request_last.items():
+                if rid in found or self.request_client.get(rid) not in (None, cid):
+                    continue
+                if connect_ts - DEVICE_INVOCATION_MS <= last <= connect_ts and (best is None or last > best[0]):
+                    best = (last, rid)
+            if best is not None:
+                found.add(best[1])
+        return found
+
     def _claim_replays(self) -> tuple[set[str], list[Replay]]:
         """Each replay that ran the function claims one invocation: of its client id (or of no
-        known client), started within its call, the nearest to it. Replays whose invocation has no
-        request id to claim it by are returned too: they claim their client's lines in their call."""
-        claimed: set[str] = set()
+        known client), started within its call, not a device connection's own, the nearest to it.
+        Replays whose invocation has no request id to claim it by are returned too: they claim
+        their client's lines in their call."""
+        claimed: set[str] = self._device_invocations()
+        devices = set(claimed)
         unclaimed: list[Replay] = []
         for replay in self.replays:
             if replay.invoked is False:
@@ -416,7 +443,7 @@ class Joiner:
                 claimed.add(best[1])
             else:
                 unclaimed.append(replay)
-        return claimed, unclaimed
+        return claimed - devices, unclaimed
 
     def _settle_replays(self) -> None:
         if not self.held:
