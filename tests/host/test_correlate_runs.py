@@ -316,7 +316,7 @@ def test_wait_polls_until_the_records_arrive():
     (r,) = diagnose_runs([run.report], events, log_delay_s=120, wait=True, poll_s=2, now_ms=lambda: clock[0],
                          sleep=sleep, on_wait=lambda runs, left: told.append((len(runs), round(left))))
     assert not r.provisional and r.diagnosis[0]["root_cause"] == "signature-invalid"
-    assert told == [(1, 119), (1, 117), (1, 115)] and clock[0] >= delivered_at
+    assert told == [(1, 120), (1, 118), (1, 116)] and clock[0] >= delivered_at   # 120 s + 1 s, from 1 s after
 
 
 def test_wait_gives_up_when_the_delay_has_passed():

@@ -25,7 +25,6 @@ from authprobe.cloud.replays import REPLAY_TOLERANCE_MS, Replay
 from authprobe.cloud.run_windows import (
     DEVICE_SKEW_S,
     NEARBY_MS,
-    PARTITION_JITTER_MS,
     SESSION,
     RunWindow,
     event_level,
@@ -230,7 +229,7 @@ def _latest_session(candidates: list[RunWindow], event: LogEvent) -> RunWindow:
     """Of runs that could all have caused `event`, the one whose connection it follows most closely
     (the earliest one when it precedes them all); a takeover's Disconnect ends the older connection."""
     ordered = sorted(candidates, key=_session_key)
-    started = [w for w in ordered if _session_key(w) <= event.ts_ms + PARTITION_JITTER_MS]
+    started = [w for w in ordered if _session_key(w) <= event.ts_ms]
     if not started:
         return ordered[0]
     if len(started) > 1 and _taken_over(event):

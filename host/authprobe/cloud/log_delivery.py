@@ -16,6 +16,13 @@ from authprobe.cloud.run_windows import OFFLINE, TLS
 from authprobe.report.diagnosis import BEFORE_INVOKE, cause_from_text
 
 __all__ = ["DEFAULT_LOG_DELAY_S", "awaiting", "provisional_note", "still_due"]
+
+# The service stamps a run's last records a moment after the device reported its end (it logs a
+# refusal after closing the connection, a Disconnect when it notices the close).
+STAMP_SLACK_S = 1.0
+# Failures after which AWS IoT logs nothing: no ALPN (an HTTP 400 or a protocol error), a config the
+# device refused itself, a transport that timed out.
+_NOTHING_LOGGED = frozenset({"alpn-missing", "config-invalid", "tcp-unreachable"})
 # Causes of a TLS failure that AWS IoT itself refuses (and may log); the others are the device's.
 _REFUSED_IN_TLS = frozenset({"sni-mismatch", "sni-missing", "port-not-443"})
 
@@ -31,6 +38,12 @@ def awaiting(report: dict[str, Any], level: int, events: list[Any], *, function_
         if not _REFUSED_IN_TLS & set(failing.get("root_causes") or ()):
             return []
         return [] if any(e.source == "iot" for e in events) else ["AWS IoT's refusal before MQTT, if it logged one"]
+    failing = next((s for s in report.get("steps") or [] if s.get("status") == "fail"), {})
+    if failing and failing.get("step") in ("transport", "connect") \
+            and set(failing.get("root_causes") or ()) <= _NOTHING_LOGGED:
+        return []
+    if failing.get("step") == "transport" and any(e.source == "iot" for e in events):
+        return []   # refused before its CONNECT: the refusal (with or without its client id) is there
     iot = [e for e in events if e.source == "iot" and e.fields.get("attributed") != "time"]
     connects = [e for e in iot if e.fields.get("eventType") == "Connect"]
     if not connects:
@@ -47,8 +60,11 @@ def awaiting(report: dict[str, Any], level: int, events: list[Any], *, function_
 
 
 def still_due(report_end_ms: int | None, now_ms: int, log_delay_s: float) -> bool:
-    """Whether logs of a run that ended at `report_end_ms` may still be on their way."""
-    return report_end_ms is not None and now_ms - report_end_ms < log_delay_s * 1000
+    """Whether logs of a run that ended at `report_end_ms` may still be on their way. A delay of 0
+    means the records are there as soon as they happen (the stand-in's default): never."""
+    if report_end_ms is None or log_delay_s <= 0:
+        return False
+    return now_ms - report_end_ms < (log_delay_s + STAMP_SLACK_S) * 1000
 
 
 def provisional_note(missing: list[str], log_delay_s: float) -> str:

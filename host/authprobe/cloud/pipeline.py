@@ -15,7 +15,7 @@ from authprobe.cloud.base import Cloud, LogEvent, NotFound, function_name_of
 from authprobe.cloud.checks import CheckContext, run_checks
 from authprobe.cloud.correlate import Correlated, Joiner
 from authprobe.cloud.device_settings import DeviceSettings
-from authprobe.cloud.log_delivery import awaiting, provisional_note, still_due
+from authprobe.cloud.log_delivery import STAMP_SLACK_S, awaiting, provisional_note, still_due
 from authprobe.cloud.logs_insights import Window
 from authprobe.cloud.replays import Replay
 from authprobe.errors import ConfigError
@@ -134,7 +134,8 @@ def diagnose_runs(reports: Sequence[dict[str, Any]], events: Callable[[list[Wind
         pending = [i for i, r in enumerate(results) if r.provisional]
         if not pending:
             break
-        deadline = max(results[i].joined.window.span_end_ms or 0 for i in pending) + int(log_delay_s * 1000)
+        deadline = max(results[i].joined.window.span_end_ms or 0 for i in pending) \
+            + int((log_delay_s + STAMP_SLACK_S) * 1000)
         left = max(0.0, (deadline - now_ms()) / 1000)
         if on_wait is not None:
             on_wait([results[i] for i in pending], left)

@@ -21,11 +21,11 @@ from authprobe.cloud.timestamps import iso_ms, parse_timestamp
 HOST_MARGIN_S = 5.0          # around what the host saw: serial latency, AWS's log timestamps
 DEVICE_SKEW_S = 120.0        # around the device's own clock (NTP-set clocks drift little)
 DEVICE_CLOCK_TRUSTED_MS = 3600_000  # a device clock further than this from the host's is wrong
-# An event logged this long before the run's estimated connection may still be the run's (the
-# estimate comes from the host's receive time of the begin record plus the device's step times).
-SESSION_SLACK_MS = 500
-# Between runs of one client id, an event goes to the latest connection at most this long after it.
-PARTITION_JITTER_MS = 250
+# An event logged this long before the run's estimated connection may still be the run's. The
+# estimate (the host's receive time of the begin record plus the device's step times) is late by the
+# serial latency and the host/AWS clock offset at most; the TLS handshake comes on top before
+# anything is logged. The steps' own printing time makes the estimate early, the safe way.
+SESSION_SLACK_MS = 250
 NEARBY_MS = 60_000           # events of the run's client id this far outside the window: "nearby"
 
 # How far a run got, as what the cloud can have seen of it.

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from authprobe.drill import cases as drill_cases
+from authprobe.drill import sequences as drill_sequences
 from authprobe.drill import suite as drill
 from authprobe.errors import EXIT_FAIL, EXIT_OK
 
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.list:
-        return _list(drill_cases.cases(args.only or None), args.json)
+        return _list(drill_cases.cases(args.only or None), args.json, drill_sequences.sequences(args.only or None))
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -49,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.passed else EXIT_FAIL
 
 
-def _list(cases: list[Any], as_json: bool) -> int:
+def _list(cases: list[Any], as_json: bool, sequences: list[Any] = ()) -> int:
     rows = [{"name": c.name, "expected": c.fault.expected, "injected": c.fault.injected} for c in cases]
+    rows += [{"name": s.full_name, "expected": ", ".join(e or "pass" for e in s.expected), "injected": s.injected}
+             for s in sequences]
     not_local = [n.as_dict() for n in drill_cases.NOT_LOCAL]
     if as_json:
         print(json.dumps({"cases": rows, "not_local": not_local}, indent=2))
@@ -94,7 +97,10 @@ def render(result: Any) -> None:
         where = f"not drilled on {n['runtime']}" if n["runtime"] else "not producible locally"
         console.print(escape(f"{n['expected']}: {where}: {n['why']}"), highlight=False, style="dim")
     for c in result.cases:
-        if not c.passed:
+        if not c.passed and c.kind == "sequence":
+            for line in c.notes or [c.error or "failed"]:
+                console.print(escape(f"{c.name}: {line}"), style="red", highlight=False)
+        elif not c.passed:
             console.print(escape(f"{c.name}: expected {c.expected or 'a pass'}, got {c.diagnosed or c.verdict} "
                                  f"(candidates: {', '.join(c.candidates) or '-'}); injected: {c.injected}"),
                           style="red", highlight=False)
