@@ -200,3 +200,12 @@ def test_the_time_axis_spans_the_run_and_its_own_evidence_nearby_drawn_apart():
     assert [n["reason"] for n in tl["nearby"]] == ["replay", "not this run: outside its window"]
     page = html_report.render([(run.report, own + nearby)])
     assert "Nearby, not this run" in page and "outside its window" in page
+
+
+def test_a_provisional_run_says_so_on_its_page():
+    run = bl.run("r", "dev-1", bl.T0, "signature")
+    run.report["correlation"] = {"provisional": True, "awaiting": ["the Connect record"]}
+    page = html_report.render([(run.report, [])])
+    assert "provisional</span>" in page and "the Connect record not delivered yet" in page
+    run.report["correlation"] = {"provisional": False}
+    assert "provisional" not in html_report.render([(run.report, [])])

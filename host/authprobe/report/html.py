@@ -183,10 +183,15 @@ def _run_section(report: dict[str, Any], events: list[dict[str, Any]]) -> str:
         for t in [event_time(e)]
     )
     data = json.dumps(timeline(report, events)).replace("</", "<\\/")
+    correlation = report.get("correlation") or {}
+    waiting = [str(w) for w in correlation.get("awaiting") or ["some logs"]] if correlation.get("provisional") else []
     return (
         f"<section class='run' data-run='{_esc(report.get('run_id'))}' data-verdict='{_esc(verdict)}'>"
-        f"<h2>Run <code>{_esc(report.get('run_id'))}</code> <span class='verdict {_esc(verdict)}'>{_esc(verdict)}</span></h2>"
-        f"<div class='meta'>board {_esc(dev.get('board'))} · {_esc(dev.get('runtime'))} {_esc(dev.get('runtime_version'))}"
+        f"<h2>Run <code>{_esc(report.get('run_id'))}</code> <span class='verdict {_esc(verdict)}'>{_esc(verdict)}</span>"
+        + (" <span class='verdict incomplete provisional'>provisional</span>" if waiting else "") + "</h2>"
+        + (f"<p class='meta'>Provisional: {_esc(' and '.join(waiting))} not delivered yet; the diagnosis may change "
+           "when CloudWatch delivers them.</p>" if waiting else "")
+        + f"<div class='meta'>board {_esc(dev.get('board'))} · {_esc(dev.get('runtime'))} {_esc(dev.get('runtime_version'))}"
         f" · client id <code>{_esc(dev.get('client_id'))}</code> · transport {_esc(dev.get('transport'))}"
         f" · started {_esc(dev.get('utc'))}</div>"
         f"<h3>Time axis</h3><div class='timeline' data-timeline='{_esc(data)}'></div>"
