@@ -209,3 +209,27 @@ def test_a_provisional_run_says_so_on_its_page():
     assert "provisional</span>" in page and "the Connect record not delivered yet" in page
     run.report["correlation"] = {"provisional": False}
     assert "provisional" not in html_report.render([(run.report, [])])
+
+
+def test_a_stored_run_without_timings_gets_its_host_times_from_the_store(tmp_path, capsys):
+    """A run whose collection never finished (no end record, no timings): its report is rebuilt from
+    the stored lines, and the store's receive times place it (the board took 10 s to boot; its own
+    clock is 3 h off), so its Connect Failure is found and decides."""
+    from selftest import record
+
+    run = bl.run("20261126T085950Z-dddddd", "dev-1", bl.T0, "signature", device_utc="2026-11-26T06:00:00Z")
+    records = [{"k": "begin", "run": "x", "client_id": "dev-1", "utc": "2026-11-26T06:00:00Z"}]
+    records += [{"k": "step", "run": "x", "seq": s["seq"], "code": s["code"], "status": s["status"],
+                 "ms": s["elapsed_ms"]} for s in run.report["steps"]]
+    db = tmp_path / "runs.sqlite"
+    with RunStore(db) as store:
+        store.begin_run(port="loop://", run_id=run.run_id, started=(bl.T0 - 10_000) / 1000)
+        for i, rec in enumerate(records):
+            store.add_line(run.run_id, record.encode(rec).encode(), t=(bl.T0 + 200 * i) / 1000, kind="record",
+                           record=rec)
+    iot = tmp_path / "iot.jsonl"
+    _write_iot(iot, run.events)
+    assert cli.main(["correlate", run.run_id, "--store", str(db), "--iot-log", str(iot), "--json"]) == 1
+    item = json.loads(capsys.readouterr().out)["runs"][0]
+    assert item["window"]["clock"] == "host" and item["matched"]["iot"] == 1
+    assert item["diagnosis"][0]["root_cause"] == "signature-invalid"

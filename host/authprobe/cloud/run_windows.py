@@ -104,6 +104,19 @@ def host_span(report: dict[str, Any]) -> tuple[int, int] | None:
     return first, last
 
 
+def with_host_times(report: dict[str, Any], received: list[float]) -> dict[str, Any]:
+    """The report with its collection's timings filled in from the host receive times (epoch
+    seconds) of its records, as the run store keeps them, when the report has none (a run whose
+    collection never finished, or one stored before the timings were written)."""
+    coll = report.get("collection") or {}
+    timings = coll.get("timings") or {}
+    started = parse_timestamp(coll.get("started"))
+    if not received or started is None or _number(timings.get("begin_ms")):
+        return report
+    filled = dict(timings, begin_ms=int(received[0] * 1000) - started, last_record_ms=int(received[-1] * 1000) - started)
+    return dict(report, collection=dict(coll, timings=filled))
+
+
 def session_offset_ms(report: dict[str, Any]) -> int:
     """Device time from the begin record to the start of the TLS step: the steps before it."""
     return sum(int(s.get("elapsed_ms") or 0) for s in report.get("steps") or []

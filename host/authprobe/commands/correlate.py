@@ -24,7 +24,7 @@ from authprobe.cloud.correlate import read_log_file, read_reports
 from authprobe.cloud.logs_insights import Window
 from authprobe.cloud.pipeline import DiagnosedRun, authorizer_function, diagnose_runs
 from authprobe.cloud.replays import Replay, replays_from_checks
-from authprobe.cloud.run_windows import run_window
+from authprobe.cloud.run_windows import run_window, with_host_times
 from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, AuthprobeError, ConfigError
 from authprobe.store import RunStore, default_path
 
@@ -94,10 +94,15 @@ def store_context(path: str | os.PathLike[str] | None, reports: list[dict[str, A
                 if row["run_id"] in known or row["client_id"] not in ids or row["started_epoch"] > hi:
                     continue
                 try:
-                    neighbours.append(store.get_report(row["run_id"]))
+                    neighbours.append(stored_report(store, row["run_id"]))
                 except (AuthprobeError, ValueError):
                     continue  # an unreadable neighbour only loses its claim on its events
     return neighbours, replays
+
+
+def stored_report(store: RunStore, run_id: str) -> dict[str, Any]:
+    """A stored run's report, with its host receive times from the store when the report lacks them."""
+    return with_host_times(store.get_report(run_id), [r["_rx"] for r in store.get_records(run_id)])
 
 
 def wait_progress(runs: list[DiagnosedRun], left_s: float) -> None:
@@ -127,7 +132,7 @@ def load_runs(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]
         for ref in ids:
             try:
                 run_id = store.resolve(ref)
-                reports.append(store.get_report(run_id))
+                reports.append(stored_report(store, run_id))
                 store_ids.append(run_id)
             except AuthprobeError as exc:
                 problems.append(str(exc))  # one line per bad id; the others are still correlated

@@ -26,6 +26,7 @@ from authprobe.commands.correlate import (
     add_window_arguments,
     check_window_arguments,
     store_context,
+    stored_report,
     wait_progress,
 )
 from authprobe.errors import EXIT_INCOMPLETE, EXIT_OK, AuthprobeError, ConfigError
@@ -67,7 +68,7 @@ def load_reports(store_path: str | os.PathLike[str] | None, refs: list[str]) -> 
     with RunStore(path) as store:
         for ref in dict.fromkeys(refs):
             try:
-                reports.append(store.get_report(store.resolve(ref)))
+                reports.append(stored_report(store, store.resolve(ref)))
             except AuthprobeError as exc:
                 problems.append(str(exc))
     return reports, problems
