@@ -10,20 +10,18 @@ import re
 
 import pytest
 
-from authprobe.cloud.correlate import Joiner, correlate, lambda_event, read_log_file
+from authprobe.cloud.correlate import (
+    HOST_MARGIN_S,
+    Joiner,
+    correlate,
+    lambda_event,
+    read_log_file,
+    run_window,
+)
 from authprobe.cloud.logs_insights import function_query
 from authprobe.cloud.pipeline import diagnose_runs
 from authprobe.cloud.replays import Replay
-from authprobe.cloud.run_windows import (
-    FULL,
-    HOST_MARGIN_S,
-    OFFLINE,
-    SESSION,
-    SUBSCRIBED,
-    TLS,
-    reached_level,
-    run_window,
-)
+from authprobe.cloud.stages import FULL, OFFLINE, SESSION, SUBSCRIBED, TLS, reached_level
 from tests.fixtures import busy_line as bl
 
 

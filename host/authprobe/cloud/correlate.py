@@ -1,8 +1,8 @@
 """Join device runs with cloud log events: AWSIotLogsV2 records by client id and the run's window
-(what the host saw, widened by a small margin; run_windows), and the authorizer function's log
-lines by the client id they mention, by their request id, or (weakest) by time alone. Every event
-goes to at most one run: the one whose reached stage could have caused it and whose connection it
-follows most closely; authprobe's own TestInvokeAuthorizer replays are labelled, never evidence.
+(what the host saw, widened by a small margin), and the authorizer function's log lines by the
+client id they mention, by their request id, or (weakest) by time alone. Every event goes to at
+most one run: the one whose reached stage (cloud.stages) could have caused it and whose connection
+it follows most closely; authprobe's own TestInvokeAuthorizer replays are labelled, never evidence.
 
 Log files are streamed line by line: an IoT record whose client id belongs to no run is dropped
 before its JSON is parsed, so a million-line export costs one pass and little memory."""
@@ -15,6 +15,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,23 +23,85 @@ from authprobe.aws.lambda_logs import FAILURE_PATTERN, REPORT_DURATION, SLOW_REP
 from authprobe.cloud.base import LogEvent
 from authprobe.cloud.logs_insights import Window
 from authprobe.cloud.replays import REPLAY_TOLERANCE_MS, Replay
-from authprobe.cloud.run_windows import (
-    DEVICE_SKEW_S,
-    NEARBY_MS,
+from authprobe.cloud.stages import (
+    FULL,
+    LEVEL_WORDS,
+    OFFLINE,
     SESSION,
-    RunWindow,
+    STEP_LEVEL,
+    TLS,
     event_level,
-    run_window,
+    failing_step,
+    reached_level,
 )
-from authprobe.cloud.timestamps import iso_ms, parse_timestamp  # noqa: F401 (iso_ms: callers read it here)
 from authprobe.errors import ConfigError
 from authprobe.redaction import redact, scrub_fingerprinted, secret_fingerprints
 
-DEFAULT_SKEW_S = DEVICE_SKEW_S  # around a device clock; host-timed windows get run_windows.HOST_MARGIN_S
 MAX_TIME_ONLY_EVENTS = 20     # function failures attributed to a run by time alone, per run
 _CLIENT_IN_TEXT = re.compile(r"""client_?id["']?\s*[:=]\s*["']?([^"',\s}]+)""", re.IGNORECASE)
 _REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _FAILURE_TEXT = re.compile(FAILURE_PATTERN)  # the same lines the Logs Insights query asks for
+
+
+def _days(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 (civil calendar), without datetime's per-call cost."""
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
+_SECONDS: dict[str, int] = {}  # "YYYY-MM-DD HH:MM:SS" -> epoch ms; log lines share their seconds
+
+
+def parse_timestamp(value: Any) -> int | None:
+    """Epoch ms from an IoT V2 timestamp ("2017-08-10 15:37:23.476", UTC), an ISO-8601 string or an
+    epoch number (ms, or seconds when small)."""
+    if type(value) is str and len(value) == 23 and value[19] == "." and value[10] == " ":
+        base = _SECONDS.get(value[:19])
+        if base is not None and value[20:23].isdigit():
+            return base + int(value[20:23])
+        parsed = _parse_text(value)
+        if parsed is not None:
+            if len(_SECONDS) > 200_000:
+                _SECONDS.clear()
+            _SECONDS[value[:19]] = parsed - parsed % 1000
+        return parsed
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return int(value if value > 1e11 else value * 1000)
+    return _parse_text(str(value).strip())
+
+
+def _parse_text(text: str) -> int | None:
+    try:
+        if len(text) >= 19 and text[4] == "-" and text[10] in " T":
+            ms = 0
+            rest = text[19:]
+            if rest.startswith("."):
+                digits = ""
+                for ch in rest[1:]:
+                    if not ch.isdigit():
+                        break
+                    digits += ch
+                ms = int((digits + "000")[:3]) if digits else 0
+                rest = rest[1 + len(digits):]
+            base = (_days(int(text[0:4]), int(text[5:7]), int(text[8:10])) * 86400 + int(text[11:13]) * 3600
+                    + int(text[14:16]) * 60 + int(text[17:19])) * 1000 + ms
+            if rest in ("", "Z", "z", "+00:00"):
+                return base
+            return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+        if text.isdigit():
+            return parse_timestamp(int(text))
+    except ValueError:
+        return None
+    return None
+
+
+def iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def client_in_text(message: str) -> str | None:
@@ -180,6 +243,147 @@ def _event_from_record(record: dict[str, Any], source: str | None) -> LogEvent |
 
 
 # --- runs -------------------------------------------------------------------------------------
+
+# A run's window: its own span as the host saw it (first to last record, host clock, NTP-synced
+# like AWS's), widened by a small margin; the device's clock anchors it only when the report carries
+# no host time at all (a report file from elsewhere): it is evidence about the device, not the window.
+HOST_MARGIN_S = 5.0          # around what the host saw: serial latency, AWS's log timestamps
+DEVICE_SKEW_S = 120.0        # around the device's own clock (NTP-set clocks drift little)
+DEVICE_CLOCK_TRUSTED_MS = 3600_000  # a device clock further than this from the host's is wrong
+# An event logged this long before the run's estimated connection may still be the run's. The
+# estimate (the host's receive time of the begin record plus the device's step times) is late by the
+# serial latency and the host/AWS clock offset at most; the TLS handshake comes on top before
+# anything is logged. The steps' own printing time makes the estimate early, the safe way.
+SESSION_SLACK_MS = 250
+NEARBY_MS = 60_000           # events of the run's client id this far outside the window: "nearby"
+
+DEFAULT_SKEW_S = DEVICE_SKEW_S  # around a device clock; host-timed windows get HOST_MARGIN_S
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _duration_ms(report: dict[str, Any]) -> int:
+    end = report.get("end") or {}
+    duration = end.get("ms")
+    if not _number(duration):
+        duration = sum(s.get("elapsed_ms") or 0 for s in report.get("steps") or [] if _number(s.get("elapsed_ms")))
+    return int(duration)
+
+
+def host_span(report: dict[str, Any]) -> tuple[int, int] | None:
+    """First and last record of the run in host epoch ms, from the collection's start and timings
+    (ms from that start to the begin record, the end record or the last record). Without timings
+    the collection's start and end stand in; None when the report has no host time."""
+    coll = report.get("collection") or {}
+    started = parse_timestamp(coll.get("started"))
+    if started is None:
+        return None
+    timings = coll.get("timings") or {}
+    first = started + int(timings["begin_ms"]) if _number(timings.get("begin_ms")) else started
+    for key in ("end_ms", "last_record_ms"):
+        if _number(timings.get(key)):
+            return first, max(first, started + int(timings[key]))
+    ended = parse_timestamp(coll.get("ended"))
+    last = ended if ended is not None and ended >= first else first + _duration_ms(report)
+    return first, last
+
+
+def with_host_times(report: dict[str, Any], received: list[float]) -> dict[str, Any]:
+    """The report with its collection's timings filled in from the host receive times (epoch
+    seconds) of its records, as the run store keeps them, when the report has none (a run whose
+    collection never finished, or one stored before the timings were written)."""
+    coll = report.get("collection") or {}
+    timings = coll.get("timings") or {}
+    started = parse_timestamp(coll.get("started"))
+    if not received or started is None or _number(timings.get("begin_ms")):
+        return report
+    filled = dict(timings, begin_ms=int(received[0] * 1000) - started, last_record_ms=int(received[-1] * 1000) - started)
+    return dict(report, collection=dict(coll, timings=filled))
+
+
+def session_offset_ms(report: dict[str, Any]) -> int:
+    """Device time from the begin record to the start of the TLS step: the steps before it."""
+    return sum(int(s.get("elapsed_ms") or 0) for s in report.get("steps") or []
+               if STEP_LEVEL.get(s.get("step"), FULL) == OFFLINE and _number(s.get("elapsed_ms")))
+
+
+@dataclass(slots=True)
+class RunWindow:
+    """A run's window (epoch ms, margin included), which clock anchored it, its own unwidened span,
+    the stage it reached and when its connection reached AWS IoT."""
+
+    index: int
+    run_id: str
+    client_id: str | None
+    start_ms: int | None
+    end_ms: int | None
+    clock: str  # "host" (when the host saw the records), "device" (the device's UTC) or "none"
+    span_start_ms: int | None = None
+    span_end_ms: int | None = None
+    session_ms: int | None = None
+    level: int = FULL
+    failing_step: str | None = None
+    slack_ms: int = SESSION_SLACK_MS
+
+    def contains(self, ts: int) -> bool:
+        return self.start_ms is not None and self.end_ms is not None and self.start_ms <= ts <= self.end_ms
+
+    def admits(self, ts: int, need: int) -> bool:
+        """Could this run have caused an event at `ts` that needs stage `need`?"""
+        if not self.contains(ts) or self.level < need:
+            return False
+        return self.session_ms is None or ts >= self.session_ms - self.slack_ms
+
+    def near(self, ts: int) -> bool:
+        return (self.start_ms is not None and self.end_ms is not None
+                and self.start_ms - NEARBY_MS <= ts <= self.end_ms + NEARBY_MS)
+
+    def why_not(self, ts: int, need: int) -> str:
+        """Why an event near this run is not its evidence (when no other run took it)."""
+        if self.level < need:
+            return f"not this run: it {LEVEL_WORDS[self.level]}"
+        if not self.contains(ts):
+            return "not this run: outside its window"
+        return "not this run: logged before its connection"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": iso_ms(self.start_ms) if self.start_ms is not None else None,
+                "end": iso_ms(self.end_ms) if self.end_ms is not None else None, "clock": self.clock}
+
+
+def run_window(report: dict[str, Any], index: int = 0, skew_s: float | None = None) -> RunWindow:
+    """The window in which the cloud saw this run. From the host's times when the report has them
+    (margin `skew_s`, default HOST_MARGIN_S); otherwise from the device's begin time and the run's
+    duration (margin `skew_s`, default DEVICE_SKEW_S), or a bare host start time."""
+    device = report.get("device") or {}
+    level = reached_level(report)
+    span = host_span(report)
+    offset = session_offset_ms(report)
+    if span is not None:
+        start, stop, clock = span[0], span[1], "host"
+        margin = HOST_MARGIN_S if skew_s is None else skew_s
+        slack = SESSION_SLACK_MS
+    else:
+        legacy = report.get("host") or {}
+        host_start = parse_timestamp(legacy.get("started") or legacy.get("started_utc") or report.get("started_utc"))
+        device_start = parse_timestamp(device.get("utc"))
+        duration = _duration_ms(report)
+        margin = DEVICE_SKEW_S if skew_s is None else skew_s
+        if device_start is not None and (host_start is None or abs(device_start - host_start) <= DEVICE_CLOCK_TRUSTED_MS):
+            start, stop, clock = device_start, device_start + duration, "device"
+        elif host_start is not None:
+            start, stop, clock = host_start, host_start + duration, "host"
+        else:
+            return RunWindow(index, str(report.get("run_id")), device.get("client_id"), None, None, "none",
+                             level=level, failing_step=failing_step(report))
+        # Whole seconds of a device clock (or a bare start time): the margin is the only bound.
+        slack = int(margin * 1000)
+    m = int(margin * 1000)
+    return RunWindow(index, str(report.get("run_id")), device.get("client_id"), start - m, stop + m, clock,
+                     start, stop, start + offset if level >= TLS else None, level, failing_step(report), slack)
+
 
 NEARBY_CAP = 30  # "nearby, not this run" events kept per run; the rest are only counted
 DEVICE_INVOCATION_MS = 1000  # a device's invocation ends at most this long before its Connect record

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from authprobe.cloud.base import DEFAULT_LOG_DELAY_S
-from authprobe.cloud.run_windows import OFFLINE, TLS
+from authprobe.cloud.stages import OFFLINE, TLS
 from authprobe.report.diagnosis import BEFORE_INVOKE, cause_from_text
 
 __all__ = ["DEFAULT_LOG_DELAY_S", "awaiting", "provisional_note", "still_due"]

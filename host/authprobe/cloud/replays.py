@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from authprobe.cloud.timestamps import parse_timestamp
-
 # Host clock (when authprobe called) against AWS's (when the function logged): both NTP-synced,
 # plus the API call's own latency.
 REPLAY_TOLERANCE_MS = 2000
@@ -40,9 +38,9 @@ class Replay:
         it names no time."""
         at = data.get("at_ms")
         until = data.get("until_ms")
-        if at is None and data.get("at") is not None:
-            at = parse_timestamp(data["at"])
-            until = parse_timestamp(data.get("until")) if data.get("until") is not None else at
+        if at is None and isinstance(data.get("at"), int | float):   # a run store row: epoch seconds
+            at = int(data["at"] * 1000)
+            until = int(data["until"] * 1000) if isinstance(data.get("until"), int | float) else at
         if not isinstance(at, int | float) or isinstance(at, bool):
             return None
         if not isinstance(until, int | float) or isinstance(until, bool) or until < at:

@@ -20,11 +20,10 @@ from typing import Any
 
 from authprobe.cloud import add_cloud_arguments, open_cloud
 from authprobe.cloud.base import DEFAULT_LOG_DELAY_S, LogEvent
-from authprobe.cloud.correlate import read_log_file, read_reports
+from authprobe.cloud.correlate import read_log_file, read_reports, run_window, with_host_times
 from authprobe.cloud.logs_insights import Window
 from authprobe.cloud.pipeline import DiagnosedRun, authorizer_function, diagnose_runs
 from authprobe.cloud.replays import Replay, replays_from_checks
-from authprobe.cloud.run_windows import run_window, with_host_times
 from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, AuthprobeError, ConfigError
 from authprobe.store import RunStore, default_path
 

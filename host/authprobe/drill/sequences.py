@@ -35,12 +35,11 @@ from typing import Any, Protocol
 from authprobe.aws.lambda_logs import FAILURE_PATTERN, REPORT_DURATION, SLOW_REPORT_MS
 from authprobe.cloud.base import LogEvent
 from authprobe.cloud.checks import CheckContext, run_checks
+from authprobe.cloud.correlate import host_span, parse_timestamp
 from authprobe.cloud.device_settings import settings_from_config
 from authprobe.cloud.local import LocalCloud
 from authprobe.cloud.pipeline import DiagnosedRun, authorizer_function, diagnose_runs, diagnose_with_cloud
 from authprobe.cloud.replays import Replay
-from authprobe.cloud.run_windows import host_span
-from authprobe.cloud.timestamps import parse_timestamp
 from authprobe.drill import cases as drill_cases
 from authprobe.drill.runner import VirtualBoardRunner, probe_cpython, wait_for_records
 from authprobe.drill.standin import StandIn, example_signature
