@@ -165,3 +165,29 @@ def test_report_to_stdout_carries_the_data_a_script_reads(chain, runs, capsys):
 
     data = json.loads(html.unescape(timeline))
     assert len(data["steps"]) == len(report["steps"])
+
+
+def test_the_second_run_of_a_board_shows_none_of_the_firsts_cloud_events(chain, tmp_path, capsys):
+    """The new user's case: a pass, then the same board failing at TCP. Even with a window as wide
+    as the old 120 s, the failed run's page has no cloud event of its own, its neighbour's records
+    are drawn apart as nearby, and its diagnosis rules nothing out from a run that is not this one."""
+    import socket
+
+    healthy = chain.standin.device_config("report-again")
+    first = chain.run(healthy)
+    broken = chain.standin.device_config("report-again")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        broken["endpoint"]["connect_address"] = f"127.0.0.1:{s.getsockname()[1]}"
+    second = chain.run(broken)
+    page = tmp_path / "second.html"
+    assert cli.main(["report", "latest", "--store", str(chain.store_path), "--cloud", chain.standin.cloud_spec,
+                     "--authorizer", "DeviceAuth", "--skew", "120", "--html", str(page)]) == 0
+    capsys.readouterr()
+    dom, parsed = _read(page)
+    assert list(parsed.runs) == [second["run_id"]] and first["run_id"] != second["run_id"]
+    section = parsed.runs[second["run_id"]]
+    assert section["codes"][2] == "tcp-unreachable"
+    assert not [c for c in section["circles"] if c.startswith("event")]
+    assert [c for c in section["circles"] if c.startswith("nearby")]
+    assert "Nearby, not this run" in dom and "ruled out" not in dom

@@ -222,6 +222,8 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
             kind = line.record.get("k")
             if kind in ("begin", "end"):
                 mark(f"{kind}_ms")
+            # The run's span as the host saw it, for correlation, even when no end record comes.
+            timings["last_record_ms"] = int((time.monotonic() - t0) * 1000)
         if store:
             store.add_line(run_id, line.raw, t=line.t, kind=line.kind, reason=line.reason, record=line.record)
         if on_line:

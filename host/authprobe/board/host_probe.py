@@ -8,11 +8,13 @@ import json
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from authprobe import device_config
+from authprobe.board.run_log import iso_utc
 from authprobe.board.virtual import micropython_path
 from authprobe.errors import EXIT_TOOL, AuthprobeError
 from authprobe.report.json_report import build_report
@@ -110,14 +112,28 @@ def probe(cfg: dict[str, Any], runtime: str = "cpython", *, timeout: float = 120
         heapsize: MicroPython heap, e.g. "64k" (default: the port's).
         on_record: called with each decoded record as it arrives.
     """
-    out = Collector(on_record)
+    timings: dict[str, int] = {}
+    started = time.time()
+
+    def timed(rec: dict[str, Any]) -> None:
+        # When this host received each record: the run's span for correlation, on the host's clock.
+        ms = int((time.time() - started) * 1000)
+        if rec.get("k") in ("begin", "end"):
+            timings.setdefault(f"{rec['k']}_ms", ms)
+        timings["last_record_ms"] = ms
+        if on_record:
+            on_record(rec)
+
+    out = Collector(timed)
+    if runtime not in PROBE_RUNTIMES:
+        raise AuthprobeError(f"unknown runtime {runtime!r}; use one of {', '.join(PROBE_RUNTIMES)}")
     if runtime == "cpython":
         run_cpython(cfg, out)
-    elif runtime == "micropython":
-        run_micropython(cfg, out, timeout, heapsize)
     else:
-        raise AuthprobeError(f"unknown runtime {runtime!r}; use one of {', '.join(PROBE_RUNTIMES)}")
+        run_micropython(cfg, out, timeout, heapsize)
     report = build_report(out.records, noise=out.noise)
+    report["collection"] = {"started": iso_utc(started), "ended": iso_utc(time.time()), "timings": timings,
+                            "runtime": runtime}
     if report["verdict"] == "incomplete" and out.other:
         report["noise"]["tail"] = out.other
     return report

@@ -4,6 +4,7 @@ the AWS backend reads AWS, answering in the same API response shapes and raising
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +42,11 @@ class LocalCloud(Cloud):
         self._data = data
         self.account = data.get("account")
         self.region = data.get("region")
+        # The stand-in's own delivery delay ([logging] delivery_delay_s): 0 when it has none, so
+        # the demo and the drill decide at once.
+        delay = data.get("delivery_delay_s", 0)
+        self.log_delay_s = float(delay) if isinstance(delay, int | float) and not isinstance(delay, bool) \
+            and delay >= 0 else 0.0
         return data
 
     @property
@@ -145,11 +151,15 @@ class LocalCloud(Cloud):
         return answer
 
     def log_events(self, windows: Iterable[Any], function_name: str | None = None) -> Iterator[LogEvent]:
+        """The stand-in's records, as CloudWatch would deliver them: a record becomes visible
+        `delivery_delay_s` after its event (the stand-in writes it at once and says its delay)."""
         wanted = {w.client_id for w in windows}
-        iot_path = self.state_dir / "logs" / "AWSIotLogsV2.jsonl"
-        if iot_path.exists():
-            yield from read_log_file(iot_path, client_ids=wanted, source="iot")
+        delivered = int((time.time() - self.log_delay_s) * 1000)
+        paths = [(self.state_dir / "logs" / "AWSIotLogsV2.jsonl", "iot")]
         if function_name:
-            fn_path = self.state_dir / "logs" / "lambda" / f"{function_name}.jsonl"
-            if fn_path.exists():
-                yield from read_log_file(fn_path, client_ids=wanted, source="lambda")
+            paths.append((self.state_dir / "logs" / "lambda" / f"{function_name}.jsonl", "lambda"))
+        for path, source in paths:
+            if path.exists():
+                for event in read_log_file(path, client_ids=wanted, source=source):
+                    if event.ts_ms <= delivered:
+                        yield event

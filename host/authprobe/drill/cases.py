@@ -29,12 +29,16 @@ BOARDS = (MP_WSS, CP_WSS)                 # the runtimes with a (virtual) radio
 
 # Stand-ins the drill starts (one per distinct stand-in config): the drill's own config; the same
 # config serving a certificate that is not valid yet for a board whose clock is behind; the same
-# account without a default authorizer. Values: StandIn.start keyword arguments.
+# account without a default authorizer; the same delivering its logs late (the sequences' stand-in).
+# Values: StandIn.start keyword arguments.
 MAIN = "main"
 CLOCK_BEHIND = "clock-behind"
 NO_DEFAULT = "no-default-authorizer"
+LOGS_DELAYED = "logs-delayed"
+LOG_DELAY_S = 2.5   # the logs-delayed stand-in's [logging] delivery_delay_s (CloudWatch's, shortened)
 STANDINS: dict[str, dict[str, Any]] = {MAIN: {}, CLOCK_BEHIND: {"clock_behind_days": CLOCK_BEHIND_DAYS},
-                                       NO_DEFAULT: {"without_default_authorizer": True}}
+                                       NO_DEFAULT: {"without_default_authorizer": True},
+                                       LOGS_DELAYED: {"delivery_delay_s": LOG_DELAY_S}}
 
 Adjust = Callable[[dict[str, Any], StandIn], None]
 

@@ -79,6 +79,9 @@ class EmulatorConfig:
     default_authorizer: str | None
     broker: str
     log_level: str = "DEBUG"
+    # [logging] delivery_delay_s: records become visible this long after their event, as CloudWatch
+    # delivers AWS IoT's and Lambda's logs late (the host's `local:` backend honours it).
+    delivery_delay_s: float = 0.0
     functions: dict[str, FunctionConfig] = field(default_factory=dict)
     authorizers: dict[str, AuthorizerConfig] = field(default_factory=dict)
     domains: dict[str, DomainConfig] = field(default_factory=dict)
@@ -195,6 +198,20 @@ def _unknown_settings(kind: str, name: str, section: dict, warnings: list[str]) 
             warnings.append(f"[{kind}.{name}].{key}: unknown setting, ignored ({hint})")
 
 
+def _delivery_delay(section: Any, problems: list[str]) -> float:
+    if not isinstance(section, dict):
+        problems.append("[logging] must be a table (delivery_delay_s = SECONDS)")
+        return 0.0
+    for key in section:
+        if key != "delivery_delay_s":
+            problems.append(f"[logging]: unknown key {key!r} (known: delivery_delay_s)")
+    delay = section.get("delivery_delay_s", 0)
+    if not isinstance(delay, int | float) or isinstance(delay, bool) or not 0 <= delay <= 3600:
+        problems.append(f"[logging].delivery_delay_s must be a number of seconds from 0 to 3600 (got {delay!r})")
+        return 0.0
+    return float(delay)
+
+
 def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> EmulatorConfig:
     """Build and check a config from parsed TOML; ConfigError lists every problem found, and the
     config's `warnings` every unknown setting inside a section (ignored, as AWS would never see it)."""
@@ -207,7 +224,7 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         return (q if q.is_absolute() else (base_dir / q)).resolve()
 
     known = {"account", "region", "endpoint", "listen", "listen_8883", "state_dir", "default_authorizer",
-             "broker", "log_level", "functions", "authorizers", "domains"}
+             "broker", "log_level", "logging", "functions", "authorizers", "domains"}
     for key in data:
         if key not in known:
             problems.append(f"unknown key {key!r} (known: {', '.join(sorted(known))})")
@@ -229,6 +246,8 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
     log_level = str(data.get("log_level", "DEBUG")).upper()
     if log_level not in LOG_LEVELS:
         problems.append(f"log_level must be one of {', '.join(LOG_LEVELS)} (got {log_level!r})")
+
+    delivery_delay_s = _delivery_delay(data.get("logging", {}), problems)
 
     functions: dict[str, FunctionConfig] = {}
     for name, section in _table(data, "functions", problems).items():
@@ -350,7 +369,8 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         raise ConfigError(f"{origin}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
     assert listen is not None
     return EmulatorConfig(path, account, region, endpoint, listen, listen_8883, state_dir,
-                          default_authorizer, broker, log_level, functions, authorizers, domains, warnings)
+                          default_authorizer, broker, log_level, delivery_delay_s, functions, authorizers, domains,
+                          warnings)
 
 
 def load_config(path: str | Path) -> EmulatorConfig:

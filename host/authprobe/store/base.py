@@ -14,7 +14,7 @@ from authprobe.errors import EXIT_USAGE, AuthprobeError
 
 # Version 1: runs, lines, records. Version 2: every run's station, its leading root cause and
 # firmware, a steps table (the fleet view reads these), and the spool (runs kept for a server).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 URL_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -124,6 +124,12 @@ class RunStoreBackend(Protocol):
                    ended: float | None = None) -> None: ...
 
     def save_report(self, run_id: str, report: dict[str, Any]) -> None: ...
+
+    def add_replay(self, *, at: float, until: float, authorizer: str | None = None, client_id: str | None = None,
+                   invoked: bool | None = None) -> None: ...
+
+    def list_replays(self, *, since: float | None = None, until: float | None = None,
+                     client_ids: set[str] | None = None) -> list[dict[str, Any]]: ...
 
     def list_runs(self, *, limit: int | None = None, since: float | None = None, port: str | None = None,
                   uid: str | None = None, station: str | None = None) -> list[dict[str, Any]]: ...

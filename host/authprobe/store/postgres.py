@@ -56,6 +56,9 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE steps (run_id TEXT NOT NULL, seq INTEGER NOT NULL, step TEXT, name TEXT, status TEXT, "
         "ms INTEGER, PRIMARY KEY (run_id, seq))",
         "CREATE INDEX runs_station_started ON runs (station, started)"],
+    3: ["CREATE TABLE replays (at DOUBLE PRECISION NOT NULL, until DOUBLE PRECISION NOT NULL, authorizer TEXT, "
+        "client_id TEXT, invoked BOOLEAN)",
+        "CREATE INDEX replays_at ON replays (at)"],
 }
 
 _INSERT_LINE = ("INSERT INTO lines (run_id, seq, t, kind, reason, raw) VALUES (%s, %s, %s, %s, %s, %s) "
@@ -402,6 +405,28 @@ class PostgresRunStore:
                 self._write_fleet_columns(conn, run_id, report)
 
         self._call(work)
+
+    def add_replay(self, *, at: float, until: float, authorizer: str | None = None, client_id: str | None = None,
+                   invoked: bool | None = None) -> None:
+        """Record one TestInvokeAuthorizer call authprobe made (epoch seconds), so every station's
+        correlation labels its function log lines `replay` instead of taking them for a device's."""
+        self._call(lambda conn: conn.execute("INSERT INTO replays VALUES (%s, %s, %s, %s, %s)",
+                                             (at, until, authorizer, client_id, invoked)))
+
+    def list_replays(self, *, since: float | None = None, until: float | None = None,
+                     client_ids: set[str] | None = None) -> list[dict[str, Any]]:
+        """Recorded replays, oldest first, as {at, until (epoch seconds), authorizer, client_id,
+        invoked}; `since`/`until` bound `at`."""
+        sql = "SELECT at, until, authorizer, client_id, invoked FROM replays WHERE TRUE"
+        args: list[Any] = []
+        if since is not None:
+            sql += " AND at >= %s"
+            args.append(since)
+        if until is not None:
+            sql += " AND at <= %s"
+            args.append(until)
+        rows = [dict(r) for r in self._rows(sql + " ORDER BY at", args)]
+        return rows if client_ids is None else [r for r in rows if r["client_id"] in client_ids]
 
     def import_run(self, exported: dict[str, Any]) -> bool:
         """Push one run exported from another store (RunStore.export_run): its row, lines and records,

@@ -2,8 +2,8 @@
 written as they arrive so a run cut short (board unplugged, host killed) keeps all it received.
 
 Contract (docs/contracts.md section 6): `RunStore(path)` with `list_runs()`, `get_report(run_id)`,
-`get_lines(run_id)`, `get_records(run_id)`, `get_run(run_id)` (board identity and timings). The
-default path is `.authprobe/runs.sqlite`, overridden by `--store` or AUTHPROBE_STORE."""
+`get_lines(run_id)`, `get_records(run_id)`, `get_run(run_id)` (board identity and timings), and
+authprobe's own TestInvokeAuthorizer replays: `add_replay(...)`, `list_replays(...)`. The default path is `.authprobe/runs.sqlite`, overridden by `--store` or AUTHPROBE_STORE."""
 
 from __future__ import annotations
 
@@ -58,6 +58,14 @@ CREATE TABLE IF NOT EXISTS records (
     record TEXT NOT NULL, PRIMARY KEY (run_id, seq)
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs (started);
+CREATE TABLE IF NOT EXISTS replays (  -- authprobe's own TestInvokeAuthorizer calls (never a device's)
+    at REAL NOT NULL,               -- epoch seconds, sent
+    until REAL NOT NULL,            -- epoch seconds, answered
+    authorizer TEXT,
+    client_id TEXT,
+    invoked INTEGER                 -- 1 the function ran, 0 refused before it, null unknown
+);
+CREATE INDEX IF NOT EXISTS replays_at ON replays (at);
 """
 
 # Schema version -> the statements that bring the previous version to it (_SCHEMA is version 1).
@@ -70,6 +78,10 @@ _MIGRATIONS: dict[int, list[str]] = {
         # Runs written here because their PostgreSQL store could not be reached; `runs sync` pushes them.
         "CREATE TABLE IF NOT EXISTS spool (run_id TEXT PRIMARY KEY, target TEXT NOT NULL, since REAL NOT NULL)",
         "CREATE INDEX IF NOT EXISTS runs_station_started ON runs (station, started)"],
+    # authprobe's own TestInvokeAuthorizer replays (the table is in _SCHEMA too, for new files).
+    3: ["CREATE TABLE IF NOT EXISTS replays (at REAL NOT NULL, until REAL NOT NULL, authorizer TEXT, "
+        "client_id TEXT, invoked INTEGER)",
+        "CREATE INDEX IF NOT EXISTS replays_at ON replays (at)"],
 }
 
 
@@ -231,7 +243,32 @@ class RunStore:
                        (json.dumps(report), report.get("verdict"), run_id))
             self._write_fleet_columns(db, run_id, report)
 
+    def add_replay(self, *, at: float, until: float, authorizer: str | None = None, client_id: str | None = None,
+                   invoked: bool | None = None) -> None:
+        """Record one TestInvokeAuthorizer call authprobe made (epoch seconds), so correlation
+        labels its function log lines `replay` instead of taking them for the device's."""
+        with self._tx() as db:
+            db.execute("INSERT INTO replays VALUES (?, ?, ?, ?, ?)",
+                       (at, until, authorizer, client_id, None if invoked is None else int(invoked)))
+
     # -- reading -----------------------------------------------------------------------------------------
+
+    def list_replays(self, *, since: float | None = None, until: float | None = None,
+                     client_ids: set[str] | None = None) -> list[dict[str, Any]]:
+        """Recorded replays, oldest first, as {at, until (epoch seconds), authorizer, client_id,
+        invoked}; `since`/`until` bound `at`."""
+        sql = "SELECT * FROM replays WHERE 1=1"
+        args: list[Any] = []
+        if since is not None:
+            sql += " AND at >= ?"
+            args.append(since)
+        if until is not None:
+            sql += " AND at <= ?"
+            args.append(until)
+        rows = [{"at": r["at"], "until": r["until"], "authorizer": r["authorizer"], "client_id": r["client_id"],
+                 "invoked": None if r["invoked"] is None else bool(r["invoked"])}
+                for r in self._db().execute(sql + " ORDER BY at", args)]
+        return rows if client_ids is None else [r for r in rows if r["client_id"] in client_ids]
 
     def _row(self, row: sqlite3.Row) -> dict[str, Any]:
         return run_dict(row, json.loads(row["identity"] or "{}"))
