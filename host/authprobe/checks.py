@@ -8,7 +8,6 @@ The order follows AWS's own troubleshooting order (authorizer -> function -> per
 from __future__ import annotations
 
 import ipaddress
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -556,23 +555,32 @@ def response_problems(resp: dict[str, Any]) -> list[str]:
         MAX_POLICY_DOCUMENTS,
         PRINCIPAL_ID,
         SECONDS_RANGE,
+        policy_text,
     )
+    from authprobe.iot_policy import document_problems
 
     out = []
     pid = resp.get("principalId")
     if pid is not None and not PRINCIPAL_ID.fullmatch(str(pid)):
         out.append(f"principalId {str(pid)[:40]!r} is not 1-128 letters and digits")
-    docs = resp.get("policyDocuments") or []
+    docs = resp.get("policyDocuments")
+    if docs is None:
+        docs = []
+    if not isinstance(docs, list):
+        out.append(f"policyDocuments is {type(docs).__name__}, not a list of policy documents")
+        docs = []
     if len(docs) > MAX_POLICY_DOCUMENTS:
         out.append(f"{len(docs)} policy documents; at most {MAX_POLICY_DOCUMENTS}")
     for i, d in enumerate(docs):
-        text = d if isinstance(d, str) else json.dumps(d)
-        if len(text) > MAX_POLICY_CHARS:
+        text = policy_text(d)
+        if text is not None and len(text) > MAX_POLICY_CHARS:
             out.append(f"policy document {i + 1} is {len(text)} characters; at most {MAX_POLICY_CHARS:,}")
+        # The evaluator reads only what this accepts: a document it cannot read is named here.
+        out += [f"policy document {i + 1}: {p}" for p in document_problems(d)]
     lo, hi = SECONDS_RANGE
     for key in ("refreshAfterInSeconds", "disconnectAfterInSeconds"):
         v = resp.get(key)
-        if v is not None and not (isinstance(v, int) and lo <= v <= hi):
+        if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi):
             out.append(f"{key} = {v}; must be {lo}-{hi:,}")
     return out
 
