@@ -17,6 +17,7 @@ from authprobe.emulator import mqtt_packets as mp
 from authprobe.emulator import websocket as ws
 from authprobe.emulator.custom_auth import Credentials, credentials_from_mqtt, query_params
 from authprobe.emulator.mqtt_session import REASON_AUTH
+from authprobe.topic_limits import topic_problem
 
 if TYPE_CHECKING:
     from authprobe.emulator.config import DomainConfig
@@ -108,6 +109,12 @@ def serve_publish(emu: Emulator, tls: ssl.SSLSocket, request: ws.HttpRequest, pe
                                                                                or 0) > MAX_BODY
         _answer(tls, 413 if too_big else 400, "Payload Too Large" if too_big else "Bad Request",
                 "message over 128 KB" if too_big else "message body missing or truncated", trace_id)
+        return
+    # After the body is read: answering with the body unread makes the close reset the connection.
+    problem = topic_problem(topic)
+    if problem is not None:  # AWS's topic limits (topic_limits.py); the 400 answer is ours [I]
+        log("Failure", reason="CLIENT_ERROR", details=f"Topic rejected: {problem}")
+        _answer(tls, 400, "Bad Request", problem, trace_id)
         return
     base = Credentials(params=params, headers=request.lowered_headers, http_headers=dict(request.headers),
                        http_query=f"?{request.query}" if request.query else "", protocols=["tls", "http"])
