@@ -5,11 +5,13 @@ are not IAM's).
 
 Why not a regex: `*` written as `.*` backtracks. `topic/a*a*a*a*a*a*a*a*a*a*b` against 48 `a`s took
 18 s, `*/*/*/*/*/*/*/*/end` against 64 slashes 32 s, and in the stand-in the regex holds the GIL,
-so one device's PUBLISH froze every other connection (issue 12). Here a pattern is a small NFA run
-bit-parallel ("shift-and"): bit i of one integer says "the first i pattern tokens can match what
-has been read", and each character of the value advances every state at once with two shifts and
-masks. Time is O(len(value) x len(pattern) / machine word), no input can make it explode, and a
-pattern that can no longer match stops at the first character that rules it out.
+so one device's PUBLISH froze every other connection (issue 12). Here the `*`s cut a pattern into
+segments, matched in order with no going back: the first segment at the start of the value, the
+last at its end, each one between at its leftmost place after the one before (leftmost is always
+safe: a later place only leaves less room for what follows). A segment of plain characters is found
+by str.find; one holding `?` by a bit-parallel "shift-and" scan (bit i of one integer: the last
+characters read match the segment's first i+1 tokens). Time is about linear in the value, times the
+segment length over the machine word for `?` segments; no input can make it explode.
 
 A pattern is a sequence of tokens: one-character strings match themselves, ANY_RUN and ANY_ONE are
 the wildcards. A policy variable's value is spliced in as literal characters, so a `*` in a client
@@ -35,44 +37,88 @@ def literal(text: str) -> tuple[Token, ...]:
     return tuple(text)
 
 
-class Glob:
-    """A compiled pattern. Bits: state i (0..k) = the first i non-`*` tokens have matched."""
+class _Segment:
+    """Pattern tokens between two `*`: plain text, or tokens with `?` (searched by shift-and)."""
 
-    __slots__ = ("_accept", "_any_one", "_by_char", "_fold", "_loops")
+    __slots__ = ("_masks", "size", "text", "tokens")
+
+    def __init__(self, segment: list[Token]) -> None:
+        self.tokens = segment
+        self.size = len(segment)
+        self.text = None if ANY_ONE in segment else "".join(segment)  # type: ignore[arg-type]
+        self._masks: tuple[dict[str, int], int] | None = None
+
+    def _shift_and_masks(self) -> tuple[dict[str, int], int]:
+        """Per character, the bits of the tokens it matches (`?` matches all); built once, in time
+        linear in the segment (bytes, not repeated big-integer ORs, which would be quadratic)."""
+        if self._masks is None:
+            width = (self.size + 7) // 8
+            rows: dict[object, bytearray] = {}
+            for i, t in enumerate(self.tokens):
+                row = rows.setdefault(t, bytearray(width))
+                row[i >> 3] |= 1 << (i & 7)
+            any_one = int.from_bytes(rows.pop(ANY_ONE, bytes(width)), "little")
+            self._masks = ({c: int.from_bytes(row, "little") | any_one for c, row in rows.items()},  # type: ignore[misc]
+                           any_one)
+        return self._masks
+
+    def fits(self, value: str, start: int) -> bool:
+        """Whether the segment matches value[start:start + size] (the caller checked the room)."""
+        if self.text is not None:
+            return value.startswith(self.text, start)
+        return all(t == ANY_ONE or value[start + i] == t for i, t in enumerate(self.tokens))
+
+    def find(self, value: str, start: int, end: int) -> int:
+        """The leftmost place >= start where the segment matches within value[:end]; -1 if none."""
+        if self.text is not None:
+            return value.find(self.text, start, end)
+        by_char, any_one = self._shift_and_masks()
+        accept = 1 << (self.size - 1)
+        states = 0
+        for j in range(start, end):
+            states = ((states << 1) | 1) & by_char.get(value[j], any_one)
+            if states & accept:
+                return j - self.size + 1
+        return -1
+
+
+class Glob:
+    """A compiled pattern: the segment before the first `*`, the one after the last, those between."""
+
+    __slots__ = ("_fold", "_head", "_middle", "_star", "_tail")
 
     def __init__(self, pattern: Iterable[Token], case_sensitive: bool = True) -> None:
         self._fold = not case_sensitive
-        by_char: dict[str, int] = {}
-        any_one = loops = 0
-        state = 0
+        segments: list[list[Token]] = [[]]
         for token in pattern:
             if token == ANY_RUN:
-                loops |= 1 << state  # `*` after token `state`: that state may consume anything
-                continue
-            if token == ANY_ONE:
-                state += 1
-                any_one |= 1 << state
-                continue
-            assert isinstance(token, str)
-            # str.lower() may turn one character into two (U+0130); each becomes a literal token.
-            for c in token.lower() if self._fold else token:
-                state += 1
-                by_char[c] = by_char.get(c, 0) | 1 << state
-        self._accept = 1 << state
-        self._any_one = any_one
-        self._loops = loops
-        self._by_char = {c: bits | any_one for c, bits in by_char.items()}
+                segments.append([])
+            elif token == ANY_ONE or not self._fold:
+                segments[-1].append(token)
+            else:
+                # str.lower() may turn one character into two (U+0130); each becomes a literal token.
+                segments[-1].extend(token.lower())  # type: ignore[union-attr]
+        self._star = len(segments) > 1
+        self._head = _Segment(segments[0])
+        self._tail = _Segment(segments[-1]) if self._star else None
+        self._middle = [_Segment(seg) for seg in segments[1:-1] if seg]
 
     def matches(self, value: str) -> bool:
         if self._fold:
             value = value.lower()
-        by_char, any_one, loops = self._by_char, self._any_one, self._loops
-        states = 1
-        for c in value:
-            states = ((states << 1) & by_char.get(c, any_one)) | (states & loops)
-            if not states:
+        head, tail = self._head, self._tail
+        if tail is None:  # no `*`: the whole value, exactly
+            return len(value) == head.size and head.fits(value, 0)
+        end = len(value) - tail.size
+        if end < head.size or not head.fits(value, 0) or not tail.fits(value, end):
+            return False
+        start = head.size
+        for segment in self._middle:
+            found = segment.find(value, start, end)
+            if found < 0:
                 return False
-        return bool(states & self._accept)
+            start = found + segment.size
+        return True
 
 
 @lru_cache(maxsize=512)  # a pattern is at most a policy document (2,048 characters)

@@ -61,10 +61,23 @@ def test_issue_inputs_are_answered_at_once(pattern, value):
     ("topic/*/*/*/*/x", "topic/" + "/" * KB64, False),
     ("*" + "a?" * 1000 + "b", "a" * KB64, False),  # a pattern as long as a policy document allows
     ("*?*?*?*?*?*?*?*?*?*?z", "y" * KB64, False),
+    # A trailing `*` makes the matcher scan the whole topic instead of failing at its end.
+    ("topic/a*a*a*a*a*a*a*a*a*a*b*", "topic/" + "a" * KB64, False),
+    ("*/*/*/*/*/*/*/*/end*", "/" * KB64, False),
+    ("*" + "a?" * 1000 + "b*", "a" * KB64, False),
+    ("*?*?*?*?*?*?*?*?*?*?z*", "y" * KB64, False),
+    ("*" + "a?" * 1000 + "b*", "a" * KB64 + "b", True),
 ])
 def test_adversarial_patterns_on_64_kb_topics_stay_fast(pattern, value, expected):
     result, took = timed(wildcard.match, pattern, value)
     assert result is expected and took < TIME_LIMIT_S
+
+
+def test_a_long_client_id_spliced_into_a_resource_stays_fast():
+    policies = [doc(allow("iot:Publish", f"{ARN}:topic/${{iot:ClientId}}/*"))]
+    cid = "a" * KB64
+    decision, took = timed(is_allowed, policies, "iot:Publish", f"{cid}/x", Context(client_id=cid))
+    assert decision.allowed and took < TIME_LIMIT_S
 
 
 def test_a_whole_policy_on_a_64_kb_topic_stays_fast():
