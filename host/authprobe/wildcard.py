@@ -43,9 +43,10 @@ class _Segment:
     __slots__ = ("_masks", "size", "text", "tokens")
 
     def __init__(self, segment: list[Token]) -> None:
-        self.tokens = segment
         self.size = len(segment)
-        self.text = None if ANY_ONE in segment else "".join(segment)  # type: ignore[arg-type]
+        wild = ANY_ONE in segment
+        self.tokens = segment if wild else []  # plain text is kept once, as `text`
+        self.text = None if wild else "".join(segment)
         self._masks: tuple[dict[str, int], int] | None = None
 
     def _shift_and_masks(self) -> tuple[dict[str, int], int]:
@@ -58,7 +59,7 @@ class _Segment:
                 row = rows.setdefault(t, bytearray(width))
                 row[i >> 3] |= 1 << (i & 7)
             any_one = int.from_bytes(rows.pop(ANY_ONE, bytes(width)), "little")
-            self._masks = ({c: int.from_bytes(row, "little") | any_one for c, row in rows.items()},  # type: ignore[misc]
+            self._masks = ({c: int.from_bytes(row, "little") | any_one for c, row in rows.items()},
                            any_one)
         return self._masks
 
@@ -85,7 +86,7 @@ class _Segment:
 class Glob:
     """A compiled pattern: the segment before the first `*`, the one after the last, those between."""
 
-    __slots__ = ("_fold", "_head", "_middle", "_star", "_tail")
+    __slots__ = ("_fold", "_head", "_middle", "_tail")
 
     def __init__(self, pattern: Iterable[Token], case_sensitive: bool = True) -> None:
         self._fold = not case_sensitive
@@ -97,10 +98,9 @@ class Glob:
                 segments[-1].append(token)
             else:
                 # str.lower() may turn one character into two (U+0130); each becomes a literal token.
-                segments[-1].extend(token.lower())  # type: ignore[union-attr]
-        self._star = len(segments) > 1
+                segments[-1].extend(token.lower())
         self._head = _Segment(segments[0])
-        self._tail = _Segment(segments[-1]) if self._star else None
+        self._tail = _Segment(segments[-1]) if len(segments) > 1 else None
         self._middle = [_Segment(seg) for seg in segments[1:-1] if seg]
 
     def matches(self, value: str) -> bool:
@@ -121,17 +121,22 @@ class Glob:
         return True
 
 
-@lru_cache(maxsize=512)  # a pattern is at most a policy document (2,048 characters)
+CACHED_PATTERN_MAX = 4096  # tokens; a policy document is 2,048 characters, a spliced value may be more
+
+
+@lru_cache(maxsize=512)
 def _compiled(pattern: tuple[Token, ...], case_sensitive: bool) -> Glob:
     return Glob(pattern, case_sensitive)
 
 
 def match_tokens(pattern: Sequence[Token], value: str, case_sensitive: bool = True) -> bool:
     """True when `value` matches the token sequence as a whole."""
+    if len(pattern) > CACHED_PATTERN_MAX:  # a huge spliced client id is not kept: compiling is linear
+        return Glob(pattern, case_sensitive).matches(value)
     return _compiled(tuple(pattern), case_sensitive).matches(value)
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=512)  # pattern text comes from policy documents: at most 2,048 characters each
 def _compiled_text(pattern: str, case_sensitive: bool) -> Glob:
     return Glob(tokens(pattern), case_sensitive)
 
