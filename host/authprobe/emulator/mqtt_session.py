@@ -22,6 +22,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from authprobe.aws import iot_policy
+from authprobe.aws.topic_limits import topic_problem
 from authprobe.emulator import mqtt_packets as mp
 from authprobe.emulator.channels import hard_close
 from authprobe.emulator.custom_auth import (
@@ -314,6 +315,9 @@ class MqttSession:
             self.log("Publish-In", "Failure", topicName=pub.topic, reason="CLIENT_ERROR",
                      details="QoS 2 is not supported")
             return True
+        problem = topic_problem(pub.topic)
+        if problem is not None:
+            return self._refuse_topic("Publish-In", pub.topic, problem)
         decision = self.allowed("iot:Publish", pub.topic)
         if decision.allowed and pub.retain:
             decision = self.allowed("iot:RetainPublish", pub.topic)
@@ -329,6 +333,9 @@ class MqttSession:
     def _client_subscribe(self, packet: mp.Packet) -> bool:
         pid, filters = mp.parse_subscribe(packet)
         for topic_filter, _qos in filters:
+            problem = topic_problem(topic_filter, is_filter=True)
+            if problem is not None:
+                return self._refuse_topic("Subscribe", topic_filter, problem)
             decision = self.allowed("iot:Subscribe", topic_filter)
             if not decision.allowed:
                 self.log("Subscribe", "Failure", topicName=topic_filter, reason=REASON_AUTH,
@@ -340,6 +347,15 @@ class MqttSession:
             self.log("Subscribe", "Success", topicName=topic_filter)
         # QoS 2 is granted as QoS 1 (AWS supports 0 and 1).
         return self._to_broker(mp.build_subscribe(pid, [(f, min(qos, 1)) for f, qos in filters], packet.flags))
+
+    def _refuse_topic(self, event_type: str, topic: str, problem: str) -> bool:
+        """A topic over AWS's documented limits (topic_limits.py): AWS rejects the request; how it
+        answers an MQTT 3.1.1 client is not documented, so the stand-in does what it does for other
+        refused requests: log a client error and close the connection [I]."""
+        details = f"Topic rejected: {problem}"
+        self.log(event_type, "Failure", topicName=topic, reason="CLIENT_ERROR", details=details)
+        self.close("CLIENT_ERROR", status="Failure", reason="CLIENT_ERROR", details=details)
+        return False
 
     def _from_broker(self, packet: mp.Packet) -> bool:
         if packet.type == mp.PUBLISH:
