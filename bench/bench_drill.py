@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def bench_drill() -> None:
-    from authprobe.drill import run_drill
+    from authprobe.drill.suite import run_drill
 
     t0 = time.monotonic()
     result = run_drill()
@@ -39,8 +39,8 @@ def bench_drill() -> None:
 
 
 def bench_one_case() -> None:
-    from authprobe.drill_runner import VirtualBoardRunner, correlate_run
-    from authprobe.drill_standin import DRILL_EXAMPLES, StandIn
+    from authprobe.drill.runner import VirtualBoardRunner, correlate_run
+    from authprobe.drill.standin import DRILL_EXAMPLES, StandIn
     from authprobe.store import RunStore
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,7 +73,7 @@ def bench_one_case() -> None:
 
 
 def bench_demo() -> None:
-    from authprobe import demo
+    from authprobe.drill import demo
 
     t0 = time.monotonic()
     with redirect_stdout(StringIO()):

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import paho.mqtt.client as mqtt
 
-from authprobe import signing
+from authprobe.aws import signing
 from authprobe.emulator.lambda_runtime import MAX_ENVIRONMENTS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
 """Benchmark: deploying the self-test to virtual boards, and whole flash + run loops in parallel.
 
 Measured in one run, wall-clock with time.perf_counter (resolution printed below):
-  1. first deploy (authprobe.flash API) to a blank virtual board, over an unthrottled pty and over a
+  1. first deploy (authprobe.board.flash API) to a blank virtual board, over an unthrottled pty and over a
      simulated 115200-baud UART (what a USB-UART bridge gives),
   2. unchanged re-deploy (API, and the `authprobe flash` CLI as a process),
   3. a plain `mpremote fs cp -r` of the same files to a blank board (and again, unchanged),
@@ -22,8 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from authprobe import collect, device_config, flash  # noqa: E402
-from authprobe.virtual_board import VirtualBoard  # noqa: E402
+from authprobe import device_config  # noqa: E402
+from authprobe.board import collect, flash  # noqa: E402
+from authprobe.board.virtual import VirtualBoard  # noqa: E402
 from tests.fixtures.board_standin_config import standin_device_toml  # noqa: E402
 from tests.fixtures.emulator import DOMAIN, ENDPOINT, make_ca, standard_config, start_emulator  # noqa: E402
 

@@ -40,9 +40,3 @@ def name_of(code):
     at += len(key)
     return NAMES[at:NAMES.find(" ", at)]
 
-
-def from_catalogue():
-    """(STEPS, NAMES) as catalogue.py says they should be (host side, for the sync test)."""
-    from selftest import catalogue
-
-    return catalogue.STEPS, " " + " ".join("%d:%s" % (c, n) for c, n, _ in catalogue.CODES) + " "

@@ -9,13 +9,24 @@ try:
 except ImportError:
     pass
 
+# Codes by catalogue name: MicroPython's compiler inlines `_NAME = const(n)` and drops the line
+# (no heap; this try binds nothing there). CPython has no const() and takes the except.
+try:
+    _CONST_FOLDED = const(1)
+except NameError:
+    const = int
+
+_LIBRARY_OK = const(1100)
+_LIBRARY_CONNECT_FAILED = const(1101)
+_LIBRARY_PUBSUB_FAILED = const(1102)
+
 
 def minimqtt_check(p, pool, wrap):
     """adafruit_minimqtt with the runtime's socket pool; `wrap` is the probe world's TLS wrapper."""
     try:
         import adafruit_minimqtt.adafruit_minimqtt as MQTT  # type: ignore[import-not-found]
     except ImportError:
-        return 1100, SKIP, {"why": "adafruit_minimqtt is not installed"}
+        return _LIBRARY_OK, SKIP, {"why": "adafruit_minimqtt is not installed"}
     user, password = credentials(p)
     d = {"library": "adafruit_minimqtt"}  # type: dict
     addr = net.resolve(pool, p.dial_host, p.dial_port)
@@ -34,7 +45,7 @@ def minimqtt_check(p, pool, wrap):
         cause = getattr(e, "__cause__", None)
         d["error"] = net.text_of(cause or e)[:100]
         _mm_close(client)
-        return 1101, FAIL, d
+        return _LIBRARY_CONNECT_FAILED, FAIL, d
     payload = "authprobe-lib " + p.nonce
     try:
         client.subscribe(p.topic)
@@ -45,12 +56,12 @@ def minimqtt_check(p, pool, wrap):
     except Exception as e:  # noqa: BLE001
         d["error"] = net.text_of(e)[:100]
         _mm_close(client)
-        return 1102, FAIL, d
+        return _LIBRARY_PUBSUB_FAILED, FAIL, d
     _mm_close(client)
     if payload not in got:
         d["why"] = "own message not received within %d ms" % p.timeout_ms
-        return 1102, FAIL, d
-    return 1100, PASS, d
+        return _LIBRARY_PUBSUB_FAILED, FAIL, d
+    return _LIBRARY_OK, PASS, d
 
 
 class _Pool:

@@ -15,6 +15,16 @@ try:
 except ImportError:
     pass
 
+# Codes by catalogue name: MicroPython's compiler inlines `_NAME = const(n)` and drops the line
+# (no heap; this try binds nothing there). CPython has no const() and takes the except.
+try:
+    _CONST_FOLDED = const(1)
+except NameError:
+    const = int
+
+_LIBRARY_OK = const(1100)
+_PROBE_INTERNAL_ERROR = const(9000)
+
 PASS = "pass"
 WARN = "warn"
 FAIL = "fail"
@@ -138,10 +148,10 @@ class Probe:
                 fn = getattr(load(mod), fn_name) if mod else None
                 code, status, d = fn(self) if fn else getattr(self, fn_name)()
             except Exception as e:  # noqa: BLE001 - a probe bug must not hide the steps after it
-                code, status, d = 9000, FAIL, {"step": ok // 100, "error": short(e)}
+                code, status, d = _PROBE_INTERNAL_ERROR, FAIL, {"step": ok // 100, "error": short(e)}
             rep.step(code, status, w.clock.since(t0), d)
             if status == FAIL and not self.blocked:
-                self.blocked = "%s failed" % ("probe" if code >= 9000 else STEPS[i])
+                self.blocked = "%s failed" % ("probe" if code >= _PROBE_INTERNAL_ERROR else STEPS[i])
         if loaded:
             unload(loaded)
         self.close()
@@ -158,13 +168,15 @@ class Probe:
 
     def s_library(self):
         if not self.library_on:
-            return 1100, SKIP, {"why": "test.library = false"}
+            return _LIBRARY_OK, SKIP, {"why": "test.library = false"}
         if self.mode != "mqtt":
-            return 1100, SKIP, {"why": "client libraries here speak MQTT over TLS only; this run used wss"}
+            return _LIBRARY_OK, SKIP, {
+                "why": "client libraries here speak MQTT over TLS only; this run used wss"}
         if self.w.library is None:
-            return 1100, SKIP, {"why": "no client library on this runtime"}
+            return _LIBRARY_OK, SKIP, {"why": "no client library on this runtime"}
         if not self.pubsub_ok:
-            return 1100, SKIP, {"why": "the probe's own round trip failed; the library would repeat it"}
+            return _LIBRARY_OK, SKIP, {
+                "why": "the probe's own round trip failed; the library would repeat it"}
         for name in ("wss", "tls_errors"):
             unload(name)
         return self.w.library(self)

@@ -1,6 +1,19 @@
 # Wi-Fi association for the wifi step, written against the ESP32 `network.WLAN` API (MicroPython)
 # and CircuitPython's `wifi.radio`. Each join() returns (code, details): 300 or a 30x failure.
 
+# Codes by catalogue name: MicroPython's compiler inlines `_NAME = const(n)` and drops the line
+# (no heap; this try binds nothing there). CPython has no const() and takes the except.
+try:
+    _CONST_FOLDED = const(1)
+except NameError:
+    const = int
+
+_WIFI_OK = const(300)
+_WIFI_NO_AP = const(301)
+_WIFI_WRONG_PASSWORD = const(302)
+_WIFI_TIMEOUT = const(303)
+_WIFI_FAILED = const(304)
+
 
 class Esp32Radio:
     def __init__(self, network_mod):
@@ -20,7 +33,8 @@ class Esp32Radio:
             if code:
                 return code, {"ssid": ssid, "status": self._status_name(status)}
             if clock.since(t0) > timeout_ms:
-                return 303, {"ssid": ssid, "status": self._status_name(status), "timeout_ms": timeout_ms}
+                return _WIFI_TIMEOUT, {"ssid": ssid, "status": self._status_name(status),
+                                       "timeout_ms": timeout_ms}
             clock.sleep_ms(50)
         d = {"ssid": ssid, "status": "got_ip"}
         try:
@@ -31,18 +45,18 @@ class Esp32Radio:
             d["rssi"] = wlan.status("rssi")
         except (OSError, ValueError, TypeError):
             pass
-        return 300, d
+        return _WIFI_OK, d
 
     def _failure(self, status):
         n = self.n
         if status == getattr(n, "STAT_NO_AP_FOUND", None):
-            return 301
+            return _WIFI_NO_AP
         if status == getattr(n, "STAT_WRONG_PASSWORD", None):
-            return 302
+            return _WIFI_WRONG_PASSWORD
         if status in (getattr(n, "STAT_HANDSHAKE_TIMEOUT", None), getattr(n, "STAT_BEACON_TIMEOUT", None)):
-            return 303 if status is not None else 0
+            return _WIFI_TIMEOUT if status is not None else 0
         if status in (getattr(n, "STAT_CONNECT_FAIL", None), getattr(n, "STAT_ASSOC_FAIL", None)):
-            return 304 if status is not None else 0
+            return _WIFI_FAILED if status is not None else 0
         return 0
 
     def _status_name(self, status):
@@ -69,16 +83,16 @@ class CircuitPythonRadio:
             text = str(e)
             low = text.lower()
             if "no network" in low or "not found" in low:
-                code = 301
+                code = _WIFI_NO_AP
             elif "auth" in low or "password" in low:
-                code = 302
+                code = _WIFI_WRONG_PASSWORD
             elif "timeout" in low or "timed out" in low:
-                code = 303
+                code = _WIFI_TIMEOUT
             else:
-                code = 304
+                code = _WIFI_FAILED
             return code, {"ssid": ssid, "error": text[:80]}
         d = {"ssid": ssid, "status": "got_ip", "ip": str(radio.ipv4_address)}
         info = getattr(radio, "ap_info", None)
         if info is not None:
             d["rssi"] = info.rssi
-        return 300, d
+        return _WIFI_OK, d

@@ -1,5 +1,5 @@
 """The command line: a table of command name -> module. Each command module in authprobe.commands
-exposes `HELP`, `add_arguments(parser)` and `run(args) -> int`; modules are imported only when their
+exposes `add_arguments(parser)` and `run(args) -> int`; modules are imported only when their
 command runs, so `authprobe --help` stays fast and one broken command cannot break the others."""
 
 from __future__ import annotations
@@ -8,17 +8,20 @@ import argparse
 import importlib
 import sys
 
-from authprobe import __version__
 from authprobe.errors import EXIT_TOOL, AuthprobeError
+from authprobe.version import __version__
 
 # command -> (module under authprobe.commands, one-line help); aliases are just more rows.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "authprobe in a minute: the local stand-in, a virtual board, a pass and a diagnosed mistake"),
+    "init": ("init", "write a commented device.toml (and, with --standin, a local stand-in) to start from"),
     "probe": ("probe", "run the device self-test here, under CPython or the real MicroPython interpreter"),
     "emulate": ("emulate", "serve the local AWS IoT Core custom-auth stand-in"),
     "boards": ("boards", "list connected boards, matched to board definitions"),
     "virtual-board": ("virtual_board", "serve a virtual MicroPython board on a pty"),
     "flash": ("flash", "deploy the self-test (and optionally a firmware image) to boards"),
     "run": ("run", "reset boards and collect their self-test reports"),
+    "station": ("station", "test every board plugged in, hands off: identify, flash, run, store, one line each"),
     "monitor": ("monitor", "show decoded report records from a serial port live"),
     "runs": ("runs", "list and re-render stored runs"),
     "cloud-check": ("cloud_check", "check the cloud side: authorizer, Lambda, permissions, logging"),

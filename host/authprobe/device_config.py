@@ -7,20 +7,22 @@ and turn it into the files each runtime reads from flash.
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
-from authprobe.boards import RUNTIMES
+from authprobe import bundled
 from authprobe.config_text import parse_toml, read_bytes
 from authprobe.errors import ConfigError
 from selftest import config as lint_rules
 
-ROOT = Path(__file__).resolve().parents[2]
-FIRMWARE = ROOT / "firmware"
+# The board runtimes a device config is written for (board definitions, the virtual board and the
+# drill take this list too).
+RUNTIMES = ("micropython", "circuitpython")
+
+FIRMWARE = bundled.FIRMWARE             # main.py, code.py
 CONFIG_FILE = "authprobe.json"          # MicroPython reads this (firmware/main.py)
 SETTINGS_FILE = "settings.toml"         # CircuitPython reads this through os.getenv (firmware/code.py)
 CA_DER = "authprobe_ca.der"
@@ -63,15 +65,62 @@ def _ca_problem(ca: str, base: Path | None) -> str | None:
     return None
 
 
-def _certificates(data: bytes) -> list[x509.Certificate]:
-    """The certificates of a PEM bundle or one DER certificate; ValueError when it is neither."""
+# Certificates are only framed here, not parsed: the board's TLS stack does the parsing, and `flash`
+# should not spend the 60 ms importing a full X.509 parser costs on every deploy.
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.DOTALL)
+
+
+def _der_element(data: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, start, end) of the content of the DER element at `at`; ValueError if it is cut short."""
+    if at + 2 > len(data):
+        raise ValueError("DER element cut short")
+    tag, first, at = data[at], data[at + 1], at + 2
+    if first & 0x80:
+        size = first & 0x7F
+        if not 0 < size <= 4 or at + size > len(data):
+            raise ValueError("bad DER length")
+        length, at = int.from_bytes(data[at:at + size], "big"), at + size
+    else:
+        length = first
+    if at + length > len(data):
+        raise ValueError("DER element runs past the data")
+    return tag, at, at + length
+
+
+def _is_certificate(der: bytes) -> bool:
+    """An X.509 certificate's shape: SEQUENCE { tbsCertificate SEQUENCE, signatureAlgorithm
+    SEQUENCE, signatureValue BIT STRING } and nothing after it."""
     try:
-        return x509.load_pem_x509_certificates(data)
+        tag, at, end = _der_element(der, 0)
+        if tag != 0x30 or end != len(der):
+            return False
+        tags = []
+        while at < end:
+            child, _, at = _der_element(der, at)
+            tags.append(child)
+        return tags == [0x30, 0x30, 0x03]
     except ValueError:
-        return [x509.load_der_x509_certificate(data)]
+        return False
 
 
-def ca_certificates(cfg: dict[str, Any]) -> list[x509.Certificate]:
+def _certificates(data: bytes) -> list[bytes]:
+    """The DER certificates of a PEM bundle or of one DER certificate; ValueError when it is neither."""
+    blocks = _PEM_CERTIFICATE.findall(data)
+    ders = [base64.b64decode(b"".join(block.split()), validate=True) for block in blocks] if blocks else [data]
+    if not all(_is_certificate(der) for der in ders):
+        raise ValueError("not a certificate")
+    return ders
+
+
+def _pem(der: bytes) -> bytes:
+    """One certificate as PEM, in the layout openssl and cryptography write (64 columns)."""
+    text = base64.b64encode(der)
+    lines = [text[i:i + 64] for i in range(0, len(text), 64)]
+    return b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(lines) + b"\n-----END CERTIFICATE-----\n"
+
+
+def ca_certificates(cfg: dict[str, Any]) -> list[bytes]:
+    """The DER certificates of the config's endpoint.ca (none without one)."""
     ca = lint_rules.get(cfg, "endpoint", "ca")
     if not ca:
         return []
@@ -79,7 +128,13 @@ def ca_certificates(cfg: dict[str, Any]) -> list[x509.Certificate]:
 
 
 def format_problems(path: str, found: list[tuple[int, str, str, str]]) -> str:
-    lines = [f"{path}: {sum(1 for p in found if p[1] == 'fail')} problem(s)"]
+    """The problems as the board lists them, failing ones first; the count says how many of each."""
+    failing = sum(1 for p in found if p[1] == lint_rules.FAIL)
+    warning = len(found) - failing
+    counts = [f"{n} {word}{'' if n == 1 else 's'}" for n, word in ((failing, "failing"), (warning, "warning"))
+              if n]
+    lines = [f"{path}: {len(found)} problem{'' if len(found) == 1 else 's'} ({', '.join(counts)})"]
+    found = sorted(found, key=lambda p: p[1] != lint_rules.FAIL)
     for code, status, field, msg in found:
         lines.append(f"  - [{status} {code}] {field or '(file)'}: {msg}")
     return "\n".join(lines)
@@ -101,7 +156,7 @@ def load(path: str | Path) -> dict[str, Any]:
     """The nested config dict of a device.toml; raises ConfigError naming every problem."""
     p = Path(path)
     if not p.exists():
-        raise ConfigError(f"config file {str(p)!r} not found; copy examples/device.toml and fill it in")
+        raise ConfigError(f"config file {str(p)!r} not found; `authprobe init` writes one to fill in")
     return parse(read_bytes(p, "config file"), str(p), p.parent)
 
 
@@ -121,16 +176,16 @@ def device_files(cfg: dict[str, Any], runtime: str = "micropython") -> dict[str,
             # One DER certificate is what MicroPython's cadata takes; several travel as PEM and are
             # split on the board.
             if len(certs) == 1:
-                files[CA_DER] = certs[0].public_bytes(serialization.Encoding.DER)
+                files[CA_DER] = certs[0]
                 board_cfg["endpoint"]["ca"] = CA_DER
             else:
-                files[CA_PEM] = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+                files[CA_PEM] = b"".join(_pem(c) for c in certs)
                 board_cfg["endpoint"]["ca"] = CA_PEM
         files[CONFIG_FILE] = json.dumps(board_cfg, separators=(",", ":"), sort_keys=True).encode()
         return files
     if certs:
         # CircuitPython's load_verify_locations(cadata=) takes one PEM certificate.
-        files[CA_PEM] = certs[0].public_bytes(serialization.Encoding.PEM)
+        files[CA_PEM] = _pem(certs[0])
         board_cfg["endpoint"]["ca"] = CA_PEM
     files[SETTINGS_FILE] = settings_toml(board_cfg).encode()
     return files
@@ -161,9 +216,8 @@ def settings_toml(cfg: dict[str, Any]) -> str:
 
 # Modules one runtime never imports (the other runtime's adapter and client-library check).
 NOT_ON = {
-    # The catalogue stays on the host: boards name their codes from codes.py (~2 KB of heap, not ~20).
-    "micropython": ("selftest/world_circuitpython.py", "selftest/library_minimqtt.py", "selftest/catalogue.py"),
-    "circuitpython": ("selftest/world.py", "selftest/vendor/umqtt_simple.py", "selftest/catalogue.py"),
+    "micropython": ("selftest/world_circuitpython.py", "selftest/library_minimqtt.py"),
+    "circuitpython": ("selftest/world.py", "selftest/vendor/umqtt_simple.py"),
 }
 
 
@@ -172,8 +226,7 @@ def firmware_files(runtime: str = "micropython") -> dict[str, bytes]:
     MicroPython) and the entry file."""
     files: dict[str, bytes] = {}
     skip = NOT_ON.get(runtime, ())
-    for path in sorted((FIRMWARE / "selftest").rglob("*.py")):
-        rel = path.relative_to(FIRMWARE).as_posix()
+    for rel, path in bundled.selftest_files().items():
         if rel not in skip:
             files[rel] = path.read_bytes()
     entry = "main.py" if runtime == "micropython" else "code.py"

@@ -22,6 +22,11 @@ from typing import Any
 
 import pytest
 
+from authprobe.board import collect, flash
+from authprobe.board.virtual import VirtualBoard, micropython_path
+from authprobe.emulator import Emulator, load_config
+from authprobe.store import open_store
+
 HIL_ENV = "AUTHPROBE_HIL_PORTS"
 
 
@@ -54,13 +59,9 @@ class BoardUnderTest:
     results: list[Any] = field(default_factory=list)
 
     def flash(self, config: str | os.PathLike[str] | dict[str, Any], **kwargs: Any) -> Any:
-        from authprobe import flash
-
         return flash.flash_port(self.port, config, board=self.board, **kwargs)
 
     def run(self, timeout: float = 60.0, **kwargs: Any) -> Any:
-        from authprobe import collect
-
         if self.virtual is not None and "reset" not in kwargs:
             kwargs["reset"] = "repl"
         result = collect.collect(self.port, timeout=timeout, store=self.store, board=self.board, **kwargs)
@@ -70,8 +71,6 @@ class BoardUnderTest:
 
 @pytest.fixture
 def authprobe_virtual_boards(tmp_path: Path) -> Iterator[Callable[..., Any]]:
-    from authprobe.virtual_board import VirtualBoard, micropython_path
-
     try:
         micropython_path()
     except Exception as exc:  # the unix port has wheels for Linux x86_64 only
@@ -100,9 +99,7 @@ def authprobe_virtual_board(authprobe_virtual_boards: Callable[..., Any]) -> Any
 
 @pytest.fixture
 def authprobe_store(tmp_path: Path) -> Iterator[Any]:
-    from authprobe.store import RunStore
-
-    store = RunStore(tmp_path / "runs.sqlite")
+    store = open_store(tmp_path / "runs.sqlite")
     yield store
     store.close()
 
@@ -122,8 +119,6 @@ def authprobe_endpoint_factory() -> Callable[..., Any]:
     """Hook: returns a context manager factory for the endpoint under test. The default starts the
     local stand-in (authprobe.emulator) from a config file; override it to use your own."""
     def factory(config_path: str | os.PathLike[str]) -> Any:
-        from authprobe.emulator import Emulator, load_config
-
         return Emulator(load_config(config_path))
 
     return factory

@@ -4,7 +4,9 @@ which item of the seed checklist it is, and what to do."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,23 @@ _ROWS = (
 )
 
 ROOT_CAUSES: dict[str, RootCause] = {row[0]: RootCause(*row) for row in _ROWS}
+
+
+# Placeholders the remediations use for what only the account knows; filled in where it is known.
+_PLACEHOLDER = re.compile(r"\b(FN|NAME|REGION|ACCOUNT)\b")
+
+
+def fill(text: str, *, function: str | None = None, authorizer: str | None = None, region: str | None = None,
+         account: str | None = None) -> str:
+    """A remediation with the real names put in: FN (so `/aws/lambda/FN` names the real log group),
+    NAME (the authorizer), REGION, ACCOUNT. Unknown ones stay as placeholders."""
+    known = {"FN": function, "NAME": authorizer, "REGION": region, "ACCOUNT": account}
+    return _PLACEHOLDER.sub(lambda m: known[m.group()] or m.group(), text)
+
+
+def fill_diagnosis(diagnosis: list[dict[str, Any]], **known: str | None) -> list[dict[str, Any]]:
+    """A report's diagnosis with the real names put into every fix (see fill)."""
+    return [dict(d, remediation=fill(str(d.get("remediation") or ""), **known)) for d in diagnosis]
 
 
 def get(cause_id: str) -> RootCause:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from authprobe import checks, cli
+from authprobe import cli
+from authprobe.cloud import checks
 from authprobe.cloud.device_settings import settings_from_config
 from authprobe.cloud.local import LocalCloud
-from authprobe.diagnosis import CloudEvidence, diagnose
+from authprobe.report.diagnosis import CloudEvidence, diagnose
 from tests.fixtures import cloud_state as cs
 from tests.fixtures.emulator import (
     DOMAIN,
@@ -95,12 +96,22 @@ def test_bad_signature_fails_offline_and_in_replay(emu):
 def test_cli_cloud_check_against_the_stand_in(emu, tmp_path, capsys):
     config = tmp_path / "device.toml"
     config.write_text(cs.toml_text(device(token="nopublish")))
-    code = cli.main(["cloud-check", "--config", str(config), "--cloud", f"local:{emu.state_dir}", "--json"])
+    store = tmp_path / "runs.sqlite"
+    code = cli.main(["cloud-check", "--config", str(config), "--cloud", f"local:{emu.state_dir}", "--json",
+                     "--store", str(store)])
     out = json.loads(capsys.readouterr().out)
     assert code == 1
     failed = {c["id"]: c["root_cause"] for c in out["checks"] if c["status"] == "fail"}
     # Metrics are account-wide: earlier tests' failing invocations may show there too.
     assert {k: v for k, v in failed.items() if not k.startswith("metrics.")} == {"policy.publish": "policy-denies-publish"}
+    # The replay is recorded for correlation, in the run store and in the JSON output.
+    from authprobe.store import RunStore
+
+    with RunStore(store) as runs:
+        (replay,) = runs.list_replays()
+    assert (replay["authorizer"], replay["client_id"], replay["invoked"]) == ("DeviceAuth", "probe-local", True)
+    data = next(c for c in out["checks"] if c["id"] == "replay.invoke")["data"]["replay"]
+    assert data["client_id"] == "probe-local" and data["at_ms"] <= data["until_ms"]
 
 
 def test_refused_device_is_diagnosed_from_the_stand_in_logs(emu, tmp_path, capsys):
@@ -125,14 +136,14 @@ def test_refused_device_is_diagnosed_from_the_stand_in_logs(emu, tmp_path, capsy
     assert run["diagnosis"][0]["root_cause"] == "signature-invalid" and run["diagnosis"][0]["decided"]
     # The same evidence through the Python API.
     cloud = LocalCloud(emu.state_dir)
-    from authprobe.correlate import Joiner, correlate
+    from authprobe.cloud.correlate import Joiner, correlate
 
     joined = correlate([report], cloud.log_events(Joiner([report]).windows(), "auth"))
     assert diagnose(report, CloudEvidence(events=[e.as_dict() for e in joined[0].events]))[0]["decided"]
 
 
 def test_publish_refused_by_the_returned_policy_is_decided_from_logs_and_checks(emu):
-    from authprobe.correlate import cloud_evidence
+    from authprobe.cloud.pipeline import diagnose_with_cloud
 
     client_id = f"pub-{int(time.time() * 1000) % 100000}"
     started = datetime.now(UTC)
@@ -146,9 +157,11 @@ def test_publish_refused_by_the_returned_policy_is_decided_from_logs_and_checks(
     report = cs.report("run-pub", client_id=client_id, utc=started.isoformat().replace("+00:00", "Z"),
                        failing_code=1002)
     settings = settings_from_config(device(client_id, token="nopublish", **{"device.transport": "mqtt"}))
-    (evidence,) = cloud_evidence([report], LocalCloud(emu.state_dir), device=settings)
+    (run,) = diagnose_with_cloud([report], LocalCloud(emu.state_dir), device=settings)
+    evidence = run.evidence
     assert any(e.get("eventType") == "Publish-In" for e in evidence.events)
-    out = diagnose(report, evidence)
+    out = run.diagnosis
+    assert out == diagnose(report, evidence)
     assert out[0]["root_cause"] == "policy-denies-publish" and out[0]["decided"]
     assert any("Publish-In" in e for e in out[0]["evidence"])
     assert out[0]["decided_by"].startswith("cloud-check policy.publish")
@@ -222,7 +235,8 @@ def test_the_real_probe_then_cloud_check_and_correlate_agree(emu, tmp_path, caps
     report = json.loads(report_path.read_text())
     assert not any(d.get("decided") for d in report["diagnosis"])
     checks_path = tmp_path / "checks.json"
-    assert cli.main(["cloud-check", "--config", str(config), "--cloud", f"local:{emu.state_dir}", "--json"]) == 1
+    assert cli.main(["cloud-check", "--config", str(config), "--cloud", f"local:{emu.state_dir}", "--json",
+                     "--store", str(tmp_path / "runs.sqlite")]) == 1
     checks_path.write_text(capsys.readouterr().out)
     failed = {c["root_cause"] for c in json.loads(checks_path.read_text())["checks"] if c["status"] == "fail"}
     assert cause in failed

@@ -11,7 +11,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from authprobe.emulator import test_invoke_authorizer
+from authprobe.emulator import invoke_authorizer
 from tests.fixtures.emulator import (
     ENDPOINT,
     ROOT,
@@ -94,7 +94,7 @@ def emu(tmp_path_factory):
 
 
 def test_invoke_allows_with_aws_response_shape(emu):
-    out = test_invoke_authorizer(emu, "DeviceAuth", token="allow", token_signature=sign("allow"),
+    out = invoke_authorizer(emu, "DeviceAuth", token="allow", token_signature=sign("allow"),
                                  mqtt_context={"username": "dev01", "password": b"pw", "clientId": "dev01"},
                                  tls_context={"serverName": ENDPOINT})
     assert out["isAuthenticated"] is True and out["principalId"] == "testprincipal"
@@ -103,7 +103,7 @@ def test_invoke_allows_with_aws_response_shape(emu):
 
 
 def test_invoke_denied_is_a_normal_answer(emu):
-    out = test_invoke_authorizer(emu, "NoSign", token="deny")
+    out = invoke_authorizer(emu, "NoSign", token="deny")
     assert out["isAuthenticated"] is False
 
 
@@ -115,14 +115,14 @@ def test_invoke_denied_is_a_normal_answer(emu):
 ])
 def test_invoke_errors_are_client_errors(emu, name, kwargs, code):
     with pytest.raises(ClientError) as err:
-        test_invoke_authorizer(emu, name, **kwargs)
+        invoke_authorizer(emu, name, **kwargs)
     assert err.value.response["Error"]["Code"] == code
     assert err.value.operation_name == "TestInvokeAuthorizer"
 
 
 def test_invoke_from_state_dir_runs_the_function_in_its_own_pool(emu):
     before = metric_sum(emu, "auth", "Invocations")
-    out = test_invoke_authorizer(emu.state_dir, "NoSign", token="allow")
+    out = invoke_authorizer(emu.state_dir, "NoSign", token="allow")
     assert out["isAuthenticated"] is True
     assert metric_sum(emu, "auth", "Invocations") == before + 1
     assert any(m.startswith("START RequestId") for m in lambda_log(emu, "auth"))

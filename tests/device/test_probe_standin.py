@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from authprobe.commands.probe import probe
-from tests.device.test_probe_cli import RUNTIMES, needs_mp
+from authprobe.board.host_probe import probe
 from tests.fixtures.emulator import DOMAIN, ENDPOINT, make_ca, sign, standard_config, start_emulator
+from tests.fixtures.probe_runtimes import RUNTIMES, needs_mp
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from authprobe import cli
-from authprobe.collect import collect, combined_exit_code, run
+from authprobe.board.collect import collect, combined_exit_code, run
 from authprobe.store import RunStore
 from tests.fixtures import board_programs as programs
 from tests.fixtures.processes import popen_as_from_a_terminal
@@ -92,9 +92,9 @@ def test_board_vanishing_mid_run_keeps_every_record(authprobe_virtual_boards, au
     assert [r["k"] for r in authprobe_store.get_records(result.run_id)] == ["begin", "step"]
 
 
-def test_unopenable_port_is_a_tool_error():
+def test_unopenable_port_is_a_usage_error():
     result = run(["/dev/does-not-exist-authprobe"], timeout=1)[0]
-    assert result.status == "error" and result.exit_code == 4 and "cannot open" in result.error
+    assert result.status == "error" and result.exit_code == 2 and "no such port" in result.error
 
 
 def test_parallel_boards_and_combined_exit_code(authprobe_virtual_boards):
@@ -287,7 +287,7 @@ def test_collect_over_a_socket_url(authprobe_store):
 
 
 def test_reset_keystrokes_lost_in_silence_are_sent_again(authprobe_virtual_boards, monkeypatch):
-    import authprobe.collect as collect_mod
+    import authprobe.board.collect as collect_mod
 
     monkeypatch.setattr(collect_mod, "RESET_RETRY_S", 0.3)
     board = board_with(authprobe_virtual_boards, programs.PASSING)
@@ -309,7 +309,7 @@ def test_reset_keystrokes_lost_in_silence_are_sent_again(authprobe_virtual_board
 def test_a_port_locked_for_a_moment_is_waited_for(authprobe_virtual_boards):
     # Another holder (here: us) releases the lock shortly after; collection waits instead of failing.
     board = board_with(authprobe_virtual_boards, programs.PASSING)
-    from authprobe.collect import open_port
+    from authprobe.board.collect import open_port
 
     holder = open_port(board.port)
     threading.Timer(0.4, holder.close).start()
@@ -319,14 +319,15 @@ def test_a_port_locked_for_a_moment_is_waited_for(authprobe_virtual_boards):
 
 def test_a_port_held_by_another_tool_is_an_error(authprobe_virtual_boards):
     board = board_with(authprobe_virtual_boards, programs.PASSING)
-    from authprobe.collect import open_port
+    from authprobe.board.collect import open_port
 
     holder = open_port(board.port)
     try:
         result = collect(board.port, timeout=5)
     finally:
         holder.close()
-    assert result.status == "error" and "exclusively lock" in result.error
+    assert result.status == "error" and "exclusively lock" in result.error and "another program" in result.error
+    assert result.exit_code == 2  # the user's to fix (close the other tool), never an authprobe bug
 
 
 def test_hostile_records_are_damaged_noise_and_the_run_still_ends(authprobe_virtual_boards, tmp_path, capsys):

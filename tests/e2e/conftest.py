@@ -10,7 +10,7 @@ from tests.fixtures.e2e_drill import SessionDrill
 @pytest.fixture(scope="session")
 def session_drill(request, tmp_path_factory):
     try:
-        from authprobe.virtual_board import micropython_path
+        from authprobe.board.virtual import micropython_path
 
         micropython_path()
     except Exception as exc:  # the unix port has wheels for Linux x86_64 only

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from authprobe import demo
+from authprobe.drill import demo
 from authprobe.store import RunStore
 from tests.fixtures.e2e_processes import micropython_children, wait_gone
 from tests.fixtures.processes import popen_as_from_a_terminal
@@ -19,7 +19,7 @@ from tests.fixtures.processes import popen_as_from_a_terminal
 @pytest.fixture(autouse=True)
 def _needs_the_unix_port():
     try:
-        from authprobe.virtual_board import micropython_path
+        from authprobe.board.virtual import micropython_path
 
         micropython_path()
     except Exception as exc:
@@ -47,7 +47,7 @@ def test_demo_shows_a_pass_then_diagnoses_the_unencoded_signature(tmp_path, caps
     assert broken["verdict"] == "fail"
     assert broken["diagnosis"][0]["root_cause"] == "signature-not-urlencoded" and broken["diagnosis"][0]["decided"]
     # Secrets stay fingerprints: neither the token nor the signature is printed.
-    from authprobe.drill_standin import EXAMPLE_TOKEN, example_signature
+    from authprobe.drill.standin import EXAMPLE_TOKEN, example_signature
 
     assert EXAMPLE_TOKEN not in out and example_signature()[:40] not in out
     assert not wait_gone(before)
@@ -95,7 +95,7 @@ def test_demo_process_stops_its_board_on_sigint(tmp_path):
     import sys
 
     env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="100")
-    proc = popen_as_from_a_terminal([sys.executable, "-m", "authprobe.demo", "--keep", str(tmp_path)],
+    proc = popen_as_from_a_terminal([sys.executable, "-m", "authprobe.drill.demo", "--keep", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
     seen = []
     try:

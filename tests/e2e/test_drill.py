@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from authprobe import cli, drill_cases
+from authprobe import cli
+from authprobe.drill import cases as drill_cases
 from authprobe.root_causes import ROOT_CAUSES
 from tests.fixtures.processes import popen_as_from_a_terminal
 
@@ -50,7 +51,7 @@ def test_every_root_cause_is_drilled_or_said_to_be_not_local():
 
 
 def test_drill_cli_json_and_exit_code(capsys):
-    from authprobe.drill_standin import EXAMPLE_TOKEN, example_signature
+    from authprobe.drill.standin import EXAMPLE_TOKEN, example_signature
 
     code = cli.main(["drill", "--only", "healthy", "--only", "dns-failure@cpython", "--json"])
     text = capsys.readouterr().out
@@ -109,7 +110,7 @@ def test_drill_keeps_its_runs_for_authprobe_report(tmp_path, capsys):
 
 
 def test_drill_stops_everything_on_ctrl_c(monkeypatch, tmp_path):
-    from authprobe import drill
+    from authprobe.drill import suite as drill
     from tests.fixtures.e2e_processes import micropython_children, wait_gone
 
     started = {}

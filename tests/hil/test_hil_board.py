@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 
-from authprobe import boards, flash
+from authprobe.board import definitions as boards
+from authprobe.board import flash
 from authprobe.pytest_plugin import hil_ports
 
 CONFIG = os.environ.get("AUTHPROBE_HIL_CONFIG", "examples/device.toml")

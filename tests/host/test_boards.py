@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from authprobe import boards
+from authprobe.board import definitions as boards
 from authprobe.errors import ConfigError
 
 
@@ -100,7 +100,7 @@ def test_connected_ports_are_matched_and_identified(monkeypatch):
 def test_circuitpy_drive_of_each_board_on_a_tray(tmp_path):
     # Two CircuitPython boards: each tty and each disk are interfaces of one USB device (1-1.4,
     # 1-1.5); the drive is found through sysfs, never by label alone.
-    from authprobe.flash import drive_for_port
+    from authprobe.board.flash import drive_for_port
 
     sys_root = tmp_path / "sys"
     usb = sys_root / "devices" / "pci0000:00" / "usb1" / "1-1"

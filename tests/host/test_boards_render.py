@@ -8,8 +8,8 @@ from xml.etree import ElementTree as ET
 
 from rich.console import Console
 
-from authprobe.collect import RunResult
-from authprobe.render import junit_xml, record_line, render_report, render_runs, render_tray
+from authprobe.board.collect import RunResult
+from authprobe.report.render import junit_xml, record_line, render_report, render_runs, render_tray
 from tests.fixtures import board_render_golden as golden
 
 
@@ -33,7 +33,7 @@ def test_report_table_matches_golden():
 def test_secrets_render_as_fingerprints_only():
     console, buf = plain_console(200)
     render_report(golden.REPORT, console)
-    assert "token=<14B sha256:0123456789ab>" in buf.getvalue()
+    assert "token=<redacted len=14 sha256=0123456789ab>" in buf.getvalue()
 
 
 def test_junit_matches_golden_and_parses():

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from authprobe.virtual_board import board as vb
+from authprobe.board.virtual import repl as vb
 
 
 class Recorder:

@@ -3,8 +3,7 @@ names root causes from the shared vocabulary, and the host knows words for all o
 
 from pathlib import Path
 
-from authprobe import root_causes
-from selftest import catalogue
+from authprobe import catalogue, root_causes
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from authprobe import checks, cli
+from authprobe import cli
+from authprobe.cloud import checks
 from authprobe.cloud.device_settings import settings_from_config
 from authprobe.cloud.local import LocalCloud
 from authprobe.errors import CloudError
@@ -157,6 +158,39 @@ def test_mqtt_on_default_endpoint_warns_about_alpn(tmp_path):
     results, _ = run(tmp_path, device=cs.device_config(**{"device.transport": "mqtt"}))
     assert results["endpoint.alpn"].status == "warn"
     assert results["endpoint.alpn"].root_cause == "alpn-missing"
+
+
+def test_fixes_name_the_real_function_log_group(tmp_path):
+    results, _ = run(tmp_path, metrics=[cs.metric("Invocations", 4, NOW_MS - 60_000),
+                                        cs.metric("Errors", 2, NOW_MS - 60_000)])
+    errors = next(r for r in results.values() if r.root_cause == "lambda-error" and r.status == "fail")
+    assert f"/aws/lambda/{cs.FUNCTION}" in errors.remediation and "/aws/lambda/FN" not in errors.remediation
+
+
+def test_fill_puts_known_names_in_and_leaves_the_rest():
+    from authprobe import root_causes
+
+    text = root_causes.get("lambda-permission-missing").remediation
+    filled = root_causes.fill(text, function="auth-fn", authorizer="DeviceAuth")
+    assert "--function-name auth-fn" in filled and "authorizer/DeviceAuth" in filled
+    assert "arn:aws:iot:REGION:ACCOUNT:" in filled  # unknown: still the placeholder
+    assert root_causes.fill("NAMES and FNORD", function="x", authorizer="y") == "NAMES and FNORD"
+
+
+def test_auto_transport_never_warns_about_alpn(tmp_path):
+    """`auto` sends MQTT only with ALPN 'mqtt' and MQTT over WebSockets otherwise: nothing to warn."""
+    results, _ = run(tmp_path, device=cs.device_config(**{"device.transport": "auto"}))
+    assert results["endpoint.alpn"].status == "pass"
+    assert "ALPN" in " ".join(results["endpoint.alpn"].evidence)
+    cloud = cs.healthy_cloud()
+    cloud["domain_configurations"] = {"probe": {
+        "domainConfigurationName": "probe", "domainName": "iot.example.com", "domainConfigurationStatus": "ENABLED",
+        "authenticationType": "DEFAULT", "applicationProtocol": "DEFAULT"}}
+    for transport, status in (("auto", "pass"), ("mqtt", "warn")):
+        results, _ = run(tmp_path, cloud, device=cs.device_config(**{"endpoint.host": "iot.example.com",
+                                                                       "endpoint.custom_domain": True,
+                                                                       "device.transport": transport}))
+        assert results["endpoint.domain"].status == status, transport
 
 
 def test_metrics_errors_timeouts_and_no_invocations(tmp_path):
@@ -345,13 +379,15 @@ def test_permission_judged_as_the_stand_in_judges_it(tmp_path):
 
 
 def test_response_problems_name_the_documented_limits():
+    # The same rules the stand-in refuses a response by (authprobe.aws.authorizer_response).
     doc = json.dumps({"Version": "2012-10-17", "Statement": [], "pad": "x" * 2100})
-    problems = checks.response_problems({"principalId": "dev01", "policyDocuments": [doc] * 11,
+    problems = checks.response_problems({"isAuthenticated": True, "principalId": "dev01", "policyDocuments": [doc] * 11,
                                          "disconnectAfterInSeconds": 86401, "refreshAfterInSeconds": 300})
-    assert problems[0] == "11 policy documents; at most 10"
-    assert problems[1].startswith("policy document 1 is ") and problems[1].endswith("characters; at most 2,048")
-    assert problems[-1] == "disconnectAfterInSeconds = 86401; must be 300-86,400"
-    assert checks.response_problems({"principalId": "dev01", "policyDocuments": [], "refreshAfterInSeconds": 300}) == []
+    assert "policyDocuments has 11 documents; at most 10" in problems
+    assert any(p.startswith("policy document 1 has ") and p.endswith("characters; at most 2048") for p in problems)
+    assert problems[-1] == "disconnectAfterInSeconds = 86401 is outside 300-86400"
+    assert checks.response_problems({"isAuthenticated": True, "principalId": "dev01", "policyDocuments": [],
+                                     "refreshAfterInSeconds": 300}) == []
 
 
 def test_replay_errors_that_quote_the_request_never_show_its_secrets(tmp_path):

@@ -198,7 +198,7 @@ def test_with_moto_endpoint_function_and_permission(monkeypatch):
         lam.add_permission(FunctionName=cs.FUNCTION, StatementId="iot", Action="lambda:InvokeFunction",
                            Principal="iot.amazonaws.com", SourceArn=cs.AUTHORIZER_ARN)
         statement = cloud.get_policy(cs.FUNCTION)["Statement"][0]
-        from authprobe.emulator.lambda_permission import may_invoke
+        from authprobe.aws.lambda_permission import may_invoke
 
         policy = {"Statement": [statement]}
         decision = may_invoke(policy, fn["FunctionArn"], cs.AUTHORIZER_ARN, cs.ACCOUNT)
@@ -211,7 +211,7 @@ def test_with_moto_endpoint_function_and_permission(monkeypatch):
 
 def test_cloud_check_against_aws_call_by_call(stubbed):
     """The whole check sequence on the AWS backend: every request validated against the models."""
-    from authprobe import checks
+    from authprobe.cloud import checks
     from authprobe.cloud.device_settings import settings_from_config
 
     cloud, st = stubbed
@@ -260,7 +260,7 @@ def test_replay_requests_are_valid_for_the_service_model(changes):
     import botocore.session
     from botocore.validate import validate_parameters
 
-    from authprobe.checks import replay_request
+    from authprobe.cloud.checks import replay_request
     from authprobe.cloud.device_settings import settings_from_config
 
     shape = botocore.session.get_session().get_service_model("iot").operation_model("TestInvokeAuthorizer").input_shape
@@ -269,7 +269,7 @@ def test_replay_requests_are_valid_for_the_service_model(changes):
 
 
 def test_partial_access_is_a_warning_per_check_and_no_access_one_message(stubbed):
-    from authprobe import checks
+    from authprobe.cloud import checks
     from authprobe.cloud.device_settings import settings_from_config
 
     cloud, st = stubbed

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from authprobe import device_config
+from authprobe import bundled, cli, device_config
 from authprobe.errors import ConfigError
 from selftest import config
 
@@ -206,7 +206,7 @@ def test_settings_toml_round_trips_through_the_circuitpython_reader(tmp_path):
 
 
 def test_example_config_is_valid():
-    cfg = device_config.load(device_config.ROOT / "examples" / "device.toml")
+    cfg = device_config.load(bundled.EXAMPLES / "device.toml")
     assert device_config.warnings(cfg) == []
 
 
@@ -225,7 +225,7 @@ def test_firmware_files_hold_the_package_and_entry():
 
 # --- hostile configs (issue 12): each a ConfigError (exit 2) or a lint problem, never a traceback -----
 
-EXAMPLE = (device_config.ROOT / "examples" / "device.toml").read_text()
+EXAMPLE = (bundled.EXAMPLES / "device.toml").read_text()
 
 
 def load_text(tmp_path, text: str | bytes):
@@ -239,14 +239,26 @@ def test_a_signature_that_percent_decodes_to_no_utf8_is_a_lint_problem():
     assert codes(variant(auth__signature="%ff")) == [(107, "fail", "auth.signature")]
 
 
-def test_the_cli_says_so_with_exit_2(tmp_path, capsys):
-    from authprobe import cli
-
+def test_probe_names_it_and_the_config_step_fails_as_on_a_board(tmp_path, capsys):
+    # `probe` hands a config the lint rejects to the self-test, as a board would get it (exit 1, the
+    # device's failure); before, '%ff' crashed the self-test's decoding instead.
     p = tmp_path / "device.toml"
     p.write_text(EXAMPLE.replace('signature = "cGxhY2Vob2xkZXI="', 'signature = "%ff"'))
+    assert cli.main(["probe", "--config", str(p), "--quiet"]) == 1
+    out, err = capsys.readouterr()
+    assert "[fail 107] auth.signature" in err and "Traceback" not in err and "verdict: fail" in out
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("[endpoint]\nx = " + "[" * 3000 + "]" * 3000 + "\n", "nest too deeply"),
+    ("[endpoint]\nport = " + "4" * 5000 + "\n", "not valid TOML"),
+])
+def test_probe_with_a_file_no_toml_reader_can_take_is_exit_2(tmp_path, capsys, text, words):
+    p = tmp_path / "device.toml"
+    p.write_text(text)
     assert cli.main(["probe", "--config", str(p)]) == 2
     err = capsys.readouterr().err
-    assert "[fail 107] auth.signature" in err and "Traceback" not in err
+    assert words in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(("ca", "words"), [

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from authprobe import cli
-from authprobe.correlate import (
+from authprobe.cloud.correlate import (
     Joiner,
     correlate,
     lambda_event,
@@ -79,7 +79,7 @@ def test_missing_log_file_is_a_usage_error(tmp_path):
 def test_join_by_client_and_window_with_skew():
     reports = [cs.report("r1", client_id="a"), cs.report("r2", client_id="b")]
     events = [lambda_event(0, "x")]  # no client, no failure: ignored
-    from authprobe.correlate import iot_event
+    from authprobe.cloud.correlate import iot_event
 
     events += [iot_event(iot_rec("a", START + 1000)), iot_event(iot_rec("a", START + 3600_000)),
                iot_event(iot_rec("b", START - 60_000)), iot_event(iot_rec("b", START - 600_000))]
@@ -110,13 +110,15 @@ def test_failures_without_a_client_are_attributed_by_time_only_to_runs_failing_a
                cs.report("r3", client_id="c", failing_code=705)]
     joiner = Joiner(reports)
     joiner.add(lambda_event(START + 500, "[ERROR] Runtime.ExitError"))
-    from authprobe.correlate import iot_event
+    from authprobe.cloud.correlate import iot_event
 
     rec = iot_rec(None, START + 600, reason="AUTHORIZATION_FAILURE", details="TLS SNI missing")
     rec.pop("clientId")
     joiner.add(iot_event(rec))
     a, b, c = joiner.finish()
-    assert [e.fields["attributed"] for e in a.events] == ["time", "time"]
+    # Each event to one run: the function's failure to the run failing at CONNECT, the refusal before
+    # MQTT (no client id) to the run failing in TLS, which it explains best.
+    assert [(e.source, e.fields["attributed"]) for e in a.events] == [("lambda", "time")]
     assert b.events == []  # failed at DNS: the cloud never saw it
     assert [e.source for e in c.events] == ["iot"]  # failed in TLS: only a refusal before MQTT explains it
 
@@ -293,7 +295,7 @@ def test_a_secret_quoted_in_free_text_is_found_by_its_fingerprint(tmp_path, caps
 
 
 def test_passing_runs_can_be_counted_without_keeping_their_events():
-    from authprobe.correlate import iot_event
+    from authprobe.cloud.correlate import iot_event
 
     reports = [cs.report("ok", client_id="a", failing_code=None), cs.report("bad", client_id="b")]
     events = [iot_event(iot_rec("a", START + 10, status="Success")), iot_event(iot_rec("b", START + 10))]
@@ -325,3 +327,17 @@ def test_cli_correlate_checks_file_of_the_wrong_shape_is_a_usage_error(tmp_path,
         checks.write_text(json.dumps(body))
         assert cli.main(["correlate", "--report", str(report), "--iot-log", str(empty), "--checks", str(checks)]) == 2
         assert "not cloud-check --json output" in capsys.readouterr().err
+
+
+def test_cli_correlate_fix_names_the_real_log_group(tmp_path, capsys):
+    reports = tmp_path / "runs.json"
+    reports.write_text(json.dumps([cs.report("r1")]))
+    fn = tmp_path / "fn.jsonl"
+    fn.write_text("\n".join(json.dumps(r) for r in [
+        fn_rec(START + 800, f"authorizing clientId='{cs.CLIENT_ID}'"),
+        fn_rec(START + 810, "[ERROR] KeyError: 'token'\nTraceback (most recent call last):")]) + "\n")
+    code = cli.main(["correlate", "--report", str(reports), "--function-log", str(fn), "--function", "auth-prod",
+                     "--json"])
+    out = json.loads(capsys.readouterr().out)
+    fixes = [d["remediation"] for d in out["runs"][0]["diagnosis"] if d["root_cause"] == "lambda-error"]
+    assert code == 1 and fixes and "/aws/lambda/auth-prod" in fixes[0] and "/aws/lambda/FN" not in fixes[0]

@@ -10,7 +10,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from authprobe.cloud.aws import AwsCloud
-from authprobe.logs_insights import (
+from authprobe.cloud.logs_insights import (
     MAX_QUERY_CHARS,
     InsightsRunner,
     QuerySpec,

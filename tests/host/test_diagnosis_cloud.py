@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from authprobe import checks
+from authprobe.cloud import checks
 from authprobe.cloud.device_settings import settings_from_config
 from authprobe.cloud.local import LocalCloud
-from authprobe.diagnosis import BEFORE_INVOKE, CloudEvidence, diagnose
+from authprobe.report.diagnosis import BEFORE_INVOKE, CloudEvidence, diagnose
 from tests.fixtures import cloud_state as cs
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -226,3 +226,12 @@ def test_failures_that_are_not_a_policy_or_authorizer_decision_decide_nothing(re
     assert not any(d["decided"] for d in out)
     # Neutral evidence leaves the device-side candidates exactly as they were.
     assert diagnose(cs.report(failing_code=906), CloudEvidence(events=[record])) == diagnose(cs.report(failing_code=906))
+
+
+def test_function_log_evidence_gives_utc_text_not_epoch_ms():
+    from authprobe.report.diagnosis import findings_from_events, utc_text
+
+    ms = 1764667064123  # 2025-12-02T09:17:44.123Z
+    found = findings_from_events([{"source": "lambda", "timestamp": ms, "message": "Task timed out after 5.00 seconds"}])
+    assert found and "2025-12-02T09:17:44.123Z" in found[0].text and str(ms) not in found[0].text
+    assert utc_text("2025-12-02 09:17:44.123") == "2025-12-02 09:17:44.123"  # IoT's own text stays

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from authprobe.aws.authorizer_response import validate
+from authprobe.aws.lambda_permission import may_invoke
 from authprobe.emulator import mqtt_packets as mp
 from authprobe.emulator import websocket as ws
-from authprobe.emulator.authorizer_response import validate
 from authprobe.emulator.cloud_records import iot_timestamp
 from authprobe.emulator.config import config_from_dict, load_config
 from authprobe.emulator.custom_auth import (
@@ -22,7 +23,6 @@ from authprobe.emulator.custom_auth import (
     credentials_from_mqtt,
     verify_signature,
 )
-from authprobe.emulator.lambda_permission import may_invoke
 from authprobe.errors import ConfigError
 from tests.fixtures.emulator import EXAMPLE_PUBLIC, EXAMPLES, sign, token_with_plus
 
@@ -85,6 +85,31 @@ def test_unwritable_state_dir_is_a_clear_error(tmp_path, capsys):
     assert cli.main(["emulate", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert "cannot create the stand-in's state directory" in err and "Traceback" not in err
+
+
+def test_unknown_settings_in_a_section_are_warnings_with_the_likely_name(tmp_path):
+    data = _base(tmp_path)
+    data["authorizers"]["A"]["stauts"] = "INACTIVE"
+    data["functions"]["f"]["timeout"] = 3
+    cfg = config_from_dict(data, tmp_path)
+    assert cfg.authorizers["A"].status == "ACTIVE"  # ignored, as the warning says
+    assert cfg.warnings == ["[functions.f].timeout: unknown setting, ignored (did you mean timeout_s?)",
+                            "[authorizers.A].stauts: unknown setting, ignored (did you mean status?)"]
+    assert config_from_dict(_base(tmp_path), tmp_path).warnings == []
+    assert load_config(EXAMPLES / "emulator.toml").warnings == []
+
+
+def test_emulate_prints_the_warnings(tmp_path, capsys):
+    from authprobe import cli
+
+    (tmp_path / "a-file").write_text("")
+    config = tmp_path / "emulator.toml"
+    # A state_dir it cannot make stops it right after the config is read: no server started.
+    config.write_text('endpoint = "a1-ats.iot.us-east-1.amazonaws.com"\nlisten = "127.0.0.1:0"\n'
+                      'state_dir = "a-file/state"\n[domains.d]\nname = "iot.example.com"\nstauts = "DISABLED"\n')
+    assert cli.main(["emulate", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "warning" in err and "[domains.d].stauts: unknown setting, ignored (did you mean status?)" in err
 
 
 def test_timeout_over_the_documented_limit_is_refused(tmp_path):

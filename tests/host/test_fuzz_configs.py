@@ -4,13 +4,11 @@ bytes, and arbitrary TOML values in every setting. The only way out is a result,
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from authprobe import device_config
+from authprobe import bundled, device_config
 from authprobe.config_text import parse_toml
 from authprobe.emulator.config import EmulatorConfig, config_from_dict
 from authprobe.errors import ConfigError
@@ -18,7 +16,7 @@ from selftest import config as lint
 
 pytestmark = pytest.mark.fuzz
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = bundled.EXAMPLES
 DEVICE_TOML = (EXAMPLES / "device.toml").read_bytes()
 EMULATOR_TOML = (EXAMPLES / "emulator.toml").read_bytes()
 

@@ -14,11 +14,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from authprobe import record_schema
-from authprobe.collect import RunTracker, report_from_lines
-from authprobe.render import junit_xml, record_line, render_report
-from authprobe.report import build_report
-from authprobe.serial_reader import LineSplitter, RecordReader, classify
+from authprobe.board.run_log import RunTracker, report_from_lines
+from authprobe.board.serial_reader import LineSplitter, RecordReader, classify
+from authprobe.report import record_schema
+from authprobe.report.json_report import build_report
+from authprobe.report.render import junit_xml, record_line, render_report
 from selftest import record
 
 pytestmark = pytest.mark.fuzz

@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from authprobe import cli
+from authprobe.board.run_log import report_from_lines
 from authprobe.commands import runs as runs_command
 from authprobe.errors import AuthprobeError
 from authprobe.store import RunStore
@@ -43,8 +44,6 @@ class Template(tuple):
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> tuple[bytes, Path]:
     """A store of three runs (finished, still collecting, cut short), as one file's bytes."""
-    from authprobe.collect import report_from_lines
-
     folder = tmp_path_factory.mktemp("store")
     path = folder / "template.sqlite"
     with RunStore(path) as s:
@@ -117,7 +116,7 @@ def test_bytes_damaged_anywhere_are_read_or_refused(template, data):
 
 COLUMNS = {
     "runs": ["run_id", "started", "ended", "port", "board", "identity", "device_run", "uid", "client_id", "status",
-             "reason", "verdict", "report"],
+             "reason", "verdict", "report", "station", "root_cause", "firmware"],
     "lines": ["seq", "t", "kind", "reason", "raw"],
     "records": ["seq", "t", "line_seq", "kind", "record"],
     "meta": ["value"],

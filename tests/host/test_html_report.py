@@ -2,22 +2,9 @@
 
 import json
 
-from authprobe import html_report
-from authprobe.report import build_report
-
-RECORDS = [
-    {"k": "begin", "run": "r1", "utc": "2026-11-26T09:00:00Z", "board": "virtual", "runtime": "micropython",
-     "client_id": "dev<01>", "transport": "wss"},
-    {"k": "step", "run": "r1", "seq": 1, "step": "config", "code": 100, "name": "config_ok", "status": "pass", "ms": 500},
-    {"k": "step", "run": "r1", "seq": 2, "step": "connect", "code": 906, "name": "closed_before_connack",
-     "status": "fail", "ms": 1500},
-    {"k": "end", "run": "r1", "verdict": "fail"},
-]
-EVENTS = [
-    {"timestamp": "2026-11-26 09:00:01.250", "eventType": "Connect", "status": "Failure",
-     "reason": "AUTHORIZATION_FAILURE", "clientId": "dev01"},
-    {"timestamp": 1795683601300, "message": "START RequestId: 1 Version: $LATEST"},
-]
+from authprobe.report import html as html_report
+from authprobe.report.json_report import build_report
+from tests.fixtures.html_report_run import EVENTS, RECORDS
 
 
 def test_timeline_lays_steps_end_to_end_from_the_begin_time():

@@ -1,4 +1,4 @@
-"""IoT policy evaluation as the broker applies authorizer policies (authprobe.iot_policy)."""
+"""IoT policy evaluation as the broker applies authorizer policies (authprobe.aws.iot_policy)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from authprobe.iot_policy import Context, PolicyError, evaluate, is_allowed, parse_document, resource_arn
+from authprobe.aws.iot_policy import Context, PolicyError, evaluate, is_allowed, parse_document, resource_arn
 
 ARN = "arn:aws:iot:us-east-1:111111111111"
 CTX = Context(client_id="dev01", account="111111111111", region="us-east-1")

@@ -1,13 +1,15 @@
 """The board names its records from selftest.codes, a compact projection of the catalogue (the
 catalogue itself costs ~20 KB of heap on a board); the two must never differ."""
 
-from selftest import catalogue, codes
+from authprobe import catalogue
+from selftest import codes
 
 
 def test_codes_mirror_the_catalogue():
-    steps, names = codes.from_catalogue()
+    steps = catalogue.STEPS
+    names = " " + " ".join(f"{c}:{n}" for c, n, _ in catalogue.CODES) + " "
     assert codes.STEPS == steps
-    assert codes.NAMES == names, "regenerate firmware/selftest/codes.py from catalogue.py"
+    assert codes.NAMES == names, "regenerate firmware/selftest/codes.py from host/authprobe/catalogue.py"
 
 
 def test_every_code_has_its_name():

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from authprobe import reference_page, root_causes
-from selftest import catalogue
+from authprobe import catalogue, root_causes
+from authprobe.report import reference_page
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
 

@@ -3,13 +3,16 @@ across reads, wrong CRCs, truncated lines, binary garbage and a port that disapp
 
 from __future__ import annotations
 
+import io
 import time
 
 import pytest
 import serial
+from rich.console import Console
 
-from authprobe.collect import RunTracker
-from authprobe.serial_reader import Line, LineSplitter, RecordReader, classify
+from authprobe.board.run_log import RunTracker, report_from_lines
+from authprobe.board.serial_reader import Line, LineSplitter, RecordReader, classify
+from authprobe.report.render import render_report
 from selftest import record
 
 BEGIN = record.encode({"k": "begin", "run": "r1", "board": "esp32", "runtime": "micropython", "uid": "a4cf12000001"})
@@ -183,7 +186,7 @@ def test_tracker_timeout_hints(raws, hint_word):
 
 def test_read_records_from_a_pyserial_url(monkeypatch):
     # loop:// echoes what is written: a recorded stream fed through a real pyserial URL handler.
-    from authprobe import serial_reader
+    from authprobe.board import serial_reader
 
     opened = []
     real = serial.serial_for_url
@@ -201,6 +204,16 @@ def test_read_records_from_a_pyserial_url(monkeypatch):
     assert not opened[0].is_open
 
 
+def test_a_port_failing_in_tcdrain_counts_as_a_port_error():
+    # pyserial's flush() lets termios.error through (EIO from a native-USB board that re-enumerates
+    # while the reset is flushed); collection must treat it as the port vanishing, not crash.
+    import termios
+
+    from authprobe.board.serial_reader import port_errors
+
+    assert isinstance(termios.error(5, "Input/output error"), port_errors())
+
+
 # --- hostile records (issue 12) ----------------------------------------------------------------------
 
 GOOD_STEP = {"k": "step", "run": "r1", "seq": 2, "step": "wifi", "code": 300, "name": "wifi_ok", "status": "pass",
@@ -215,13 +228,6 @@ def frame(body: str) -> bytes:
 
 @pytest.mark.parametrize(("field", "value"), WRONG_TYPES)
 def test_crc_valid_record_with_a_wrongly_typed_field_is_damaged_noise(field, value):
-    import io
-
-    from rich.console import Console
-
-    from authprobe.collect import report_from_lines
-    from authprobe.render import render_report
-
     bad = record.encode(dict(GOOD_STEP, **{field: value})).encode()
     line = classify(bad)
     assert (line.kind, line.reason) == ("damaged", "bad-schema")

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from authprobe import cli, signing
+from authprobe import cli
+from authprobe.aws import signing
 from authprobe.errors import ConfigError
 from tests.fixtures.cloud_state import (
     AUTHORIZER,
@@ -124,3 +125,22 @@ def test_cli_verify_with_an_authorizer_notes_signing_disabled_once(tmp_path, cap
     out = capsys.readouterr().out
     assert f"note: authorizer {AUTHORIZER} has signing disabled" in out and "note: note:" not in out
     assert f"with {AUTHORIZER}/key1" in out
+
+
+def test_cli_verify_with_a_key_that_is_no_public_key_says_so(tmp_path, capsys):
+    """Not "INVALID": the signature was never checked. Exit 2 names the file; a private key or a
+    certificate in its place is still used (its public half)."""
+    sig = signing.sign_token(rsa_key(), TOKEN)
+    junk = tmp_path / "hostname"
+    junk.write_text("build-host-7\n")
+    assert cli.main(["verify", "--token", TOKEN, "--signature", sig, "--key", str(junk)]) == 2
+    captured = capsys.readouterr()
+    assert "hostname' is not a usable public key" in captured.err and "INVALID" not in captured.out
+    private_file = tmp_path / "private.pem"
+    private_file.write_bytes(private_pem(rsa_key()))
+    assert cli.main(["verify", "--token", TOKEN, "--signature", sig, "--key", str(private_file)]) == 0
+    # With a usable key that verifies, the unusable one is only a note.
+    pub_file = tmp_path / "pub.pem"
+    pub_file.write_text(public_pem(rsa_key()))
+    assert cli.main(["verify", "--token", TOKEN, "--signature", sig, "--key", str(junk), "--key", str(pub_file)]) == 0
+    assert "not a usable public key" in capsys.readouterr().out

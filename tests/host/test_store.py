@@ -1,17 +1,29 @@
-"""The SQLite run store: incremental writes, reports rebuilt from stored lines, listing, lookup,
-several collector threads writing at once."""
+"""The run store, the same tests against both backends (SQLite and a real PostgreSQL server):
+incremental writes, reports rebuilt from stored lines, listing, lookup, several collector threads
+writing at once, the station and fleet columns, schema versions."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import socket
+import sqlite3
 import threading
+from pathlib import Path
 from unittest import mock
 
 import pytest
 
+from authprobe import cli
+from authprobe.board import line_sample
+from authprobe.board.run_log import report_from_lines
 from authprobe.errors import AuthprobeError
-from authprobe.store import RunStore
+from authprobe.report.json_report import build_report
+from authprobe.store import SCHEMA_VERSION, RunStore, StoreError, is_url, open_store, redact_url
+from authprobe.store.postgres import _MIGRATIONS as PG_MIGRATIONS
+from authprobe.store.sqlite import _SCHEMA as SQLITE_V1
 from selftest import record
 
 BEGIN = {"k": "begin", "run": "dev-1", "board": "esp32", "runtime": "micropython", "uid": "a4cf12000001",
@@ -21,9 +33,17 @@ STEP_FAIL = {"k": "step", "run": "dev-1", "seq": 1, "step": "wifi", "code": 302,
 END = {"k": "end", "run": "dev-1", "verdict": "fail", "counts": {"pass": 0, "warn": 0, "fail": 1, "skip": 0}, "ms": 50}
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def spec(request, tmp_path):
+    """Where the store lives: a SQLite file in a folder not made yet, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "sub" / "runs.sqlite")
+    return request.getfixturevalue("pg_url")
+
+
 @pytest.fixture
-def store(tmp_path):
-    s = RunStore(tmp_path / "sub" / "runs.sqlite")
+def store(spec):
+    s = open_store(spec, station="line1-st3")
     yield s
     s.close()
 
@@ -33,12 +53,12 @@ def add(store, run_id, rec, t=1.0):
     store.add_line(run_id, raw, t=t, kind="record", record=rec)
 
 
-def test_lines_are_visible_to_another_reader_before_the_run_ends(store):
+def test_lines_are_visible_to_another_reader_before_the_run_ends(store, spec):
     run_id = store.begin_run(port="/dev/ttyUSB0", board="esp32-generic", identity={"serial_number": "0001"})
     store.add_line(run_id, b"rst:0x1 (POWERON_RESET)", t=0.5, kind="boot", reason="rom")
     add(store, run_id, BEGIN)
     add(store, run_id, STEP_FAIL)
-    with RunStore(store.path) as other:      # e.g. `authprobe runs` in another terminal
+    with open_store(spec) as other:      # e.g. `authprobe runs` in another terminal
         run = other.get_run(run_id)
         assert run["status"] == "collecting"
         assert (run["device_run"], run["uid"], run["client_id"]) == ("dev-1", "a4cf12000001", "thing-1")
@@ -109,11 +129,91 @@ def test_env_var_sets_default_path(tmp_path, monkeypatch):
         assert s.path == tmp_path / "env.sqlite"
 
 
+def raw(spec, sql, args=()):
+    """A statement straight into the store's database (what an older or newer authprobe left there)."""
+    if spec.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(spec, autocommit=True) as conn:
+            cur = conn.execute(sql.replace("?", "%s"), args)
+            return cur.fetchall() if cur.description else None
+    with sqlite3.connect(spec) as db:
+        return db.execute(sql, args).fetchall()
+
+
+def test_every_run_records_its_station(store, spec):
+    here = store.begin_run(port="a")
+    there = store.begin_run(port="b", station="line2-st1")
+    assert store.get_run(here)["station"] == "line1-st3"
+    assert store.get_run(there)["station"] == "line2-st1"
+    assert [r["run_id"] for r in store.list_runs(station="line2-st1")] == [there]
+    with open_store(spec) as default:
+        assert default.get_run(default.begin_run(port="c"))["station"] == socket.gethostname()
+
+
+def test_a_finished_run_fills_the_fleet_columns(store):
+    run_id = store.begin_run(port="p", started=5_000.0)
+    for rec in (dict(BEGIN, firmware="v1.24.1"), STEP_FAIL, END):
+        add(store, run_id, rec)
+    report = build_report([dict(BEGIN, firmware="v1.24.1"), STEP_FAIL, END], run_id=run_id)
+    store.finish_run(run_id, report, status="complete", ended=5_002.0)
+    (row,) = store.fleet_runs(since=4_000.0)
+    assert (row["station"], row["verdict"], row["firmware"]) == ("line1-st3", "fail", "v1.24.1")
+    assert row["root_cause"] == report["diagnosis"][0]["root_cause"]
+    assert store.fleet_steps(since=4_000.0) == [(run_id, "wifi", "fail", 40)]
+    assert store.fleet_runs(since=6_000.0) == [] and store.fleet_steps(since=6_000.0) == []
+    # a correlated diagnosis replaces the report, and the root cause with it
+    store.save_report(run_id, dict(report, diagnosis=[{"root_cause": "authorizer-deny"}]))
+    assert store.get_run(run_id)["root_cause"] == "authorizer-deny"
+
+
+def test_a_store_from_a_newer_authprobe_is_refused_and_left_untouched(store, spec):
+    run_id = store.begin_run(port="p")
+    store.close()
+    raw(spec, "UPDATE meta SET value = '99' WHERE key = 'schema'")
+    before = raw(spec, "SELECT run_id, status FROM runs")
+    with pytest.raises(StoreError, match=r"schema version 99, written by a newer authprobe.*upgrade authprobe"):
+        open_store(spec)
+    assert raw(spec, "SELECT run_id, status FROM runs") == before == [(run_id, "collecting")]
+    assert raw(spec, "SELECT value FROM meta WHERE key = 'schema'") == [("99",)]
+
+
+def test_a_version_1_store_is_migrated_in_place(spec):
+    if spec.startswith("postgresql://"):
+        for statement in PG_MIGRATIONS[1]:
+            raw(spec, statement)
+    else:
+        Path(spec).parent.mkdir(parents=True)
+        with sqlite3.connect(spec) as db:
+            db.executescript(SQLITE_V1)
+    raw(spec, "INSERT INTO meta VALUES ('schema', '1')")
+    report = build_report([BEGIN, STEP_FAIL, END], run_id="old-1")
+    raw(spec, "INSERT INTO runs (run_id, started, ended, status, verdict, report) VALUES (?, ?, ?, ?, ?, ?)",
+        ("old-1", 100.0, 101.0, "complete", "fail", json.dumps(report)))
+    with open_store(spec) as s:
+        old = s.get_run("old-1")
+        assert old["station"] is None and old["root_cause"] == report["diagnosis"][0]["root_cause"]
+        assert s.get_report("old-1") == report
+        s.begin_run(port="new")
+    assert raw(spec, "SELECT value FROM meta WHERE key = 'schema'") == [(str(SCHEMA_VERSION),)]
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://line:s3cr%40t@db.lan:5432/runs?sslmode=require", "postgresql://line@db.lan:5432/runs?sslmode=require"),
+    ("postgres://line:pw@[::1]/runs", "postgres://line@[::1]/runs"),
+    ("postgresql://line@db.lan/runs", "postgresql://line@db.lan/runs"),
+])
+def test_a_store_url_is_shown_without_its_password(url, shown):
+    assert is_url(url) and redact_url(url) == shown
+
+
+def test_a_path_is_not_a_url():
+    assert not is_url("runs.sqlite") and not is_url("postgresql.sqlite") and not is_url(None)
+
+
 # --- damaged stores, other schemas, bounded noise (issue 12) -------------------------------------------
 
 def sql(path, *statements):
-    import sqlite3
-
     db = sqlite3.connect(path)
     for statement in statements:
         db.execute(statement)
@@ -132,11 +232,6 @@ def finished_store(path):
 
 
 def cli_runs(*args):
-    import contextlib
-    import io
-
-    from authprobe import cli
-
     out, err = io.StringIO(), io.StringIO()
     # A fixed width: the tables must not wrap differently on another terminal.
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
@@ -148,25 +243,24 @@ def cli_runs(*args):
 def test_a_store_written_by_a_newer_authprobe_is_refused_before_anything_is_read(tmp_path):
     path = tmp_path / "runs.sqlite"
     finished_store(path)
-    sql(path, "UPDATE meta SET value = '2' WHERE key = 'schema'", "ALTER TABLE runs RENAME TO runs_v2")
-    with pytest.raises(AuthprobeError, match="newer authprobe .*schema 2.*reads schema 1") as err:
+    newer = SCHEMA_VERSION + 1
+    sql(path, f"UPDATE meta SET value = '{newer}' WHERE key = 'schema'", "ALTER TABLE runs RENAME TO runs_v2")
+    with pytest.raises(AuthprobeError, match=f"schema version {newer}, written by a newer authprobe") as err:
         RunStore(path)
     assert err.value.exit_code == 2
     code, _, stderr = cli_runs("--store", str(path))
     assert code == 2 and "newer authprobe" in stderr and "Traceback" not in stderr
     # Nothing was added to the newer store (no tables of this schema recreated in it).
-    import sqlite3
-
     with sqlite3.connect(path) as db:
         assert "runs" not in {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
 
 
-@pytest.mark.parametrize(("value", "message"), [("0", "does not know"), ("one", "damaged")])
-def test_an_unknown_or_unreadable_schema_version_is_refused(tmp_path, value, message):
+@pytest.mark.parametrize("value", ["0", "-3", "one"])
+def test_an_impossible_or_unreadable_schema_version_is_refused(tmp_path, value):
     path = tmp_path / "runs.sqlite"
     finished_store(path)
     sql(path, f"UPDATE meta SET value = '{value}' WHERE key = 'schema'")
-    with pytest.raises(AuthprobeError, match=message):
+    with pytest.raises(AuthprobeError, match=f"is damaged .*schema version reads '{value}'"):
         RunStore(path)
 
 
@@ -239,10 +333,8 @@ def test_a_collecting_run_with_a_wrongly_typed_record_still_shows(store):
     assert [r["code"] for r in store.get_records(run_id) if r["k"] == "step"] == [302]
 
 
-def test_a_hundred_megabytes_of_noise_keeps_a_bounded_sample_and_exact_counts(store):
-    from authprobe import line_sample
-    from authprobe.collect import report_from_lines
-
+def test_a_hundred_megabytes_of_noise_keeps_a_bounded_sample_and_exact_counts(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
     run_id = store.begin_run(port="/dev/ttyUSB0")
     add(store, run_id, BEGIN)
     store.close()       # the WAL is folded into the file: sizes compare like for like
@@ -264,8 +356,31 @@ def test_a_hundred_megabytes_of_noise_keeps_a_bounded_sample_and_exact_counts(st
     report = store.get_report(run_id)
     assert report["noise"]["lines"] == lines + 1 and report["noise"]["restarts"] == 1
     assert report_from_lines(run_id, kept)["noise"]["lines"] == lines + 1
+    store.close()
     code, out, _ = cli_runs("show", run_id, "--store", str(store.path), "--raw")
     assert code == 0 and "more lines" in out and "counted, not stored" in out
+
+
+def test_both_backends_keep_a_bounded_sample_of_noise_and_count_the_rest(store, spec):
+    run_id = store.begin_run(port="/dev/ttyUSB0")
+    add(store, run_id, BEGIN)
+    junk = b"garbage " * 128                                  # 1 KB
+    lines = 2 * line_sample.NOISE_SAMPLE_BYTES // len(junk)  # twice the sample
+    for _ in range(lines):
+        store.add_line(run_id, junk, t=2.0, kind="noise")
+    store.add_line(run_id, b"bad line", t=2.5, kind="damaged", reason="crc-mismatch")
+    add(store, run_id, END)
+    store.close()       # the counts not yet written go out now (a reader sees them within a second)
+    with open_store(spec) as other:
+        kept = other.get_lines(run_id)
+        report = other.get_report(run_id)      # never finished: rebuilt from the stored lines
+    noise = [ln for ln in kept if ln["kind"] == "noise"]
+    assert 0 < sum(len(ln["raw"]) for ln in noise) <= line_sample.NOISE_SAMPLE_BYTES
+    (omitted,) = [ln for ln in kept if ln["kind"] == line_sample.OMITTED]
+    assert sorted(line_sample.counts_of(omitted["reason"])) == [
+        ("damaged", "crc-mismatch", 1), ("noise", None, lines - len(noise))]
+    assert [ln["kind"] for ln in kept if ln["kind"] == "record"] == ["record", "record"]
+    assert report["noise"]["lines"] == lines and report["noise"]["damaged"] == {"crc-mismatch": 1}
 
 
 def test_a_schema_text_that_is_no_utf8_is_damaged(tmp_path):

@@ -5,22 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from authprobe.cloud.aws import AwsCloud
 from authprobe.cloud.base import CallRejected, Cloud, LogEvent, NotFound
+from authprobe.cloud.local import LocalCloud
 from authprobe.errors import ConfigError
 
 
 def open_cloud(spec: str = "aws", *, profile: str | None = None, region: str | None = None,
                **kwargs: Any) -> Cloud:
+    """The cloud side to read: "aws" (boto3, with `profile` and `region`) or "local:DIR" (the
+    stand-in's state directory). Extra keywords go to the AWS backend (max_concurrent, on_progress)."""
     if spec.startswith("local:"):
-        from authprobe.cloud.local import LocalCloud
-
         state_dir = spec[len("local:"):]
         if not state_dir:
             raise ConfigError("--cloud local: needs the stand-in's state directory, e.g. local:.authprobe/emulator")
         return LocalCloud(state_dir)
     if spec == "aws":
-        from authprobe.cloud.aws import AwsCloud
-
         return AwsCloud(profile=profile, region=region, **kwargs)
     raise ConfigError(f"--cloud {spec!r}: expected 'aws' or 'local:STATE_DIR'")
 

@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from authprobe.cloud.base import IOT_LOG_GROUP, CallRejected, Cloud, LogEvent, NotFound, arn_account
+from authprobe.cloud.correlate import event_from_insights_row
+from authprobe.cloud.logs_insights import InsightsRunner, build_specs
 from authprobe.errors import CloudError
 
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedException", "UnrecognizedClientException",
@@ -213,9 +215,6 @@ class AwsCloud(Cloud):
 
     # --- Logs --------------------------------------------------------------------------------
     def log_events(self, windows: Iterable[Any], function_name: str | None = None) -> Iterator[LogEvent]:
-        from authprobe.correlate import event_from_insights_row
-        from authprobe.logs_insights import InsightsRunner, build_specs
-
         windows = list(windows)
         if not windows:
             return

@@ -15,6 +15,8 @@ from authprobe.errors import CloudError
 # AWS IoT gives a custom authorizer's Lambda at most this long, whatever the function's own timeout.
 AUTHORIZER_TIMEOUT_MS = 5000
 IOT_LOG_GROUP = "AWSIotLogsV2"
+# CloudWatch delivers AWS IoT's and Lambda's log records seconds to minutes after the event.
+DEFAULT_LOG_DELAY_S = 120.0
 
 
 class NotFound(CloudError):
@@ -50,6 +52,8 @@ class Cloud(ABC):
     label: str = "cloud"
     region: str | None = None
     account: str | None = None
+    # How long after an event its log records may still be on their way (the stand-in says its own).
+    log_delay_s: float = DEFAULT_LOG_DELAY_S
 
     @abstractmethod
     def describe_authorizer(self, name: str) -> dict[str, Any]:
@@ -101,7 +105,7 @@ class Cloud(ABC):
     def log_events(self, windows: Iterable[Any], function_name: str | None = None) -> Iterator[LogEvent]:
         """AWSIotLogsV2 records of the windows' client ids inside their windows, and the lines of
         /aws/lambda/<function_name> that tell about failures or mention those client ids.
-        `windows` are authprobe.logs_insights.Window. May return more than asked; the caller joins."""
+        `windows` are authprobe.cloud.logs_insights.Window. May return more than asked; the caller joins."""
 
 
 def function_name_of(arn_or_name: str) -> str:

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from authprobe import device_config
+from selftest import config as lint
+from selftest import mqtt
+
 SIGNATURE_PARAM = "x-amz-customauthorizer-signature"
 
 
@@ -41,19 +45,14 @@ class DeviceSettings:
 
     def mqtt_username(self) -> str:
         """The CONNECT username the probe sends over direct MQTT, built by the probe's own code."""
-        from selftest import mqtt
 
         return mqtt.auth_username(self.username, self.authorizer, self.signature, self.token_key_name, self.token)
 
     def wss_query(self) -> str:
-        from selftest import mqtt
-
         return mqtt.auth_params(self.authorizer, self.signature, self.token_key_name, self.token)
 
 
 def settings_from_config(cfg: dict[str, Any], source: str = "") -> DeviceSettings:
-    from selftest import config as lint
-
     def get(section: str, key: str) -> Any:
         return lint.get(cfg, section, key)
 
@@ -71,6 +70,4 @@ def settings_from_config(cfg: dict[str, Any], source: str = "") -> DeviceSetting
 
 
 def load_device_settings(path: str | Path) -> DeviceSettings:
-    from authprobe import device_config
-
     return settings_from_config(device_config.load(path), str(path))

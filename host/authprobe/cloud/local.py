@@ -4,12 +4,15 @@ the AWS backend reads AWS, answering in the same API response shapes and raising
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from authprobe.cloud.base import CallRejected, Cloud, LogEvent, NotFound, function_name_of
+from authprobe.cloud.correlate import read_log_file
+from authprobe.emulator.invoke_authorizer import invoke_authorizer
 from authprobe.errors import CloudError
 
 
@@ -39,6 +42,11 @@ class LocalCloud(Cloud):
         self._data = data
         self.account = data.get("account")
         self.region = data.get("region")
+        # The stand-in's own delivery delay ([logging] delivery_delay_s): 0 when it has none, so
+        # the demo and the drill decide at once.
+        delay = data.get("delivery_delay_s", 0)
+        self.log_delay_s = float(delay) if isinstance(delay, int | float) and not isinstance(delay, bool) \
+            and delay >= 0 else 0.0
         return data
 
     @property
@@ -125,9 +133,8 @@ class LocalCloud(Cloud):
     def test_invoke_authorizer(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
-        from authprobe.emulator.test_invoke import test_invoke_authorizer
 
-        invoke = self._test_invoke or test_invoke_authorizer
+        invoke = self._test_invoke or invoke_authorizer
         kwargs = {"token": request.get("token"), "token_signature": request.get("tokenSignature"),
                   "mqtt_context": request.get("mqttContext"), "http_context": request.get("httpContext"),
                   "tls_context": request.get("tlsContext")}
@@ -144,13 +151,15 @@ class LocalCloud(Cloud):
         return answer
 
     def log_events(self, windows: Iterable[Any], function_name: str | None = None) -> Iterator[LogEvent]:
-        from authprobe.correlate import read_log_file
-
+        """The stand-in's records, as CloudWatch would deliver them: a record becomes visible
+        `delivery_delay_s` after its event (the stand-in writes it at once and says its delay)."""
         wanted = {w.client_id for w in windows}
-        iot_path = self.state_dir / "logs" / "AWSIotLogsV2.jsonl"
-        if iot_path.exists():
-            yield from read_log_file(iot_path, client_ids=wanted, source="iot")
+        delivered = int((time.time() - self.log_delay_s) * 1000)
+        paths = [(self.state_dir / "logs" / "AWSIotLogsV2.jsonl", "iot")]
         if function_name:
-            fn_path = self.state_dir / "logs" / "lambda" / f"{function_name}.jsonl"
-            if fn_path.exists():
-                yield from read_log_file(fn_path, client_ids=wanted, source="lambda")
+            paths.append((self.state_dir / "logs" / "lambda" / f"{function_name}.jsonl", "lambda"))
+        for path, source in paths:
+            if path.exists():
+                for event in read_log_file(path, client_ids=wanted, source=source):
+                    if event.ts_ms <= delivered:
+                        yield event

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from authprobe.drill import cases as drill_cases
+from authprobe.drill import sequences as drill_sequences
+from authprobe.drill import suite as drill
 from authprobe.errors import EXIT_FAIL, EXIT_OK
+from authprobe.report.terminal import Col, fitted_table
 
-HELP = "inject every locally producible fault and check its diagnosis"
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,10 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from authprobe import drill, drill_cases
-
     if args.list:
-        return _list(drill_cases.cases(args.only or None), args.json)
+        return _list(drill_cases.cases(args.only or None), args.json, drill_sequences.sequences(args.only or None))
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -51,10 +53,10 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.passed else EXIT_FAIL
 
 
-def _list(cases: list[Any], as_json: bool) -> int:
-    from authprobe import drill_cases
-
+def _list(cases: list[Any], as_json: bool, sequences: list[Any] = ()) -> int:
     rows = [{"name": c.name, "expected": c.fault.expected, "injected": c.fault.injected} for c in cases]
+    rows += [{"name": s.full_name, "expected": ", ".join(e or "pass" for e in s.expected), "injected": s.injected}
+             for s in sequences]
     not_local = [n.as_dict() for n in drill_cases.NOT_LOCAL]
     if as_json:
         print(json.dumps({"cases": rows, "not_local": not_local}, indent=2))
@@ -67,45 +69,48 @@ def _list(cases: list[Any], as_json: bool) -> int:
     return EXIT_OK
 
 
-def render(result: Any) -> None:
+# A case is named FAULT@RUNTIME/TRANSPORT, what --only takes: never cut or split. The diagnosis of
+# a failing case is also said in full below the table, so a narrow terminal may leave that column out.
+COLUMNS = (Col("case", identifier=True), Col("result"), Col("diagnosed", drop=3), Col("step", drop=2),
+           Col("time", justify="right", drop=1))
+
+
+def render(result: Any, console: Console | None = None) -> None:
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
+    from rich.text import Text
 
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=150)  # a log or a pipe: one row per case rather than folded names
+    console = console or Console()
     summary = result.summary()
-    table = Table(title=f"authprobe drill: {summary['passed']}/{summary['cases']} cases diagnosed as injected "
-                        f"in {summary['seconds']:.1f} s")
-    table.add_column("fault", no_wrap=True)  # the name --only takes: never folded mid-word
-    for col in ("runtime", "transport", "expected", "diagnosed", "step", "result", "time"):
-        table.add_column(col, overflow="fold")
+    rows: list[list[Any]] = []
     for c in result.cases:
-        outcome = "[green]pass[/green]" if c.passed else "[bold red]FAIL[/bold red]"
+        outcome = Text("pass", style="green") if c.passed else Text("FAIL", style="bold red")
         diagnosed = c.diagnosed or ("(pass)" if c.verdict == "pass" else "-")
         if c.error:
             diagnosed = f"error: {c.error}"
         step = f"{c.failing_step} {c.code}" if c.failing_step else "-"
-        table.add_row(escape(c.fault), c.runtime, c.transport, escape(c.expected or "(pass)"), escape(diagnosed),
-                      step, outcome, f"{c.seconds:.1f} s")
+        rows.append([c.name, outcome, diagnosed, step, f"{c.seconds:.1f} s"])
     for n in result.not_local:
-        runtime, transport = (n["runtime"] or "-/-").split("/")
-        table.add_row("-", runtime, transport, escape(n["expected"]), "[dim]not drilled[/dim]", "-", "[dim]n/a[/dim]",
-                      "-")
-    console.print(table)
+        name = f"{n['expected']}@{n['runtime']}" if n["runtime"] else n["expected"]
+        rows.append([name, Text("not drilled", style="dim"), "-", "-", "-"])
+    console.print(fitted_table(COLUMNS, rows, title=f"authprobe drill: {summary['passed']}/{summary['cases']} cases "
+                               f"diagnosed as injected in {summary['seconds']:.1f} s"))
     for n in result.not_local:
         where = f"not drilled on {n['runtime']}" if n["runtime"] else "not producible locally"
-        console.print(escape(f"{n['expected']}: {where}: {n['why']}"), highlight=False, style="dim")
+        console.print(escape(f"{n['expected']}: {where}: {n['why']}"), highlight=False, style="dim", soft_wrap=True)
     for c in result.cases:
-        if not c.passed:
+        if not c.passed and c.kind == "sequence":
+            for line in c.notes or [c.error or "failed"]:
+                console.print(escape(f"{c.name}: {line}"), style="red", highlight=False)
+        elif not c.passed:
             console.print(escape(f"{c.name}: expected {c.expected or 'a pass'}, got {c.diagnosed or c.verdict} "
                                  f"(candidates: {', '.join(c.candidates) or '-'}); injected: {c.injected}"),
-                          style="red", highlight=False)
+                          style="red", highlight=False, soft_wrap=True)
     if result.workdir:
         console.print(escape(f"kept: {result.workdir}/runs.sqlite and {result.workdir}/standin-*/ "
                              f"(e.g. authprobe report RUN_ID --store {result.workdir}/runs.sqlite "
-                             f"--cloud local:{result.workdir}/standin-main --html page.html)"), highlight=False)
+                             f"--cloud local:{result.workdir}/standin-main --html page.html)"), highlight=False,
+                      soft_wrap=True)
     print(f"drill: {summary['passed']} of {summary['cases']} cases passed, "
           f"{summary['root_causes_drilled']} root causes drilled, {summary['root_causes_not_local']} not producible "
-          f"locally, {summary['seconds']:.1f} s", file=sys.stdout)
+          f"locally, {summary['seconds']:.1f} s", file=console.file)

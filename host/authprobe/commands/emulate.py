@@ -5,23 +5,24 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 
-HELP = "serve the local AWS IoT Core custom-auth stand-in"
+from authprobe.emulator import Emulator, load_config
+from authprobe.emulator.config import parse_address
+from authprobe.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="FILE",
-                        help="emulator TOML (see examples/emulator.toml); paths in it are relative to it")
+                        help="emulator TOML (`authprobe init --standin` writes one); paths in it are relative to it")
     parser.add_argument("--listen", metavar="HOST:PORT", help="override `listen` (port 0: any free port)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from authprobe.emulator import Emulator, load_config
-    from authprobe.emulator.config import parse_address
-    from authprobe.errors import ConfigError
-
     config = load_config(args.config)
+    for warning in config.warnings:
+        print(f"authprobe: warning: {args.config}: {warning}", file=sys.stderr)
     if args.listen:
         problems: list[str] = []
         address = parse_address(args.listen, "--listen", problems)

@@ -8,13 +8,18 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-HELP = "show decoded report records from a serial port live"
+from authprobe.board.collect import open_port, port_problem, trigger_reset
+from authprobe.board.serial_reader import RecordReader, port_errors
+from authprobe.commands.options import seconds
+from authprobe.errors import EXIT_INCOMPLETE, AuthprobeError
+from authprobe.output import printable
+from authprobe.report.render import record_line
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", "-p", required=True, help="serial port or pyserial URL")
     parser.add_argument("--raw", action="store_true", help="also show noise lines (boot log, REPL echo)")
-    parser.add_argument("--timeout", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--timeout", type=seconds, default=None, help="stop after this many seconds")
     parser.add_argument("--until-end", action="store_true", help="stop after the first end record")
     parser.add_argument("--reset", action="store_true",
                         help="reset the board first, from the REPL (machine.reset() or microcontroller.reset())")
@@ -26,16 +31,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.text import Text
 
-    from authprobe.collect import open_port, trigger_reset
-    from authprobe.errors import EXIT_INCOMPLETE, AuthprobeError
-    from authprobe.render import record_line
-    from authprobe.serial_reader import RecordReader, port_errors
 
     console = Console()
     try:
         ser = open_port(args.port)
     except port_errors() as exc:
-        raise AuthprobeError(f"cannot open {args.port}: {exc}; `authprobe boards` lists ports") from None
+        raise AuthprobeError(f"cannot open {args.port}: {port_problem(args.port, exc)}") from None
     counts = {"record": 0, "damaged": 0, "noise": 0, "boot": 0}
     try:
         if args.reset:
@@ -52,13 +53,15 @@ def run(args: argparse.Namespace) -> int:
                 if args.until_end and line.record.get("k") == "end":
                     ended.append(line)
             elif line.kind == "damaged":
-                why = f"{line.reason}: {line.detail}" if line.detail else line.reason
-                console.print(Text(f"{stamp} damaged record ({why}): {line.text[:100]}", style="yellow"))
+                why = f"{line.reason}: {printable(line.detail)}" if line.detail else line.reason
+                console.print(Text(f"{stamp} damaged record ({why}): {printable(line.raw[:100])}",
+                                   style="yellow"), soft_wrap=True)
             elif line.kind == "vanished":
-                console.print(Text(f"{stamp} port vanished: {line.reason}", style="magenta"))
+                console.print(Text(f"{stamp} port vanished: {line.reason}", style="magenta"), soft_wrap=True)
                 return EXIT_INCOMPLETE
             elif args.raw:
-                console.print(Text(f"{stamp} {line.text}", style="dim"), markup=False)
+                # Boot logs carry colour codes and cursor moves: shown escaped, never obeyed.
+                console.print(Text(f"{stamp} {printable(line.raw)}", style="dim"), soft_wrap=True)
     except KeyboardInterrupt:
         pass
     finally:

@@ -6,161 +6,64 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from authprobe import device_config, record_schema
-from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, AuthprobeError
+from authprobe import device_config
+from authprobe.board.host_probe import PROBE_RUNTIMES, probe
+from authprobe.commands.options import check_output_paths, seconds
+from authprobe.config_text import parse_toml, read_bytes
+from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, ConfigError
 from authprobe.output import write_output
-from authprobe.report import build_report
-
-HELP = "run the device self-test here, under CPython or the real MicroPython interpreter"
-RUNTIMES = ("cpython", "micropython")
+from authprobe.report.details import step_details
+from authprobe.report.terminal import Col, fitted_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="device.toml (see examples/device.toml)")
-    parser.add_argument("--runtime", choices=RUNTIMES, default="cpython",
+    parser.add_argument("--config", required=True, help="device.toml (`authprobe init` writes one to fill in)")
+    parser.add_argument("--runtime", choices=PROBE_RUNTIMES, default="cpython",
                         help="cpython (sends ALPN) or micropython (the real unix port; no ALPN)")
     parser.add_argument("--json", metavar="PATH", help="write the JSON report (authprobe.report/1) here")
-    parser.add_argument("--timeout", type=float, default=120.0,
+    parser.add_argument("--timeout", type=seconds, default=120.0,
                         help="seconds before a MicroPython run counts as incomplete (default 120)")
     parser.add_argument("--heapsize", metavar="SIZE", help="MicroPython heap, e.g. 32k (default: the port's)")
     parser.add_argument("--quiet", action="store_true", help="no table, only the verdict line")
 
 
-def micropython_exe() -> str:
-    """The unix port the virtual board runs too (this venv's first, then PATH)."""
-    from authprobe.virtual_board import micropython_path
-
-    try:
-        return micropython_path()
-    except AuthprobeError as exc:
-        raise AuthprobeError(f"{exc}; or run with --runtime cpython", EXIT_TOOL) from None
-
-
-class Collector:
-    """Decodes report lines as they arrive; keeps noise counts so a damaged run is visible."""
-
-    def __init__(self, on_record: Callable[[dict[str, Any]], None] | None = None):
-        self.records: list[dict[str, Any]] = []
-        self.noise = {"lines": 0, "damaged": {}}
-        self.on_record = on_record
-        self.lock = threading.Lock()
-        self.other: list[str] = []    # the last non-record lines (tracebacks, boot noise)
-
-    def line(self, text: str) -> None:
-        rec, why = record_schema.decode(text)
-        with self.lock:
-            if rec is not None:
-                self.records.append(rec)
-            elif why is not None:
-                self.noise["damaged"][why] = self.noise["damaged"].get(why, 0) + 1
-            elif text.strip():
-                self.noise["lines"] += 1
-                self.other = (self.other + [text.rstrip()])[-20:]
-        if rec is not None and self.on_record:
-            self.on_record(rec)
-
-
-def run_cpython(cfg: dict[str, Any], out: Collector) -> None:
-    from selftest import world
-
-    world.run(cfg, out.line)
-
-
-def run_micropython(cfg: dict[str, Any], out: Collector, timeout: float = 120.0,
-                    heapsize: str | None = None, exe: str | None = None) -> int | None:
-    """Run firmware/main.py on the unix port in a folder laid out like the board's flash; returns
-    the interpreter's exit status, or None when it was stopped at the timeout."""
-    exe = exe or micropython_exe()
-    with tempfile.TemporaryDirectory(prefix="authprobe-flash-") as flash:
-        for name, data in device_config.device_files(cfg, "micropython").items():
-            (Path(flash) / name).write_bytes(data)
-        cmd = [exe]
-        if heapsize:
-            cmd += ["-X", f"heapsize={heapsize}"]
-        cmd += [str(device_config.FIRMWARE / "main.py"), device_config.CONFIG_FILE]
-        # stderr joins stdout: a traceback is noise to the decoder but kept for the user.
-        proc = subprocess.Popen(cmd, cwd=flash, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
-        try:
-            assert proc.stdout is not None
-            for raw in proc.stdout:
-                out.line(raw.decode("utf-8", "replace"))
-            rc = proc.wait()
-        finally:
-            timer.cancel()
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            if proc.stdout:
-                proc.stdout.close()
-        return None if rc == -9 else rc
-
-
-def probe(cfg: dict[str, Any], runtime: str = "cpython", *, timeout: float = 120.0, heapsize: str | None = None,
-          on_record: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Run the self-test and return the JSON report (authprobe.report/1)."""
-    out = Collector(on_record)
-    if runtime == "cpython":
-        run_cpython(cfg, out)
-    elif runtime == "micropython":
-        run_micropython(cfg, out, timeout, heapsize)
-    else:
-        raise AuthprobeError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
-    report = build_report(out.records, noise=out.noise)
-    if report["verdict"] == "incomplete" and out.other:
-        report["noise"]["tail"] = out.other
-    return report
-
-
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
 
-def _detail_text(details: dict[str, Any]) -> str:
-    parts = []
-    for k, v in details.items():
-        if k == "problems":
-            continue
-        if isinstance(v, dict) and "sha256" in v:
-            v = f"{v['len']}B/{v['sha256'][:8]}"
-        parts.append(f"{k}={v}")
-    return ", ".join(parts)
+# Codes with their names are what the reference is searched by: never cut. A config step's
+# problems lead its details, failing ones first (report.render.step_details).
+COLUMNS = (Col("#", justify="right", drop=2), Col("step", identifier=True), Col("status", identifier=True),
+           Col("code", identifier=True), Col("ms", justify="right", drop=1), Col("details"))
 
 
 def render(report: dict[str, Any], stream: Iterable[Any] | None = None) -> None:
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+    from rich.text import Text
 
     console = Console(file=sys.stdout)
     dev = report.get("device") or {}
-    table = Table(title=f"authprobe probe - {dev.get('runtime', '?')} {dev.get('runtime_version', '')} "
-                  f"- run {report.get('run_id')}", show_lines=False)
-    for col in ("#", "step", "status", "code", "ms", "details"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for st in report["steps"]:
         status = st["status"]
-        table.add_row(str(st["seq"]), st["step"], f"[{_STYLE.get(status, '')}]{status}[/]",
-                      f"{st['code']} {st['name']}", str(st.get("elapsed_ms") or 0), escape(_detail_text(st["details"])))
-    console.print(table)
-    for st in report["steps"]:
-        for p in st["details"].get("problems", []):
-            console.print(f"  [{_STYLE.get(p['status'], '')}]{p['status']}[/] {p['code']} {p['field']}: "
-                          f"{escape(p['msg'])}", highlight=False)
+        rows.append([str(st["seq"]), st["step"], Text(status, style=_STYLE.get(status, "")),
+                     f"{st['code']} {st['name']}", str(st.get("elapsed_ms") or 0), step_details(st.get("details") or {})])
+    console.print(fitted_table(COLUMNS, rows, title=f"authprobe probe - {dev.get('runtime', '?')} "
+                               f"{dev.get('runtime_version', '')} - run {report.get('run_id')}"))
+
+    def say(line: Text) -> None:
+        console.print(line, highlight=False, soft_wrap=True)
+
     for d in report.get("diagnosis", []):
-        console.print(f"[bold]{d['root_cause']}[/] ({d['confidence']:.0%}): {escape(d['title'])}", highlight=False)
-        console.print(f"  fix: {escape(d['remediation'])}", highlight=False)
+        say(Text(d["root_cause"], style="bold") + Text(f" ({d['confidence']:.0%}): {d['title']}"))
+        say(Text(f"  fix: {d['remediation']}"))
     counts = report["counts"]
-    console.print(f"verdict: [{_STYLE.get(report['verdict'], 'bold red')}]{report['verdict']}[/]  "
-                  f"pass {counts['pass']} warn {counts['warn']} fail {counts['fail']} skip {counts['skip']}")
+    say(Text("verdict: ") + Text(report["verdict"], style=_STYLE.get(report["verdict"], "bold red")) +
+        Text(f"  pass {counts['pass']} warn {counts['warn']} fail {counts['fail']} skip {counts['skip']}"))
 
 
 def _progress(rec: dict[str, Any]) -> None:
@@ -173,10 +76,37 @@ def exit_code(report: dict[str, Any]) -> int:
     return {"pass": EXIT_OK, "fail": EXIT_FAIL}.get(report["verdict"], EXIT_INCOMPLETE)
 
 
-def run(args: argparse.Namespace) -> int:
-    cfg = device_config.load(args.config)
+def load_as_the_board_would(path: str) -> dict[str, Any]:
+    """The config the self-test gets. A config the lint rejects is still handed over, as a board
+    would get it, so the report fails at its config step with the codes and root causes a board
+    reports; a file that is missing or no TOML at all stays a usage error (exit 2, no report)."""
+    try:
+        cfg = device_config.load(path)
+    except ConfigError as exc:
+        try:
+            cfg = parse_toml(read_bytes(Path(path), "config file"), path)   # never a traceback (config_text)
+        except ConfigError:
+            raise exc from None
+        print(f"authprobe: {exc}", file=sys.stderr)
+        ca = cfg.get("endpoint", {}).get("ca") if isinstance(cfg.get("endpoint"), dict) else None
+        if isinstance(ca, str) and ca and "\x00" not in ca and not _absolute(ca):
+            cfg["endpoint"]["ca"] = str(Path(path).parent / ca)  # relative to the config, as load() does
+        return cfg
     for code, _, field, msg in device_config.warnings(cfg):
         print(f"authprobe: warning [{code}] {field}: {msg}", file=sys.stderr)
+    return cfg
+
+
+def _absolute(path: str) -> bool:
+    try:
+        return Path(path).expanduser().is_absolute()
+    except RuntimeError:   # ~user with no home: the lint named it; the board gets it as written
+        return True
+
+
+def run(args: argparse.Namespace) -> int:
+    check_output_paths(json=args.json)
+    cfg = load_as_the_board_would(args.config)
     # On a terminal each step shows as it arrives (a run may wait out several timeouts).
     live = _progress if sys.stderr.isatty() and not args.quiet else None
     report = probe(cfg, args.runtime, timeout=args.timeout, heapsize=args.heapsize, on_record=live)

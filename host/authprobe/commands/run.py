@@ -6,67 +6,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
-from authprobe.errors import AuthprobeError
+from authprobe.board import collect
+from authprobe.board import definitions as boards
+from authprobe.board.collect import DEFAULT_TIMEOUT, RESET_METHODS
+from authprobe.commands.options import check_output_paths, seconds
 from authprobe.output import write_output
-
-HELP = "reset boards and collect their self-test reports"
+from authprobe.report.render import junit_xml, record_line, render_report, render_tray
+from authprobe.store import open_store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from authprobe.collect import DEFAULT_TIMEOUT, RESET_METHODS
-
     parser.add_argument("--port", "-p", action="append", default=[], metavar="PORT",
                         help="serial port or pyserial URL (repeatable): /dev/ttyUSB0, /dev/pts/3, socket://host:port")
     parser.add_argument("--all", action="store_true", help="every connected port that matches a board definition")
     parser.add_argument("--board", help="board definition name (default: matched from the USB id)")
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per run (default %(default)s)")
+    parser.add_argument("--timeout", type=seconds, default=DEFAULT_TIMEOUT, help="seconds per run (default %(default)s)")
     parser.add_argument("--reset", choices=RESET_METHODS, default=None,
                         help="how to restart the board: repl (machine.reset() from the REPL, default), soft "
                              "(Ctrl-D), rts (EN pin via the bridge's RTS line), none (just listen)")
     parser.add_argument("--json", metavar="FILE", help="write the JSON report (a list for several boards; - for stdout)")
     parser.add_argument("--junit", metavar="FILE", help="write a JUnit XML file (one test case per step)")
-    parser.add_argument("--store", metavar="PATH", help="run store (default .authprobe/runs.sqlite or $AUTHPROBE_STORE)")
+    parser.add_argument("--store", metavar="PATH|URL", help="run store: a SQLite file or postgresql://user@host:port/db (default $AUTHPROBE_STORE or .authprobe/runs.sqlite)")
+    parser.add_argument("--station", metavar="NAME", help="the station every run records (default: this host's name)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no live records, only the final tables")
 
 
-def resolve_ports(args: argparse.Namespace) -> list[str]:
-    from authprobe import boards
-
-    ports = list(dict.fromkeys(args.port))
-    if args.all:
-        found = [p.device for p in boards.connected() if p.candidates]
-        if not found:
-            raise AuthprobeError("--all: no connected port matches a board definition; "
-                                 "`authprobe boards` lists what is plugged in")
-        ports += [p for p in found if p not in ports]
-    if not ports:
-        raise AuthprobeError("name a board: --port PORT (repeatable) or --all")
-    return ports
-
-
-def per_port_settings(ports: list[str], board_name: str | None, reset: str | None = None) -> dict[str, dict]:
-    """collect.run's per-port keywords: identity, board, runtime, and the reset method (`reset`, else
-    the board definition's, else repl)."""
-    from authprobe import boards
-
-    registry = boards.load_boards()
-    chosen = boards.get_board(board_name, registry) if board_name else None
-    out = {}
-    for port in ports:
-        info = boards.identify(port, registry)
-        board = chosen
-        if board is None and len(info.candidates) >= 1:
-            board = registry[info.candidates[0]]
-        out[port] = {"identity": info.identity(), "board": board.name if board else None,
-                     "runtime": board.runtime if board else "micropython",
-                     "reset": reset or (board.reset if board else "repl")}
-    return out
-
-
 def write_outputs(results: list, json_path: str | None, junit_path: str | None) -> None:
-    from authprobe.render import junit_xml
-
     if json_path:
         payload = results[0].report if len(results) == 1 else [r.report for r in results]
         write_output(json_path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
@@ -76,15 +43,16 @@ def write_outputs(results: list, json_path: str | None, junit_path: str | None) 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.text import Text
 
-    from authprobe import collect
-    from authprobe.render import record_line, render_report, render_tray
-    from authprobe.store import RunStore
-
-    ports = resolve_ports(args)
-    per_port = per_port_settings(ports, args.board, args.reset)
+    # Before any board is reset: a report that cannot be written later would cost the run.
+    check_output_paths(json=args.json, junit=args.junit)
+    ports = boards.choose_ports(args.port, every_match=args.all)
+    per_port = boards.port_settings(ports, args.board, args.reset)
     console = Console(stderr=args.json == "-")
-    store = RunStore(args.store)
+    # A PostgreSQL store out of reach does not stop the line: runs go to the SQLite default, and say so.
+    store = open_store(args.store, station=args.station, spool=True,
+                       on_warning=lambda message: print(f"authprobe: {message}", file=sys.stderr))
     many = len(ports) > 1
 
     def on_line(port: str, line) -> None:
@@ -94,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
             prefix = f"[dim]{port}[/dim] " if many else ""
             console.print(prefix, record_line(line.record), sep="")
         elif line.kind == "vanished":
-            console.print(f"[magenta]{port}: port vanished ({line.reason})[/magenta]")
+            console.print(Text(f"{port}: port vanished ({line.reason})", style="magenta"), soft_wrap=True)
 
     try:
         results = collect.run(ports, timeout=args.timeout, store=store, on_line=on_line, per_port=per_port)
@@ -105,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
         if many and result.verdict == "pass" and result.status == "complete":
             continue
         if result.status == "error":
-            console.print(f"[bold red]{result.port}: {result.error}[/bold red]")
+            # Nothing was received: the reason is all there is to show (the run is stored all the same).
+            console.print(Text(f"{result.port}: {result.error}", style="bold red"), soft_wrap=True)
+            continue
         render_report(result.report, console)
     if many:
         render_tray(results, console)

@@ -8,10 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from authprobe import signing
+from authprobe.aws import signing
 from authprobe.errors import ConfigError
-
-HELP = "sign a token for custom authentication (RSA-SHA256, base64)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

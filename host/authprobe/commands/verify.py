@@ -8,10 +8,9 @@ import json
 import sys
 from pathlib import Path
 
-from authprobe import signing
+from authprobe.aws import signing
+from authprobe.cloud import add_cloud_arguments, open_cloud
 from authprobe.errors import EXIT_FAIL, ConfigError
-
-HELP = "verify a token signature against public keys"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +19,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", action="append", default=[], metavar="PUB.pem",
                         help="public key (PEM); repeat for several")
     parser.add_argument("--authorizer", help="verify with this authorizer's tokenSigningPublicKeys instead")
-    from authprobe.cloud import add_cloud_arguments
 
     add_cloud_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -36,8 +34,6 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             problems.append(f"cannot read public key {path}: {exc.strerror or exc}")
     if args.authorizer:
-        from authprobe.cloud import open_cloud
-
         cloud = open_cloud(args.cloud, profile=args.profile, region=args.region)
         desc = cloud.describe_authorizer(args.authorizer)
         for name, pem in (desc.get("tokenSigningPublicKeys") or {}).items():
@@ -49,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
     if not keys:
         raise ConfigError("no public key: pass --key PUB.pem (repeatable) or --authorizer NAME")
     result = signing.verify_signature(token, args.signature, keys)
+    if result.unusable_keys and not result.valid:
+        # Not "INVALID": the signature was never checked against the key meant. Fix the key first.
+        raise ConfigError("; ".join([*problems, *result.unusable_keys.values()]) +
+                          "; pass the authorizer's public key (PEM), e.g. from `aws iot describe-authorizer`")
     notes = problems + result.notes
     if args.json:
         print(json.dumps({"valid": result.valid, "key": result.key_name, "percent_encoded": result.percent_encoded,

@@ -12,15 +12,12 @@ import sys
 import tempfile
 import threading
 
+from authprobe.board.definitions import RUNTIMES
+from authprobe.board.virtual import WIFI_FAULTS, VirtualBoard, micropython_path
 from authprobe.errors import AuthprobeError
-
-HELP = "serve a virtual MicroPython board on a pty"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from authprobe.boards import RUNTIMES
-    from authprobe.virtual_board import WIFI_FAULTS
-
     parser.add_argument("--flash", metavar="DIR",
                         help="folder used as the board's flash (default: a new temporary folder, removed on exit)")
     parser.add_argument("--name", default="virtual", help="board name (also seeds machine.unique_id())")
@@ -58,7 +55,6 @@ def _networks(specs: list[str]) -> dict[str, str] | None:
 
 def _check_heap(heap: str) -> None:
     """A heap size the interpreter refuses would make the board crash and reboot at every start."""
-    from authprobe.virtual_board import micropython_path
 
     proc = subprocess.run([micropython_path(), "-X", f"heapsize={heap}", "-c", ""], capture_output=True, check=False)
     if proc.returncode != 0:
@@ -67,8 +63,6 @@ def _check_heap(heap: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from authprobe.virtual_board import VirtualBoard
-
     if args.uid and (len(args.uid) != 12 or any(c not in "0123456789abcdefABCDEF" for c in args.uid)):
         raise AuthprobeError(f"--uid {args.uid!r}: expected 12 hex digits, e.g. a4cf12000001")
     networks = _networks(args.wifi)

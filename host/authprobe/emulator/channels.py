@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
+import time
 
+from authprobe.emulator import mqtt_packets as mp
 from authprobe.emulator import websocket as ws
 
 _CLOSED_ERRORS = (OSError, ValueError, ssl.SSLError, AttributeError)
@@ -26,6 +29,10 @@ def hard_close(sock: socket.socket | None) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except _CLOSED_ERRORS:
         pass
+
+
+# How long a refused WebSocket client's bytes are read and dropped after the close frame.
+CLOSE_LINGER_S = 0.5
 
 
 class TlsChannel:
@@ -68,8 +75,22 @@ class TlsChannel:
         hard_close(self.sock)
 
 
+class WebSocketProtocolError(mp.ProtocolError):
+    """The client broke RFC 6455; the session logs it as a client error."""
+
+    @property
+    def details(self) -> str:
+        return f"WebSocket protocol error: {self}"
+
+
+class WebSocketMessageTooBig(mp.PayloadTooLarge):
+    pass
+
+
 class WebSocketChannel(TlsChannel):
-    """Unwraps client frames into MQTT bytes; answers pings; a close frame ends the stream."""
+    """Unwraps client frames into MQTT bytes; answers pings; a close frame ends the stream. A client
+    that breaks RFC 6455 or sends a message over the size limit gets a close frame (1002 or 1009) and
+    read() raises a ProtocolError, so the session closes and logs it like any client error."""
 
     def __init__(self, sock: ssl.SSLSocket, initial: bytes = b"") -> None:
         super().__init__(sock)
@@ -91,8 +112,12 @@ class WebSocketChannel(TlsChannel):
         while True:
             try:
                 message = self._frames.next_message()
-            except ws.WebSocketError:
-                return None
+            except ws.WebSocketError as exc:
+                super().send(ws.frame(struct.pack("!H", exc.close_code), ws.OP_CLOSE))
+                self._drain(CLOSE_LINGER_S)
+                if isinstance(exc, ws.MessageTooBig):
+                    raise WebSocketMessageTooBig(f"WebSocket {exc}; closed with {exc.close_code}") from None
+                raise WebSocketProtocolError(f"{exc}; closed with {exc.close_code}") from None
             if message is None:
                 return bytes(out)
             opcode, payload = message
@@ -106,3 +131,19 @@ class WebSocketChannel(TlsChannel):
 
     def send(self, data: bytes) -> bool:
         return super().send(ws.frame(data))
+
+    def _drain(self, seconds: float) -> None:
+        """Read and drop what the client still sends, for a moment, after our close frame: closing
+        with unread bytes makes the kernel answer with a reset, which can destroy the close frame
+        before the client has read it (RFC 6455 7.1.1 wants the client to see it)."""
+        deadline = time.monotonic() + seconds
+        try:
+            self.sock.settimeout(0.05)
+            while time.monotonic() < deadline:
+                try:
+                    if not self.sock.recv(65536):
+                        return
+                except (TimeoutError, ssl.SSLWantReadError):
+                    continue
+        except _CLOSED_ERRORS:
+            return

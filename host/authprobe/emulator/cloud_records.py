@@ -11,6 +11,8 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,17 @@ class CloudRecords:
         self.metrics_path = self.state_dir / "metrics.jsonl"
         self._lock = threading.Lock()
         self._level = _LEVELS[config.log_level]
+        self._replaying = threading.local()
+
+    @contextmanager
+    def replaying(self) -> Iterator[None]:
+        """Function log lines this thread writes inside the block are marked `"replay": true`: they
+        come from a TestInvokeAuthorizer call, not from a device (the host labels them `replay`)."""
+        self._replaying.on = True
+        try:
+            yield
+        finally:
+            self._replaying.on = False
 
     def _append(self, path: Path, record: dict) -> None:
         line = json.dumps(record, separators=(",", ":")) + "\n"
@@ -68,9 +81,15 @@ class CloudRecords:
             self._append(self.iot_log_path, record)
         return record
 
-    def lambda_log(self, function: str, message: str, when: float | None = None) -> None:
-        self._append(self.logs_dir / "lambda" / f"{function}.jsonl",
-                     {"timestamp": int((time.time() if when is None else when) * 1000), "message": message})
+    def lambda_log(self, function: str, message: str, when: float | None = None, stream: str | None = None) -> None:
+        """One line of /aws/lambda/<function>; `stream` names the execution environment that wrote
+        it (a log stream), so lines without a request id can be told apart between invocations."""
+        record: dict[str, Any] = {"timestamp": int((time.time() if when is None else when) * 1000), "message": message}
+        if stream:
+            record["logStream"] = stream
+        if getattr(self._replaying, "on", False):
+            record["replay"] = True
+        self._append(self.logs_dir / "lambda" / f"{function}.jsonl", record)
 
     def metric(self, function: str, metric: str, value: float, unit: str) -> None:
         self._append(self.metrics_path, {
@@ -136,6 +155,8 @@ class CloudRecords:
             "function_policies": policies,
             "logging": {"roleArn": f"arn:aws:iam::{cfg.account}:role/authprobe-local-iot-logging",
                         "defaultLogLevel": cfg.log_level, "disableAllLogs": cfg.log_level == "DISABLED"},
+            # Not an AWS field: how late the stand-in's records count as delivered ([logging]).
+            "delivery_delay_s": cfg.delivery_delay_s,
         }
         path = self.state_dir / "cloud.json"
         tmp = path.with_suffix(".json.tmp")

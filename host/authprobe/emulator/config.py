@@ -5,6 +5,7 @@ are relative to the config file."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -83,9 +84,14 @@ class EmulatorConfig:
     default_authorizer: str | None
     broker: str
     log_level: str = "DEBUG"
+    # [logging] delivery_delay_s: records become visible this long after their event, as CloudWatch
+    # delivers AWS IoT's and Lambda's logs late (the host's `local:` backend honours it).
+    delivery_delay_s: float = 0.0
     functions: dict[str, FunctionConfig] = field(default_factory=dict)
     authorizers: dict[str, AuthorizerConfig] = field(default_factory=dict)
     domains: dict[str, DomainConfig] = field(default_factory=dict)
+    # Settings the stand-in does not know and ignores (a typo such as `stauts`): said, not fatal.
+    warnings: list[str] = field(default_factory=list)
 
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
@@ -178,9 +184,44 @@ def _bool(section: dict, key: str, default: bool, where: str, problems: list[str
     return value
 
 
+# The settings each kind of section takes; anything else in one is ignored, with a warning.
+SECTION_KEYS = {
+    "functions": ("handler", "resource_policy", "timeout_s", "reserved_concurrency", "memory_mb"),
+    "authorizers": ("function", "function_missing_ok", "signing_disabled", "token_key_name", "public_keys", "status",
+                    "enable_caching_for_http"),
+    "domains": ("name", "authentication_type", "application_protocol", "default_authorizer",
+                "allow_authorizer_override", "status"),
+}
+
+
+def _unknown_settings(kind: str, name: str, section: dict, warnings: list[str]) -> None:
+    known = SECTION_KEYS[kind]
+    for key in section:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(known)}"
+            warnings.append(f"[{kind}.{name}].{key}: unknown setting, ignored ({hint})")
+
+
+def _delivery_delay(section: Any, problems: list[str]) -> float:
+    if not isinstance(section, dict):
+        problems.append("[logging] must be a table (delivery_delay_s = SECONDS)")
+        return 0.0
+    for key in section:
+        if key != "delivery_delay_s":
+            problems.append(f"[logging]: unknown key {key!r} (known: delivery_delay_s)")
+    delay = section.get("delivery_delay_s", 0)
+    if not isinstance(delay, int | float) or isinstance(delay, bool) or not 0 <= delay <= 3600:
+        problems.append(f"[logging].delivery_delay_s must be a number of seconds from 0 to 3600 (got {delay!r})")
+        return 0.0
+    return float(delay)
+
+
 def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> EmulatorConfig:
-    """Build and check a config from parsed TOML; ConfigError lists every problem found."""
+    """Build and check a config from parsed TOML; ConfigError lists every problem found, and the
+    config's `warnings` every unknown setting inside a section (ignored, as AWS would never see it)."""
     problems: list[str] = []
+    warnings: list[str] = []
     base_dir = Path(base_dir)
 
     def rel(p: str, where: str) -> Path | None:
@@ -196,7 +237,7 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         return (q if q.is_absolute() else (base_dir / q)).resolve()
 
     known = {"account", "region", "endpoint", "listen", "listen_8883", "state_dir", "default_authorizer",
-             "broker", "log_level", "functions", "authorizers", "domains"}
+             "broker", "log_level", "logging", "functions", "authorizers", "domains"}
     for key in data:
         if key not in known:
             problems.append(f"unknown key {key!r} (known: {', '.join(sorted(known))})")
@@ -222,12 +263,15 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
     if log_level not in LOG_LEVELS:
         problems.append(f"log_level must be one of {', '.join(LOG_LEVELS)} (got {log_level!r})")
 
+    delivery_delay_s = _delivery_delay(data.get("logging", {}), problems)
+
     functions: dict[str, FunctionConfig] = {}
     for name, section in _table(data, "functions", problems).items():
         where = f"[functions.{name}]"
         if not isinstance(section, dict):
             problems.append(f"{where} must be a table")
             continue
+        _unknown_settings("functions", name, section, warnings)
         if not _FUNCTION_NAME.fullmatch(name):
             problems.append(f"{where}: a Lambda function name is 1-64 letters, digits, '-' or '_'")
         handler = section.get("handler")
@@ -270,6 +314,7 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         if not isinstance(section, dict):
             problems.append(f"{where} must be a table")
             continue
+        _unknown_settings("authorizers", name, section, warnings)
         if not _AUTHORIZER_NAME.fullmatch(name):
             problems.append(f"{where}: an authorizer name is 1-128 of letters, digits, _ = , @ -")
         function = section.get("function")
@@ -323,6 +368,7 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         if not isinstance(section, dict):
             problems.append(f"{where} must be a table")
             continue
+        _unknown_settings("domains", key, section, warnings)
         name = section.get("name")
         if not isinstance(name, str) or not name:
             problems.append(f"{where}.name (the domain name devices send as SNI) is missing")
@@ -348,7 +394,8 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         raise ConfigError(f"{origin}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
     assert listen is not None
     return EmulatorConfig(path, account, region, endpoint, listen, listen_8883, state_dir,
-                          default_authorizer, broker, log_level, functions, authorizers, domains)
+                          default_authorizer, broker, log_level, delivery_delay_s, functions, authorizers, domains,
+                          warnings)
 
 
 def load_config(path: str | Path) -> EmulatorConfig:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import time
 import uuid
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from authprobe import iot_policy
+from authprobe.aws import iot_policy
+from authprobe.aws.topic_limits import topic_problem
 from authprobe.emulator import mqtt_packets as mp
 from authprobe.emulator import websocket as ws
 from authprobe.emulator.custom_auth import Credentials, credentials_from_mqtt, query_params
@@ -20,39 +22,55 @@ from authprobe.emulator.mqtt_session import REASON_AUTH
 
 if TYPE_CHECKING:
     from authprobe.emulator.config import DomainConfig
-    from authprobe.emulator.server import Emulator
+    from authprobe.emulator.session_host import SessionHost
 
 MAX_BODY = 128 * 1024  # the message size limit (DG limits-iot.html)
+BODY_WAIT_S = 10.0  # the whole body, however it trickles in (a per-recv timeout would not bound it)
+ANSWER_S = 2.0  # how long an answer may take to leave before the connection is dropped
+
+
+class _BadBody(Exception):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.reason, self.message = status, reason, message
 
 
 def _answer(tls: ssl.SSLSocket, status: int, reason: str, message: str, trace_id: str) -> None:
     body = json.dumps({"message": message, "traceId": trace_id}).encode()
     try:
+        tls.settimeout(ANSWER_S)
         tls.sendall(ws.http_response(status, reason, body, {"content-type": "application/json"}))
     except (OSError, ValueError):
         pass
 
 
-def _read_body(tls: ssl.SSLSocket, request: ws.HttpRequest) -> bytes | None:
+def _read_body(tls: ssl.SSLSocket, request: ws.HttpRequest) -> bytes:
+    """The body, or _BadBody with the answer to give (the head reader has refused a malformed
+    Content-Length already)."""
     try:
-        length = int(request.header("content-length") or 0)
-    except ValueError:
-        return None
-    if length < 0 or length > MAX_BODY:
-        return None
+        length = request.content_length or 0
+    except ws.WebSocketError:
+        raise _BadBody(400, "Bad Request", "Content-Length is not a number") from None
+    if length > MAX_BODY:
+        raise _BadBody(413, "Payload Too Large", "message over 128 KB")
     body = bytearray(request.rest)
+    deadline = time.monotonic() + BODY_WAIT_S
     while len(body) < length:
+        left = deadline - time.monotonic()
         try:
+            if left <= 0:
+                raise TimeoutError
+            tls.settimeout(left)
             chunk = tls.recv(65536)
-        except OSError:  # a client that stalls (timeout) or resets mid-body
-            return None
+        except (OSError, ValueError):  # a client that stalls (timeout) or resets mid-body
+            chunk = b""
         if not chunk:
-            return None
+            raise _BadBody(400, "Bad Request", "message body missing or truncated")
         body += chunk
     return bytes(body[:length])
 
 
-def _publish(emu: Emulator, topic: str, qos: int, payload: bytes) -> bool:
+def _publish(emu: SessionHost, topic: str, qos: int, payload: bytes) -> bool:
     """One message into the broker through a short-lived MQTT connection of the stand-in."""
     c = mp.Connect("MQTT", 4, 0x02, 30, f"authprobe-https-{uuid.uuid4().hex[:12]}", None, None, None, None)
     topic_b = topic.encode()
@@ -85,7 +103,7 @@ def _publish(emu: Emulator, topic: str, qos: int, payload: bytes) -> bool:
         return False
 
 
-def serve_publish(emu: Emulator, tls: ssl.SSLSocket, request: ws.HttpRequest, peer: tuple[str, int],
+def serve_publish(emu: SessionHost, tls: ssl.SSLSocket, request: ws.HttpRequest, peer: tuple[str, int],
                   server_name: str | None, domain: DomainConfig | None) -> None:
     trace_id = str(uuid.uuid4())
     topic = unquote(request.path[len("/topics/"):])
@@ -98,16 +116,25 @@ def serve_publish(emu: Emulator, tls: ssl.SSLSocket, request: ws.HttpRequest, pe
     if request.method != "POST" or not topic:
         _answer(tls, 400, "Bad Request", "Publish with POST /topics/<topic>?qos=0|1", trace_id)
         return
+    try:  # the broker must never be handed a topic MQTT forbids (a '#' or NUL from %23 or %00)
+        mp.check_topic_name(topic)
+    except mp.ProtocolError as exc:
+        _answer(tls, 400, "Bad Request", f"topic name is not valid: {exc}", trace_id)
+        return
     qos = params.get("qos", "0")
     if qos not in ("0", "1"):
         _answer(tls, 400, "Bad Request", "qos must be 0 or 1", trace_id)
         return
-    payload = _read_body(tls, request)
-    if payload is None:
-        too_big = (request.header("content-length") or "").isdigit() and int(request.header("content-length")
-                                                                               or 0) > MAX_BODY
-        _answer(tls, 413 if too_big else 400, "Payload Too Large" if too_big else "Bad Request",
-                "message over 128 KB" if too_big else "message body missing or truncated", trace_id)
+    try:
+        payload = _read_body(tls, request)
+    except _BadBody as bad:
+        _answer(tls, bad.status, bad.reason, bad.message, trace_id)
+        return
+    # After the body is read: answering with the body unread makes the close reset the connection.
+    problem = topic_problem(topic)
+    if problem is not None:  # AWS's topic limits (topic_limits.py); the 400 answer is ours [I]
+        log("Failure", reason="CLIENT_ERROR", details=f"Topic rejected: {problem}")
+        _answer(tls, 400, "Bad Request", problem, trace_id)
         return
     base = Credentials(params=params, headers=request.lowered_headers, http_headers=dict(request.headers),
                        http_query=f"?{request.query}" if request.query else "", protocols=["tls", "http"])

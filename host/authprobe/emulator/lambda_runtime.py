@@ -17,12 +17,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from authprobe.emulator.cloud_records import CloudRecords, iso
 from authprobe.emulator.config import EmulatorConfig, FunctionConfig
 
-WORKER_SCRIPT = Path(__file__).with_name("lambda_worker.py")
+# Run as a script in each worker process, so the handler starts without authprobe loaded.
+WORKER_SCRIPT = Path(str(resources.files("authprobe.emulator") / "lambda_worker.py"))
 # Processes started per function at most; further invocations wait for a free one. Lambda would
 # scale further, but a laptop with two cores does not.
 MAX_ENVIRONMENTS = 8
@@ -48,6 +50,8 @@ class _Environment:
         self._buffer = b""
         self.init_ms: float | None = None  # reported once, on the first REPORT (cold start)
         self.init_output = ""
+        # One log stream per execution environment, named the way Lambda names them.
+        self.log_stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
 
     def read_line(self, deadline: float) -> dict | None:
         """The next reply, or None at the deadline or when the process died."""
@@ -132,8 +136,8 @@ class FunctionRuntime:
         if not healthy or self._closed:
             env.kill()
 
-    def _log(self, message: str, when: float | None = None) -> None:
-        self.records.lambda_log(self.fn.name, message, when)
+    def _log(self, message: str, when: float | None = None, env: _Environment | None = None) -> None:
+        self.records.lambda_log(self.fn.name, message, when, env.log_stream if env is not None else None)
 
     def invoke(self, event: dict) -> Invocation:
         request_id = str(uuid.uuid4())
@@ -169,12 +173,12 @@ class FunctionRuntime:
             return self._finish(request_id, started, Invocation(request_id, "error", error={
                 "errorType": "Runtime.ExitError", "errorMessage": "Runtime exited during init"}), cold=False)
         if cold:
-            self._log("INIT_START Runtime Version: python:3.11 (authprobe stand-in)", started)
+            self._log("INIT_START Runtime Version: python:3.11 (authprobe stand-in)", started, env)
             for line in env.init_output.splitlines():
-                self._log(line)
+                self._log(line, env=env)
             started = time.time()
             deadline = time.monotonic() + self.fn.timeout_s
-        self._log(f"START RequestId: {request_id} Version: $LATEST", started)
+        self._log(f"START RequestId: {request_id} Version: $LATEST", started, env)
         request = {"requestId": request_id, "event": event, "deadline": time.time() + self.fn.timeout_s,
                    "function": {"name": self.fn.name, "arn": self.config.function_arn(self.fn.name),
                                 "memory_mb": self.fn.memory_mb}}
@@ -187,31 +191,36 @@ class FunctionRuntime:
                     "errorType": "Sandbox.Timedout",
                     "errorMessage": f"Task timed out after {self.fn.timeout_s:.2f} seconds"},
                     duration_ms=self.fn.timeout_s * 1000)
-                self._log(f"{iso(time.time())} {request_id} Task timed out after {self.fn.timeout_s:.2f} seconds")
+                self._log(f"{iso(time.time())} {request_id} Task timed out after {self.fn.timeout_s:.2f} seconds",
+                          env=env)
             else:
                 result = Invocation(request_id, "error", error={
                     "errorType": "Runtime.ExitError",
                     "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: "
                                     f"exit status {env.proc.returncode}"}, duration_ms=(time.time() - started) * 1000)
-                self._log(result.error["errorMessage"])
-            return self._finish(request_id, started, result, cold, env.init_ms)
+                self._log(result.error["errorMessage"], env=env)
+            return self._finish(request_id, started, result, cold, env.init_ms, env=env)
         for line in reply.get("output", "").splitlines():
-            self._log(line)
+            self._log(line, env=env)
         duration = float(reply.get("durationMs", 0.0))
         if "error" in reply:
             err = reply["error"]
             trace = "\n".join(err.get("stackTrace") or [])
             self._log(f"[ERROR] {err.get('errorType')}: {err.get('errorMessage')}"
-                      + (f"\nTraceback (most recent call last):\n{trace}" if trace else ""))
+                      + (f"\nTraceback (most recent call last):\n{trace}" if trace else ""), env=env)
             result = Invocation(request_id, "error", error=err, duration_ms=duration)
         else:
             result = Invocation(request_id, "ok", payload=reply.get("result"), duration_ms=duration)
+        # END and REPORT are written before the environment serves another invocation: its log
+        # stream reads START .. END per invocation, as Lambda's does.
+        finished = self._finish(request_id, started, result, cold, env.init_ms, reply.get("maxMemoryMb"), env)
         self._release(env, healthy=True)
-        return self._finish(request_id, started, result, cold, env.init_ms, reply.get("maxMemoryMb"))
+        return finished
 
     def _finish(self, request_id: str, started: float, result: Invocation, cold: bool,
-                init_ms: float | None = None, max_memory: int | None = None) -> Invocation:
-        self._log(f"END RequestId: {request_id}")
+                init_ms: float | None = None, max_memory: int | None = None,
+                env: _Environment | None = None) -> Invocation:
+        self._log(f"END RequestId: {request_id}", env=env)
         report = (f"REPORT RequestId: {request_id}\tDuration: {result.duration_ms:.2f} ms\t"
                   f"Billed Duration: {math.ceil(result.duration_ms)} ms\tMemory Size: {self.fn.memory_mb} MB\t"
                   f"Max Memory Used: {max_memory or 0} MB")
@@ -219,7 +228,7 @@ class FunctionRuntime:
             report += f"\tInit Duration: {init_ms:.2f} ms"
         if result.status == "timeout":
             report += "\tStatus: timeout"
-        self._log(report)
+        self._log(report, env=env)
         self.records.metric(self.fn.name, "Invocations", 1, "Count")
         self.records.metric(self.fn.name, "Errors", 0 if result.status == "ok" else 1, "Count")
         self.records.metric(self.fn.name, "Duration", round(result.duration_ms, 2), "Milliseconds")

@@ -21,7 +21,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from authprobe import iot_policy
+from authprobe.aws import iot_policy
+from authprobe.aws.topic_limits import topic_problem
 from authprobe.emulator import mqtt_packets as mp
 from authprobe.emulator.channels import hard_close
 from authprobe.emulator.custom_auth import (
@@ -34,7 +35,7 @@ from authprobe.emulator.custom_auth import (
 if TYPE_CHECKING:
     from authprobe.emulator.channels import TlsChannel
     from authprobe.emulator.config import DomainConfig
-    from authprobe.emulator.server import Emulator
+    from authprobe.emulator.session_host import SessionHost
 
 CONNECT_WAIT_S = 10.0  # how long a connection may stay silent before its CONNECT
 BROKER_WAIT_S = 5.0
@@ -43,7 +44,7 @@ DUPLICATE_DETAILS = "A new connection was established with the same client ID"  
 
 
 class MqttSession:
-    def __init__(self, emu: Emulator, channel: TlsChannel, peer: tuple[str, int], server_name: str | None,
+    def __init__(self, emu: SessionHost, channel: TlsChannel, peer: tuple[str, int], server_name: str | None,
                  domain: DomainConfig | None, protocol_label: str = "MQTT",
                  base_creds: Credentials | None = None) -> None:
         self.emu, self.channel, self.peer = emu, channel, peer
@@ -82,7 +83,7 @@ class MqttSession:
             hard_close(self.broker)
         if disconnect_reason is not None:
             self.log("Disconnect", status, disconnectReason=disconnect_reason, **fields)
-        self.emu._session_ended(self)
+        self.emu.session_ended(self)
 
     @property
     def closed(self) -> bool:
@@ -113,7 +114,7 @@ class MqttSession:
         try:
             self._run()
         except mp.ProtocolError as exc:  # before or in CONNECT; later ones end the relay
-            self.log("Connect", "Failure", reason="CLIENT_ERROR", details=f"MQTT protocol error: {exc}")
+            self.log("Connect", "Failure", reason=exc.reason, details=exc.details)
         finally:
             self.close()
             if self.broker is not None:
@@ -149,7 +150,7 @@ class MqttSession:
         keep_will = connect.will_topic is None or self.allowed("iot:Publish", connect.will_topic).allowed
         # The older connection with this client id goes first, so its broker-side kick is not
         # mistaken for a broker failure.
-        self.emu._register(self)
+        self.emu.register_session(self)
         if not self._connect_broker(mp.build_connect(connect, keep_will=keep_will)):
             return
         self.log("Connect", "Success")
@@ -157,7 +158,7 @@ class MqttSession:
         try:
             self._relay(1.5 * self.emu.effective_keepalive(connect.keepalive))
         except mp.ProtocolError as exc:
-            self.close("CLIENT_ERROR", status="Failure", reason="CLIENT_ERROR", details=f"MQTT protocol error: {exc}")
+            self.close("CLIENT_ERROR", status="Failure", reason=exc.reason, details=exc.details)
         finally:
             self.close("CONNECTION_LOST")
 
@@ -240,6 +241,10 @@ class MqttSession:
         connection silent for 1.5 x its keep-alive (DG mqtt.html, MQTT_KEEP_ALIVE_TIMEOUT)."""
         assert self.broker is not None
         last_heard = time.monotonic()
+        # MQTT lets a client send SUBSCRIBE/PUBLISH right behind its CONNECT without waiting for the
+        # CONNACK; those arrived in the CONNECT's read and are in the reader already.
+        if not self._relay_client_packets():
+            return
         while not self.closed:
             if self.channel.buffered():
                 client_ready, broker_ready = True, False
@@ -257,9 +262,8 @@ class MqttSession:
                 if data:
                     last_heard = time.monotonic()
                     self._reader.feed(data)
-                while (packet := self._reader.next_packet()) is not None:
-                    if not self._from_client(packet):
-                        return
+                if not self._relay_client_packets():
+                    return
             if broker_ready:
                 try:
                     data = self.broker.recv(65536)
@@ -277,7 +281,17 @@ class MqttSession:
                 self.close("MQTT_KEEP_ALIVE_TIMEOUT")
                 return
 
+    def _relay_client_packets(self) -> bool:
+        """Every complete client packet in the reader; False when the session ended on one."""
+        while (packet := self._reader.next_packet()) is not None:
+            if not self._from_client(packet):
+                return False
+        return True
+
     def _from_client(self, packet: mp.Packet) -> bool:
+        # Nothing malformed reaches the broker: MQTT 3.1.1 has a server close the connection on it
+        # (ProtocolError ends the relay with a CLIENT_ERROR record), as AWS IoT does.
+        mp.check_client_packet(packet)
         if packet.type == mp.PUBLISH:
             return self._client_publish(packet)
         if packet.type == mp.SUBSCRIBE:
@@ -301,6 +315,9 @@ class MqttSession:
             self.log("Publish-In", "Failure", topicName=pub.topic, reason="CLIENT_ERROR",
                      details="QoS 2 is not supported")
             return True
+        problem = topic_problem(pub.topic)
+        if problem is not None:
+            return self._refuse_topic("Publish-In", pub.topic, problem)
         decision = self.allowed("iot:Publish", pub.topic)
         if decision.allowed and pub.retain:
             decision = self.allowed("iot:RetainPublish", pub.topic)
@@ -316,6 +333,9 @@ class MqttSession:
     def _client_subscribe(self, packet: mp.Packet) -> bool:
         pid, filters = mp.parse_subscribe(packet)
         for topic_filter, _qos in filters:
+            problem = topic_problem(topic_filter, is_filter=True)
+            if problem is not None:
+                return self._refuse_topic("Subscribe", topic_filter, problem)
             decision = self.allowed("iot:Subscribe", topic_filter)
             if not decision.allowed:
                 self.log("Subscribe", "Failure", topicName=topic_filter, reason=REASON_AUTH,
@@ -327,6 +347,15 @@ class MqttSession:
             self.log("Subscribe", "Success", topicName=topic_filter)
         # QoS 2 is granted as QoS 1 (AWS supports 0 and 1).
         return self._to_broker(mp.build_subscribe(pid, [(f, min(qos, 1)) for f, qos in filters], packet.flags))
+
+    def _refuse_topic(self, event_type: str, topic: str, problem: str) -> bool:
+        """A topic over AWS's documented limits (topic_limits.py): AWS rejects the request; how it
+        answers an MQTT 3.1.1 client is not documented, so the stand-in does what it does for other
+        refused requests: log a client error and close the connection [I]."""
+        details = f"Topic rejected: {problem}"
+        self.log(event_type, "Failure", topicName=topic, reason="CLIENT_ERROR", details=details)
+        self.close("CLIENT_ERROR", status="Failure", reason="CLIENT_ERROR", details=details)
+        return False
 
     def _from_broker(self, packet: mp.Packet) -> bool:
         if packet.type == mp.PUBLISH:

@@ -35,10 +35,18 @@ from authprobe.emulator.http_publish import serve_publish
 from authprobe.emulator.lambda_runtime import LambdaService
 from authprobe.emulator.local_ca import LocalCA, ensure_local_ca
 from authprobe.emulator.mqtt_session import DUPLICATE_DETAILS, REASON_AUTH, MqttSession
+from authprobe.errors import ConfigError
 
+# Total times, not per recv, for what a client sends before it is authenticated, so a client that
+# dribbles bytes cannot hold a thread for longer. CPython's SSL calls already treat the socket
+# timeout as a deadline for the whole handshake; the HTTP head needs its own (_recv_before).
 HANDSHAKE_S = 5.0
 KEEPALIVE_FLOOR_S, KEEPALIVE_MAX_S = 30.0, 1200.0
-FIRST_BYTES_S = 10.0
+FIRST_BYTES_S = 10.0  # the whole HTTP request head, from the end of the TLS handshake
+HTTP_ANSWER_S = 2.0  # how long an error answer may take to leave before the connection is dropped
+# Connections one source address may hold at once. Well above a tray of boards behind one NAT and the
+# 100-client benchmark; it keeps one hostile host from taking every thread (each holds a thread).
+MAX_CONNECTIONS_PER_SOURCE = 128
 _HTTP_METHODS = (b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"OPTI", b"PATC")
 # Ours (AWS documents that SNI failures are logged for custom auth, not the strings).
 DETAILS_SNI_MISSING = "TLS SNI missing: the client sent no server name"
@@ -50,11 +58,14 @@ class Emulator:
     emu.state_dir, emu.endpoint tell a client where to go and what to trust."""
 
     def __init__(self, config: EmulatorConfig | str | Path, *, time_scale: float = 1.0,
-                 keepalive_floor_s: float = KEEPALIVE_FLOOR_S) -> None:
+                 keepalive_floor_s: float = KEEPALIVE_FLOOR_S,
+                 max_connections_per_source: int = MAX_CONNECTIONS_PER_SOURCE) -> None:
         self.config = config if isinstance(config, EmulatorConfig) else load_config(config)
         # Scales disconnectAfterInSeconds / refreshAfterInSeconds so tests need not wait 300 s.
         self.time_scale = time_scale
         self.keepalive_floor_s = keepalive_floor_s
+        self.max_connections_per_source = max_connections_per_source
+        self.refused_busy_sources = 0  # connections closed unserved: their source held too many
         self.records = CloudRecords(self.config)
         self.lambdas = LambdaService(self.config, self.records)
         self.auth = CustomAuth(self.config, self.lambdas)
@@ -68,6 +79,7 @@ class Emulator:
         self._threads: list[threading.Thread] = []
         self._conn_threads: set[threading.Thread] = set()
         self._open_sockets: set[socket.socket] = set()
+        self._per_source: collections.Counter[str] = collections.Counter()
         self._sessions: dict[str, MqttSession] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -136,8 +148,6 @@ class Emulator:
         return ctx
 
     def _listen(self, address: tuple[str, int]) -> socket.socket:
-        from authprobe.errors import ConfigError
-
         try:
             sock = socket.create_server(address, backlog=256)
         except OSError as exc:
@@ -192,9 +202,26 @@ class Emulator:
                 t = threading.Thread(target=self._serve_connection, args=(handler, conn, peer),
                                      name=f"conn-{peer[1]}", daemon=True)
                 with self._lock:
-                    self._conn_threads.add(t)
-                    self._open_sockets.add(conn)
+                    busy = self._per_source[peer[0]] >= self.max_connections_per_source
+                    if not busy:
+                        self._per_source[peer[0]] += 1
+                        self._conn_threads.add(t)
+                        self._open_sockets.add(conn)
+                if busy:
+                    self._refuse_busy_source(conn, peer[0])
+                    continue
                 t.start()
+
+    def _refuse_busy_source(self, conn: socket.socket, source: str) -> None:
+        """Closed before TLS, so a flood costs no thread; noted once per burst, not per connection."""
+        conn.close()
+        with self._lock:
+            self.refused_busy_sources += 1
+            refused = self.refused_busy_sources
+        if refused == 1 or refused % 1000 == 0:
+            self.note_refusal(None, "too-many-connections",
+                              f"{source} already holds {self.max_connections_per_source} connections (the "
+                              f"stand-in's limit per source address); {refused} refused so far")
 
     def _serve_connection(self, handler, conn: socket.socket, peer) -> None:
         try:
@@ -204,6 +231,9 @@ class Emulator:
             with self._lock:
                 self._open_sockets.discard(conn)
                 self._conn_threads.discard(threading.current_thread())
+                self._per_source[peer[0]] -= 1
+                if self._per_source[peer[0]] <= 0:
+                    del self._per_source[peer[0]]
 
     def _sni(self, sslobj, server_name: str | None, ctx) -> int | None:
         self._tls_state.sni = server_name
@@ -256,12 +286,15 @@ class Emulator:
 
     def _http(self, tls: ssl.SSLSocket, peer: tuple[str, int], sni: str | None, domain: DomainConfig | None) -> None:
         """No ALPN on the default endpoint: the stream is read as HTTP(S), as the endpoint does."""
-        tls.settimeout(FIRST_BYTES_S)
+        recv = _recv_before(tls, time.monotonic() + FIRST_BYTES_S)
+        first = b""
         try:
-            first = tls.recv(4096)
+            while len(first) < 4:  # enough to tell a method from MQTT, however the bytes are split
+                chunk = recv(4096)
+                if not chunk:
+                    return
+                first += chunk
         except (OSError, ValueError):
-            return
-        if not first:
             return
         if first[:4] not in _HTTP_METHODS:
             # e.g. an MQTT CONNECT from a client without ALPN: not HTTP, so the HTTPS endpoint answers
@@ -270,10 +303,14 @@ class Emulator:
                                                      {"content-type": "application/json"}))
             return
         try:
-            request = ws.read_http_request(tls.recv, first)
+            request = ws.read_http_request(recv, first)
+        except TimeoutError:
+            self._send_quietly(tls, ws.http_response(408, "Request Timeout"))
+            return
         except (ws.WebSocketError, OSError, ValueError):
             self._send_quietly(tls, ws.http_response(400, "Bad Request"))
             return
+        tls.settimeout(FIRST_BYTES_S)
         if request.path == "/mqtt" and ws.is_upgrade(request):
             # The upgrade succeeds and the credentials are checked when CONNECT arrives; a refusal is a
             # close without CONNACK. That matches the field report of "101 then silent close" with an
@@ -303,6 +340,7 @@ class Emulator:
     @staticmethod
     def _send_quietly(tls: ssl.SSLSocket, data: bytes) -> bool:
         try:
+            tls.settimeout(HTTP_ANSWER_S)
             tls.sendall(data)
             return True
         except (OSError, ValueError):
@@ -318,7 +356,7 @@ class Emulator:
         tls.close()
 
     # -- sessions ------------------------------------------------------------------------------
-    def _register(self, session: MqttSession) -> None:
+    def register_session(self, session: MqttSession) -> None:
         assert session.client_id is not None
         with self._lock:
             older = self._sessions.get(session.client_id)
@@ -327,7 +365,7 @@ class Emulator:
             older.close("DUPLICATE_CLIENTID", status="Failure", reason="DUPLICATE_CLIENT_ID", details=DUPLICATE_DETAILS)
             self.note_refusal(older, "client-id-conflict", DUPLICATE_DETAILS)
 
-    def _session_ended(self, session: MqttSession) -> None:
+    def session_ended(self, session: MqttSession) -> None:
         with self._lock:
             if session.client_id is not None and self._sessions.get(session.client_id) is session:
                 del self._sessions[session.client_id]
@@ -336,3 +374,16 @@ class Emulator:
         """Keeps the stand-in's own view of why it refused (for tests and the demo; not an AWS record)."""
         self.refusals.append({"id": str(uuid.uuid4()), "time": time.time(), "cause": cause, "details": details,
                               "clientId": session.client_id if session else None})
+
+
+def _recv_before(tls: ssl.SSLSocket, deadline: float):
+    """tls.recv, failing with TimeoutError once `deadline` has passed however the bytes trickle in."""
+
+    def recv(n: int) -> bytes:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("HTTP request head not complete in time")
+        tls.settimeout(left)
+        return tls.recv(n)
+
+    return recv

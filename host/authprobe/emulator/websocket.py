@@ -1,21 +1,44 @@
 """Server side of RFC 6455 over an already-TLS-wrapped blocking socket: the HTTP request line and
-headers, the 101 answer, and binary frames carrying MQTT (subprotocol "mqtt", DG protocols.html)."""
+headers, the 101 answer, and binary frames carrying MQTT (subprotocol "mqtt", DG protocols.html).
+
+Both readers take untrusted bytes before any authentication, so each is bounded: the request head by
+MAX_HEADER_BYTES, a frame and a reassembled message by MAX_MESSAGE_BYTES (checked from the frame
+header, before the payload is buffered). Anything else raises WebSocketError, never another error."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import struct
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from authprobe.emulator.mqtt_packets import MAX_PACKET
+
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEADER_BYTES = 16 * 1024
+# AWS IoT Core's message size limit is 128 KB ("AWS IoT Core endpoints and quotas", message broker
+# limits: https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits); larger
+# messages are refused as CLIENT_ERROR / PAYLOAD_LIMIT_EXCEEDED (DG topicdata.html). A WebSocket
+# message carries MQTT bytes, so it may hold that payload plus the MQTT framing around it (fixed
+# header, topic name, packet id: the MQTT reader allows 1 KB of it) and a few small packets batched
+# with it. A client announcing more is refused from the frame header, before its payload is read.
+MAX_MESSAGE_BYTES = MAX_PACKET + 4 * 1024
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
+_DATA_OPS, _CONTROL_OPS = (OP_CONT, OP_TEXT, OP_BINARY), (OP_CLOSE, OP_PING, OP_PONG)
+CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG = 1002, 1009  # RFC 6455 §7.4.1
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2, an HTTP method
 
 
 class WebSocketError(Exception):
-    pass
+    """The client broke HTTP/1.1 or RFC 6455; `close_code` is what a WebSocket close frame says."""
+
+    close_code = CLOSE_PROTOCOL_ERROR
+
+
+class MessageTooBig(WebSocketError):
+    close_code = CLOSE_TOO_BIG
 
 
 @dataclass
@@ -44,28 +67,56 @@ class HttpRequest:
     def lowered_headers(self) -> dict[str, str]:
         return {k.lower(): v for k, v in self.headers.items()}
 
+    @property
+    def content_length(self) -> int | None:
+        """Content-Length as a number (None when absent); read_http_request has already refused a
+        malformed one, so this raises only for a request built by hand."""
+        return parse_content_length(self.header("content-length"))
+
+
+def parse_content_length(value: str | None) -> int | None:
+    """ASCII digits only (RFC 9110 §8.6): str.isdigit() also takes '²' and other digits int() refuses.
+    A length of more than 18 digits is kept absurd rather than converted."""
+    if value is None:
+        return None
+    if not value or not value.isascii() or not value.isdigit():
+        raise WebSocketError(f"Content-Length {value[:40]!r} is not a number")
+    digits = value.lstrip("0")
+    return int(digits or "0") if len(digits) <= 18 else 10**18
+
 
 def read_http_request(recv, first: bytes) -> HttpRequest:
     """Read the request head; `recv(n)` is the socket's recv, `first` what was already read."""
     data = bytearray(first)
-    while b"\r\n\r\n" not in data:
+    end = data.find(b"\r\n\r\n")
+    while end < 0:
         if len(data) > MAX_HEADER_BYTES:
             raise WebSocketError("HTTP request head too large")
         chunk = recv(4096)
         if not chunk:
             raise WebSocketError("connection closed in the HTTP request head")
+        searched = max(0, len(data) - 3)  # only the new bytes: a head sent a byte at a time stays linear
         data += chunk
-    head, _, rest = bytes(data).partition(b"\r\n\r\n")
+        end = data.find(b"\r\n\r\n", searched)
+    head, rest = bytes(data[:end]), bytes(data[end + 4:])
+    if len(head) > MAX_HEADER_BYTES:
+        raise WebSocketError("HTTP request head too large")
     lines = head.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ")
-    if len(parts) != 3:
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[1] or not parts[2].startswith("HTTP/"):
         raise WebSocketError(f"malformed request line {lines[0][:80]!r}")
+    try:
+        urlsplit(parts[1])  # e.g. "//[" (an unclosed IPv6 host) raises ValueError
+    except ValueError as exc:
+        raise WebSocketError(f"malformed request target {parts[1][:80]!r}: {exc}") from None
     headers: dict[str, str] = {}
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         if sep:
             headers.setdefault(name.strip(), value.strip())
-    return HttpRequest(parts[0], parts[1], parts[2], headers, rest)
+    request = HttpRequest(parts[0], parts[1], parts[2], headers, rest)
+    parse_content_length(request.header("content-length"))  # a malformed one makes a bad request
+    return request
 
 
 def http_response(status: int, reason: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
@@ -109,12 +160,15 @@ def frame(payload: bytes, opcode: int = OP_BINARY) -> bytes:
 
 
 class FrameReader:
-    """Client frames -> (opcode, payload) of complete messages; control frames come through as is."""
+    """Client frames -> (opcode, payload) of complete messages; control frames come through as is.
+    Raises MessageTooBig for a frame or message over `max_message` bytes, WebSocketError for
+    anything else RFC 6455 §5 says a server must fail the connection for."""
 
-    def __init__(self, initial: bytes = b"") -> None:
+    def __init__(self, initial: bytes = b"", max_message: int = MAX_MESSAGE_BYTES) -> None:
         self._buf = bytearray(initial)
         self._fragments = bytearray()
         self._fragment_op: int | None = None
+        self.max_message = max_message
 
     def feed(self, data: bytes) -> None:
         self._buf += data
@@ -138,6 +192,7 @@ class FrameReader:
                 at = 10
             if not masked:
                 raise WebSocketError("client frame not masked")
+            self._check_header(b0, opcode, fin, n)
             if len(self._buf) < at + 4 + n:
                 return None
             mask = self._buf[at:at + 4]
@@ -153,5 +208,23 @@ class FrameReader:
             self._fragments += data
             if fin:
                 op = self._fragment_op if self._fragment_op is not None else OP_BINARY
-                self._fragment_op = None
-                return op, bytes(self._fragments)
+                message, self._fragment_op, self._fragments = bytes(self._fragments), None, bytearray()
+                return op, message
+
+    def _check_header(self, b0: int, opcode: int, fin: int, n: int) -> None:
+        """Everything that can be refused before the payload arrives (RFC 6455 §5.2, §5.4, §5.5)."""
+        if b0 & 0x70:
+            raise WebSocketError("reserved bits set in a frame (no extension was negotiated)")
+        if opcode not in _DATA_OPS and opcode not in _CONTROL_OPS:
+            raise WebSocketError(f"reserved opcode {opcode:#x}")
+        if opcode in _CONTROL_OPS:
+            if not fin or n > 125:
+                raise WebSocketError("control frame fragmented or over 125 bytes")
+            return
+        if opcode == OP_CONT and self._fragment_op is None:
+            raise WebSocketError("continuation frame without a message to continue")
+        if opcode != OP_CONT and self._fragment_op is not None:
+            raise WebSocketError("new message before the fragmented one ended")
+        held = len(self._fragments) if opcode == OP_CONT else 0
+        if n > self.max_message or held + n > self.max_message:
+            raise MessageTooBig(f"message of at least {held + n} bytes, over the {self.max_message}-byte limit")
