@@ -182,7 +182,8 @@ class MqttSession:
         # The older connection with this client id goes first, so its broker-side kick is not
         # mistaken for a broker failure.
         self.emu.register_session(self)
-        broker_connect = self.v5.broker_connect(keep_will) if self.v5 else mp.build_connect(connect, keep_will=keep_will)
+        broker_connect = (self.v5.broker_connect(keep_will) if self.v5
+                          else mp.build_connect(connect, keep_will=keep_will))
         if not self._connect_broker(broker_connect):
             self._tell_refusal("")
             return
