@@ -16,6 +16,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 
 from authprobe.emulator import mqtt5_packets as m5
+from authprobe.emulator.broker import speaks_mqtt5
 from tests.fixtures.emulator import (
     DOMAIN,
     ENDPOINT,
@@ -334,6 +335,9 @@ def mosquitto_emu(tmp_path_factory):
 def test_the_stand_in_finds_mosquitto_speaks_mqtt5(mosquitto_emu, emu):
     assert mosquitto_emu.broker_speaks_mqtt5 is True
     assert emu.broker_speaks_mqtt5 is False  # the embedded amqtt: 3.1.1 only
+    # the check an external broker gets at start, asked of each broker
+    assert speaks_mqtt5(*mosquitto_emu.broker_address) is True
+    assert speaks_mqtt5(*emu.broker_address) is False
 
 
 def _mosq(tool: str, emu, client_id: str, token: str, *args: str):
