@@ -12,6 +12,7 @@ _HEXB = b"0123456789abcdefABCDEF"
 # Defaults of the optional settings (section.key); config.FIELDS lists every setting and its type.
 DEFAULTS = {
     "device.transport": "auto",
+    "device.mqtt": 4,
     "endpoint.port": 443,
     "endpoint.custom_domain": False,
     "auth.signing_disabled": False,
