@@ -159,3 +159,15 @@ class RunStoreBackend(Protocol):
 
     def __exit__(self, *exc: object) -> None: ...
 
+
+def replays_where(since: float | None, until: float | None, mark: str) -> tuple[str, list[Any]]:
+    """The WHERE clause (with `mark` as the driver's placeholder, ? or %s) and arguments that bound
+    list_replays' `at` by since/until, for either backend."""
+    clauses, args = ["1 = 1"], []
+    if since is not None:
+        clauses.append(f"at >= {mark}")
+        args.append(since)
+    if until is not None:
+        clauses.append(f"at <= {mark}")
+        args.append(until)
+    return " WHERE " + " AND ".join(clauses), args

@@ -35,6 +35,7 @@ from authprobe.store.base import (
     fleet_columns,
     newer_schema,
     redact_url,
+    replays_where,
     run_dict,
     step_rows,
 )
@@ -452,15 +453,9 @@ class PostgresRunStore:
                      client_ids: set[str] | None = None) -> list[dict[str, Any]]:
         """Recorded replays, oldest first, as {at, until (epoch seconds), authorizer, client_id,
         invoked}; `since`/`until` bound `at`."""
-        sql = "SELECT at, until, authorizer, client_id, invoked FROM replays WHERE TRUE"
-        args: list[Any] = []
-        if since is not None:
-            sql += " AND at >= %s"
-            args.append(since)
-        if until is not None:
-            sql += " AND at <= %s"
-            args.append(until)
-        rows = [dict(r) for r in self._rows(sql + " ORDER BY at", args)]
+        where, args = replays_where(since, until, "%s")
+        rows = [dict(r) for r in self._rows("SELECT at, until, authorizer, client_id, invoked FROM replays"
+                                            + where + " ORDER BY at", args)]
         return rows if client_ids is None else [r for r in rows if r["client_id"] in client_ids]
 
     def import_run(self, exported: dict[str, Any]) -> bool:

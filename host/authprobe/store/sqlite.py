@@ -35,6 +35,7 @@ from authprobe.store.base import (
     fleet_columns,
     is_url,
     newer_schema,
+    replays_where,
     run_dict,
     step_rows,
 )
@@ -413,14 +414,8 @@ class RunStore:
                      client_ids: set[str] | None = None) -> list[dict[str, Any]]:
         """Recorded replays, oldest first, as {at, until (epoch seconds), authorizer, client_id,
         invoked}; `since`/`until` bound `at`."""
-        sql = "SELECT * FROM replays WHERE 1=1"
-        args: list[Any] = []
-        if since is not None:
-            sql += " AND at >= ?"
-            args.append(since)
-        if until is not None:
-            sql += " AND at <= ?"
-            args.append(until)
+        where, args = replays_where(since, until, "?")
+        sql = "SELECT * FROM replays" + where
         with self._guard():
             rows = [{"at": _epoch(r["at"]), "until": _epoch(r["until"]), "authorizer": _text(r["authorizer"]),
                      "client_id": _text(r["client_id"]), "invoked": None if r["invoked"] is None else bool(r["invoked"])}
