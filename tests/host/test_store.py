@@ -400,3 +400,15 @@ def test_a_schema_version_that_only_looks_like_a_number_is_damaged(tmp_path):
     sql(path, "UPDATE meta SET value = '²' WHERE key = 'schema'")   # str.isdigit() says yes, int() says no
     with pytest.raises(AuthprobeError, match="damaged .*schema version"):
         RunStore(path)
+
+
+def test_replays_are_recorded_and_read_back_on_both_backends(store):
+    # authprobe's own TestInvokeAuthorizer calls, bounded by time and filtered by client id.
+    store.add_replay(at=100.0, until=100.5, authorizer="A", client_id="tray-1", invoked=True)
+    store.add_replay(at=200.0, until=200.2, authorizer="A", client_id="tray-10", invoked=None)
+    store.add_replay(at=300.0, until=300.1, authorizer="B", client_id="tray-1", invoked=False)
+    assert [r["at"] for r in store.list_replays()] == [100.0, 200.0, 300.0]
+    assert [r["at"] for r in store.list_replays(since=150.0, until=300.0)] == [200.0, 300.0]
+    (one,) = store.list_replays(client_ids={"tray-1"}, until=250.0)
+    assert (one["authorizer"], one["client_id"], one["invoked"], one["until"]) == ("A", "tray-1", True, 100.5)
+    assert [r["invoked"] for r in store.list_replays(client_ids={"tray-10"})] == [None]
