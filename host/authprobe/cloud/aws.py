@@ -99,7 +99,7 @@ class AwsCloud(Cloud):
                 raise CloudError(f"access denied for {what} in region {self.region} ({code}): give this identity "
                                  "read access (iot:Describe*, iot:List*, iot:GetV2LoggingOptions, "
                                  "iot:TestInvokeAuthorizer, lambda:GetFunction, lambda:GetPolicy, "
-                                 "cloudwatch:GetMetricStatistics, logs:StartQuery, logs:GetQueryResults)") from None
+                                 "cloudwatch:GetMetricStatistics, cloudwatch:ListMetrics, logs:StartQuery, logs:GetQueryResults)") from None
             if code in _THROTTLED:
                 raise CloudError(f"AWS throttled {what} ({code}) even after retries: wait a minute and run "
                                  "again, or check fewer runs at once") from None
@@ -147,10 +147,10 @@ class AwsCloud(Cloud):
         answer.pop("ResponseMetadata", None)
         return answer
 
-    def get_v2_logging_options(self) -> dict[str, Any] | None:
+    def get_v2_logging_options(self, verbose: bool = False) -> dict[str, Any] | None:
         try:
             with self._calling("V2 logging options", evidence=True):
-                answer = self.client("iot").get_v2_logging_options()
+                answer = self.client("iot").get_v2_logging_options(**({"verbose": True} if verbose else {}))
         except CallRejected as exc:
             if exc.code == "NotConfiguredException":
                 return None
@@ -212,6 +212,31 @@ class AwsCloud(Cloud):
         if not points:
             return None
         return max(points) if statistic == "Maximum" else sum(points)
+
+    def iot_metric(self, metric: str, start: datetime, end: datetime) -> float | None:
+        # AWS documents the dimension Protocol (MQTT | HTTP), and a field report saw HTTPS auth errors
+        # counted under MQTT: add up every Protocol series rather than pin one (docs/aws-iot-now.md §1.3).
+        with self._calling(f"AWS/IoT metric {metric}"):
+            series: list[list[dict[str, str]]] = []
+            for page in self.client("cloudwatch").get_paginator("list_metrics").paginate(
+                    Namespace="AWS/IoT", MetricName=metric):
+                series += [m.get("Dimensions") or [] for m in page.get("Metrics", [])]
+        by_protocol = [d for d in series if [x.get("Name") for x in d] == ["Protocol"]]
+        chosen = by_protocol or [d for d in series if not d]  # (an undimensioned series only when no other)
+        if not chosen:
+            return None
+        seconds = max(60, int((end - start).total_seconds()))
+        period = -(-seconds // 60) * 60
+        total: float | None = None
+        for dimensions in chosen:
+            with self._calling(f"AWS/IoT metric {metric}"):
+                answer = self.client("cloudwatch").get_metric_statistics(
+                    Namespace="AWS/IoT", MetricName=metric, Dimensions=dimensions, StartTime=start, EndTime=end,
+                    Period=period, Statistics=["Sum"])
+            for point in answer.get("Datapoints", []):
+                if "Sum" in point:
+                    total = (total or 0.0) + point["Sum"]
+        return total
 
     # --- Logs --------------------------------------------------------------------------------
     def log_events(self, windows: Iterable[Any], function_name: str | None = None) -> Iterator[LogEvent]:

@@ -475,6 +475,40 @@ def check_metrics(ctx: CheckContext) -> None:
                 root_cause="lambda-timeout", duration_max_ms=dur, limit_ms=limit_ms)
 
 
+def check_iot_metrics(ctx: CheckContext) -> None:
+    """AWS/IoT Connection.AuthNError (connections refused at authentication: the authorizer's
+    stage) and Connect.AuthError (authenticated, then CONNECT not authorized: the returned policy).
+    Both are account-wide and the first also counts scanners that name the endpoint, so a count is
+    a lead to follow, never proof about one device; zero rules nothing out (metrics may lag)."""
+    start, end = ctx.window_end - ctx.window, ctx.window_end
+    span = f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC"
+    try:
+        authn = int(ctx.cloud.iot_metric("Connection.AuthNError", start, end) or 0)
+        denied = int(ctx.cloud.iot_metric("Connect.AuthError", start, end) or 0)
+    except CloudError as exc:
+        _unread(ctx, "metrics.iot_authn", "AWS/IoT authentication metrics readable", exc)
+        return
+    title = "no connections refused at authentication"
+    if authn:
+        ctx.add("metrics.iot_authn", title, "warn",
+                [f"AWS/IoT Connection.AuthNError: {authn} {span} (every Protocol; account-wide, scanners included)",
+                 "each refusal's reason is in the Connection.AuthNError log entries (see logging.events)"],
+                authn_errors=authn,
+                remediation="Turn on the Connection.AuthNError log entries (logging.events gives the command) and "
+                "run `authprobe correlate` to see which reason refused this device.")
+    else:
+        ctx.add("metrics.iot_authn", title, "pass", f"AWS/IoT Connection.AuthNError: none {span}", authn_errors=0)
+    title = "no CONNECT refused by the returned policy"
+    if denied:
+        ctx.add("metrics.iot_connect_auth", title, "warn",
+                f"AWS/IoT Connect.AuthError: {denied} {span} (account-wide): a policy without iot:Connect for "
+                "the client id refuses an authenticated connection", root_cause="policy-denies-connect",
+                connect_auth_errors=denied)
+    else:
+        ctx.add("metrics.iot_connect_auth", title, "pass", f"AWS/IoT Connect.AuthError: none {span}",
+                connect_auth_errors=0)
+
+
 def effective_timeout_ms(function: dict[str, Any] | None) -> float:
     """Where an authorizer invocation is cut off: AWS IoT waits at most 5 s, and the function's own
     timeout (Lambda's default is 3 s) may stop it sooner; a timeout there is still a timeout, not an
@@ -675,6 +709,7 @@ def run_checks(ctx: CheckContext) -> list[CheckResult]:
         _unread(ctx, "authorizer.exists", "authorizer exists", exc)
     if ctx.authorizer is None:
         check_signature_encoding(ctx)
+        _guard(check_iot_metrics, "metrics.iot_authn", "AWS/IoT authentication metrics")(ctx)
         _guard(check_logging, "logging.v2", "AWS IoT V2 logging")(ctx)
         return ctx.results
     for fn, cid, title in (
@@ -688,6 +723,7 @@ def run_checks(ctx: CheckContext) -> list[CheckResult]:
     if ctx.function is not None:
         _guard(check_permission, "function.permission", "AWS IoT may invoke the function")(ctx)
     _guard(check_metrics, "metrics.invocations", "Lambda metrics")(ctx)
+    _guard(check_iot_metrics, "metrics.iot_authn", "AWS/IoT authentication metrics")(ctx)
     _guard(check_logging, "logging.v2", "AWS IoT V2 logging")(ctx)
     if ctx.replay:
         _guard(check_replay, "replay.invoke", "TestInvokeAuthorizer")(ctx)

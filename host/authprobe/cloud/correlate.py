@@ -19,6 +19,7 @@ from typing import Any
 
 from authprobe.aws.lambda_logs import FAILURE_PATTERN, REPORT_DURATION, SLOW_REPORT_MS
 from authprobe.cloud.base import LogEvent
+from authprobe.cloud.connection_match import assign, joins_without_client_id, run_connection
 from authprobe.cloud.logs_insights import Window
 from authprobe.errors import ConfigError
 from authprobe.redaction import redact, scrub_fingerprinted, secret_fingerprints
@@ -192,9 +193,12 @@ def read_log_file(path: str | Path, *, client_ids: set[str] | None = None,
 
 
 def _refused_before_mqtt(event: LogEvent) -> bool:
-    """A Connect failure logged before the client sent an id (SNI, domain): kept for time matching."""
-    return event.client_id is None and event.fields.get("eventType") == "Connect" \
-        and event.fields.get("status") == "Failure"
+    """A Connect failure logged before the client sent an id (SNI, domain): kept for time matching;
+    an AuthNError entry or an HTTPS publish: kept for matching by connection (connection_match)."""
+    if event.client_id is not None:
+        return False
+    return (event.fields.get("eventType") == "Connect" and event.fields.get("status") == "Failure") \
+        or joins_without_client_id(event.fields)
 
 
 def _event_from_record(record: dict[str, Any], source: str | None) -> LogEvent | None:
@@ -295,6 +299,7 @@ class Joiner:
                 self.by_client.setdefault(c.window.client_id, []).append(c.window)
         self.request_client: dict[str, str] = {}
         self.unattributed: list[LogEvent] = []
+        self.by_connection: list[LogEvent] = []  # no client id: matched by port, SNI and time
         self.current_request: str | None = None
         self.seen = 0
 
@@ -323,6 +328,8 @@ class Joiner:
         if event.source == "iot":
             if event.client_id:
                 self._attach(event.client_id, event)
+            elif joins_without_client_id(event.fields):
+                self.by_connection.append(event)
             elif event.fields.get("eventType") == "Connect" and event.fields.get("status") == "Failure":
                 self.unattributed.append(event)  # refused before MQTT (SNI, domain): no client id yet
             return
@@ -366,6 +373,7 @@ class Joiner:
                 self._attach(cid, e)
             else:
                 leftovers.append(e)
+        self._join_by_connection()
         leftovers.sort(key=lambda e: e.ts_ms)
         stamps = [e.ts_ms for e in leftovers]
         for c in self.runs:
@@ -392,6 +400,33 @@ class Joiner:
                     if e.source == "lambda":
                         e.fields["message"] = scrub_fingerprinted(e.fields.get("message", ""), fingerprints)
         return self.runs
+
+
+    def _join_by_connection(self) -> None:
+        """AuthNError entries go to runs that failed getting connected (or share their source port);
+        HTTPS publishes to runs that did not pass. A run whose CONNECT is already in its own records
+        (by client id) takes none by SNI or time alone: they would only be its neighbours'."""
+        if not self.by_connection:
+            return
+        conns = [run_connection(c.report, c.window.start_ms, c.window.end_ms) for c in self.runs]
+        stages = [None if _connect_known(c) else _failing_step(c.report) for c in self.runs]
+        failed = [c.report.get("verdict") != "pass" for c in self.runs]
+        authn = [e for e in self.by_connection if e.fields.get("eventType") == "Connection.AuthNError"]
+        https = [e for e in self.by_connection if e.fields.get("eventType") != "Connection.AuthNError"]
+        for events, eligible in ((authn, [s in ("tls", "transport", "connect") for s in stages]), (https, failed)):
+            matched = assign([(e.ts_ms, e.fields) for e in events], conns, eligible)
+            for c, pairs in zip(self.runs, matched, strict=True):
+                for index, how in pairs:
+                    e = events[index]
+                    event = LogEvent(e.source, e.ts_ms, None, {**e.fields, "attributed": how})
+                    if self.keep[c.window.index]:
+                        c.events.append(event)
+                    else:
+                        c.counted["iot"] = c.counted.get("iot", 0) + 1
+
+
+def _connect_known(run: Correlated) -> bool:
+    return any(e.source == "iot" and e.client_id and e.fields.get("eventType") == "Connect" for e in run.events)
 
 
 def _failing_step(report: dict[str, Any]) -> str | None:

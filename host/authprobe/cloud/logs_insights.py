@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from authprobe.aws.authn_error import EVENT_TYPE as AUTHN_EVENT_TYPE
 from authprobe.aws.lambda_logs import FAILURE_PATTERN
 from authprobe.errors import CloudError
 
@@ -63,9 +64,11 @@ def _quote(client_id: str) -> str:
 def iot_query(client_ids: list[str], limit: int) -> str:
     ids = ", ".join(_quote(c) for c in client_ids)
     # Refusals before MQTT (SNI, domain configuration) carry no client id; correlation matches
-    # them by time to runs that failed in TLS or the transport.
+    # them by time to runs that failed in TLS or the transport. AuthNError entries and HTTPS
+    # publishes carry none either: correlation matches them by source port, SNI and time.
     return (f"fields @timestamp, @message | filter clientId in [{ids}] or (eventType = \"Connect\" and "
-            f"status = \"Failure\" and not ispresent(clientId)) | sort @timestamp asc | limit {limit}")
+            f"status = \"Failure\" and not ispresent(clientId)) or eventType = \"{AUTHN_EVENT_TYPE}\" or "
+            f"(eventType = \"Publish-In\" and protocol = \"HTTP\") | sort @timestamp asc | limit {limit}")
 
 
 def _regex_escape(client_id: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from authprobe.aws import iot_logging
 from authprobe.errors import ConfigError
 
 # The documented limit for authorizer functions (DG config-custom-auth.html: 5 seconds). Smaller
@@ -78,12 +79,14 @@ class EmulatorConfig:
     state_dir: Path
     default_authorizer: str | None
     broker: str
-    log_level: str = "DEBUG"
+    log_level: str = "DEBUG"  # the default level ([logging] default_level, or the older log_level)
     functions: dict[str, FunctionConfig] = field(default_factory=dict)
     authorizers: dict[str, AuthorizerConfig] = field(default_factory=dict)
     domains: dict[str, DomainConfig] = field(default_factory=dict)
     # Settings the stand-in does not know and ignores (a typo such as `stauts`): said, not fatal.
     warnings: list[str] = field(default_factory=list)
+    # GetV2LoggingOptions as the stand-in's account answers it (without roleArn): what it logs where.
+    logging: dict[str, Any] = field(default_factory=lambda: {"defaultLogLevel": "DEBUG", "disableAllLogs": False})
 
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
@@ -207,7 +210,7 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         return (q if q.is_absolute() else (base_dir / q)).resolve()
 
     known = {"account", "region", "endpoint", "listen", "listen_8883", "state_dir", "default_authorizer",
-             "broker", "log_level", "functions", "authorizers", "domains"}
+             "broker", "log_level", "logging", "functions", "authorizers", "domains"}
     for key in data:
         if key not in known:
             problems.append(f"unknown key {key!r} (known: {', '.join(sorted(known))})")
@@ -229,6 +232,12 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
     log_level = str(data.get("log_level", "DEBUG")).upper()
     if log_level not in LOG_LEVELS:
         problems.append(f"log_level must be one of {', '.join(LOG_LEVELS)} (got {log_level!r})")
+    logging = {"defaultLogLevel": log_level, "disableAllLogs": log_level == "DISABLED"}
+    if "logging" in data:
+        if "log_level" in data:
+            problems.append("log_level and [logging] both set the default level: keep [logging] default_level")
+        logging = _logging(data["logging"], problems, warnings)
+        log_level = logging["defaultLogLevel"]
 
     functions: dict[str, FunctionConfig] = {}
     for name, section in _table(data, "functions", problems).items():
@@ -350,7 +359,61 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         raise ConfigError(f"{origin}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
     assert listen is not None
     return EmulatorConfig(path, account, region, endpoint, listen, listen_8883, state_dir,
-                          default_authorizer, broker, log_level, functions, authorizers, domains, warnings)
+                          default_authorizer, broker, log_level, functions, authorizers, domains, warnings, logging)
+
+
+def _logging(section: Any, problems: list[str], warnings: list[str]) -> dict[str, Any]:
+    """[logging] as GetV2LoggingOptions would answer it: default_level (defaultLogLevel),
+    disable_all (disableAllLogs), and [logging.events."<eventType>"] with level (logLevel) and
+    destination (logDestination, a log group name)."""
+    options: dict[str, Any] = {"defaultLogLevel": "ERROR", "disableAllLogs": False}
+    if not isinstance(section, dict):
+        problems.append("[logging] must be a table")
+        return options
+    for key in section:
+        if key not in ("default_level", "disable_all", "events"):
+            warnings.append(f"[logging].{key}: unknown setting, ignored (known: default_level, disable_all, events)")
+    level = str(section.get("default_level", "ERROR")).upper()
+    if level not in LOG_LEVELS:
+        problems.append(f"[logging].default_level must be one of {', '.join(LOG_LEVELS)} (got {level!r})")
+        level = "ERROR"
+    options["defaultLogLevel"] = level
+    options["disableAllLogs"] = _bool(section, "disable_all", False, "[logging]", problems)
+    events = section.get("events", {})
+    if not isinstance(events, dict):
+        problems.append('[logging.events] must be tables named by event type, e.g. [logging.events."Connect"]')
+        events = {}
+    configurations = []
+    for event_type, conf in events.items():
+        where = f'[logging.events."{event_type}"]'
+        if not isinstance(conf, dict):
+            problems.append(f"{where} must be a table with level and/or destination")
+            continue
+        if not 1 <= len(event_type) <= 512:
+            problems.append(f"{where}: an event type is 1-512 characters")
+        elif event_type not in iot_logging.EVENT_TYPES:
+            close = difflib.get_close_matches(event_type, iot_logging.EVENT_TYPES, n=1)
+            warnings.append(f"{where}: not an event type AWS IoT is known to log"
+                            + (f" (did you mean {close[0]}?)" if close else ""))
+        for key in conf:
+            if key not in ("level", "destination"):
+                warnings.append(f"{where}.{key}: unknown setting, ignored (known: level, destination)")
+        entry: dict[str, Any] = {"eventType": event_type}
+        if "level" in conf:
+            event_level = str(conf["level"]).upper()
+            if event_level not in LOG_LEVELS:
+                problems.append(f"{where}.level must be one of {', '.join(LOG_LEVELS)} (got {conf['level']!r})")
+            entry["logLevel"] = event_level
+        if "destination" in conf:
+            group = conf["destination"]
+            if not isinstance(group, str) or not iot_logging.LOG_GROUP_NAME.fullmatch(group):
+                problems.append(f"{where}.destination must be a log group name: 1-512 of letters, digits, "
+                                f"'.', '-', '_', '/', '#' (got {group!r})")
+            entry["logDestination"] = group
+        configurations.append(entry)
+    if configurations:
+        options["eventConfigurations"] = configurations
+    return options
 
 
 def load_config(path: str | Path) -> EmulatorConfig:

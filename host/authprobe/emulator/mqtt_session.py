@@ -21,7 +21,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from authprobe.aws import iot_policy
+from authprobe.aws import authn_error, iot_policy
 from authprobe.emulator import mqtt_packets as mp
 from authprobe.emulator.channels import hard_close
 from authprobe.emulator.custom_auth import (
@@ -144,6 +144,7 @@ class MqttSession:
         decision = self.allowed("iot:Connect", connect.client_id)
         if not decision.allowed:
             self.log("Connect", "Failure", reason=REASON_AUTH, details=DETAILS_POLICY_DENIES_CONNECT)
+            self.emu.records.iot_metric("Connect.AuthError")  # authenticated, then not authorized
             self.emu.note_refusal(self, "policy-denies-connect", decision.explain())
             return
         keep_will = connect.will_topic is None or self.allowed("iot:Publish", connect.will_topic).allowed
@@ -164,6 +165,9 @@ class MqttSession:
     def _refuse(self, outcome: AuthOutcome) -> None:
         self.principal_id = outcome.principal_id
         self.log("Connect", "Failure", reason=REASON_AUTH, details=outcome.details)
+        self.emu.records.authn_error(reason=authn_error.reason_for(outcome.cause), details=outcome.details,
+                                     peer=self.peer, server_name=self.server_name, trace_id=self.trace_id,
+                                     destination=(self.emu.config.listen[0], 443))
         self.emu.note_refusal(self, outcome.cause or "", outcome.details)
 
     def _apply(self, outcome: AuthOutcome) -> None:
