@@ -113,3 +113,11 @@ def deny_publish(event, context):
 def returns_nothing(event, context):
     """lambda-response-invalid: a code path that forgets to return the answer (the response is null)."""
     _answer(event, context)
+
+
+def bare_deny(event, context):
+    """authorizer-denied, said the short way: {"isAuthenticated": false} alone, without principalId or
+    policyDocuments, for a token it does not accept."""
+    if event.get("token") not in ALLOWED_TOKENS:
+        return {"isAuthenticated": False}
+    return _answer(event, context)

@@ -35,7 +35,8 @@ _ROWS = (
     ("lambda-response-invalid", "lambda", "The Lambda returned a response AWS IoT rejects",
      "Check your authorizer's Lambda: the function is not handling the event correctly",
      "Return isAuthenticated (bool), principalId (1-128 alphanumeric characters), policyDocuments (at most 10, "
-     "each at most 2,048 characters), disconnectAfterInSeconds and refreshAfterInSeconds in 300-86,400."),
+     "each at most 2,048 characters), disconnectAfterInSeconds and refreshAfterInSeconds in 300-86,400; a deny "
+     "({\"isAuthenticated\": false}) needs nothing else."),
     ("authorizer-denied", "lambda", "The authorizer's Lambda returned isAuthenticated: false",
      "Check your authorizer's Lambda: invocations without errors but devices cannot connect",
      "Log the event and the response in the function; check the token the device sends is the one the function "

@@ -155,3 +155,14 @@ def test_mosquitto_pub_refused_at_authentication(localhost_emu):
     assert proc.returncode != 0
     record = wait_for_log(emu, eventType=AUTHN, reason="CUSTOM_AUTHORIZER_NOT_FOUND")
     assert record["serverNameIndication"] == "localhost" and isinstance(record["sourcePort"], int)
+
+
+def test_a_bare_deny_is_a_deny_not_an_invalid_response(emu):
+    from authprobe.emulator import invoke_authorizer
+
+    port = _paho_refused(emu, "authn10", username("authn10", "baredeny", None, "NoSign"))
+    assert _authn_for(emu, port)["reason"] == "NOT_AUTHENTICATED"
+    connect = wait_for_log(emu, eventType="Connect", clientId="authn10", status="Failure")
+    assert connect["details"] == "Authorizer returned isAuthenticated false"
+    answer = invoke_authorizer(emu, "NoSign", token="baredeny")
+    assert answer["isAuthenticated"] is False and "principalId" not in answer

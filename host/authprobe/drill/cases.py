@@ -205,6 +205,11 @@ FAULTS: tuple[Fault, ...] = (
     Fault("authorizer-denied", "authorizer-denied", "the device sends a token the authorizer does not accept",
           _both(_set("auth", "token", "selftest-REVOKED-token"),
                 lambda cfg, s: cfg["auth"].update(signature=example_signature("selftest-REVOKED-token")))),
+    Fault("authorizer-denied-bare", "authorizer-denied",
+          "the authorizer answers {\"isAuthenticated\": false} alone (no principalId, no policyDocuments) to a "
+          "token it does not accept",
+          _both(_authorizer("BareDenyAuth"), _set("auth", "token", "selftest-REVOKED-token"),
+                lambda cfg, s: cfg["auth"].update(signature=example_signature("selftest-REVOKED-token")))),
     Fault("policy-denies-connect", "policy-denies-connect", "the returned policy has no iot:Connect",
           _authorizer("NoConnectAuth")),
     Fault("policy-denies-publish", "policy-denies-publish", "the returned policy has no iot:Publish",
