@@ -3,6 +3,7 @@ with exactly one realistic mistake, so the drill can check that the mistake is d
 root cause. They accept the same token and return the same policy shape as the example; only the
 named fault differs. Never log the token or the password."""
 
+import logging
 import time
 
 ALLOWED_TOKENS = {"selftest-EXAMPLE-token"}
@@ -120,4 +121,13 @@ def bare_deny(event, context):
     policyDocuments, for a token it does not accept."""
     if event.get("token") not in ALLOWED_TOKENS:
         return {"isAuthenticated": False}
+    return _answer(event, context)
+
+
+def slow_logged(event, context):
+    """lambda-timeout, logged through the logging module (JSON lines when the function's log format is
+    JSON): notes the client id, then a lookup that takes longer than the function's timeout."""
+    client_id = event.get("protocolData", {}).get("mqtt", {}).get("clientId", "")
+    logging.getLogger().info("authorizing clientId=%s", client_id)
+    time.sleep(30)
     return _answer(event, context)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from authprobe.aws.lambda_logs import FAILURE_PATTERN, REPORT_DURATION, SLOW_REPORT_MS
+from authprobe.aws.lambda_logs import FAILURE_PATTERN, system_line, worth_reading
 from authprobe.cloud.base import LogEvent
 from authprobe.cloud.connection_match import assign, joins_without_client_id, run_connection
 from authprobe.cloud.logs_insights import Window
@@ -176,7 +176,7 @@ def read_log_file(path: str | Path, *, client_ids: set[str] | None = None,
                 if cid is not None and cid not in client_ids:
                     continue
             elif (client_ids is not None and source != "iot" and '"message"' in line
-                  and "lient" not in line and "RequestId" not in line and not _FAILURE_TEXT.search(line)):
+                  and "lient" not in line and not worth_reading(line) and not _FAILURE_TEXT.search(line)):
                 continue  # a function line that neither names a client nor tells of a failure
             try:
                 record = json.loads(line)
@@ -335,14 +335,14 @@ class Joiner:
             return
         message = event.fields.get("message", "")
         request_id = event.fields.get("requestId")
-        if message.startswith("START RequestId"):
-            self.current_request = request_id
+        system = system_line(message)  # START/END/REPORT, or their JSON-format events
+        if system is not None and system.kind == "start":
+            self.current_request = system.request_id or request_id
             return
-        if message.startswith(("END RequestId", "REPORT RequestId")):
+        if system is not None:
             self.current_request = None
-            m = REPORT_DURATION.search(message)
-            if not m or float(m.group(1)) < SLOW_REPORT_MS:
-                return  # a REPORT line matters only when the run was cut off at the limit
+            if not (system.slow or system.timed_out):
+                return  # a REPORT matters only when the run was cut off at (or ran past) the limit
         elif request_id is None and self.current_request:
             # Lines a function prints carry no request id; in a log stream they sit between
             # their invocation's START and END.
@@ -355,7 +355,7 @@ class Joiner:
         if client_id and client_id in self.by_client:
             event.fields.setdefault("attributed", "client_id" if event.client_id else "request_id")
             self._attach(client_id, event)
-        elif not client_id and (_FAILURE_TEXT.search(message) or REPORT_DURATION.search(message)):
+        elif not client_id and (_FAILURE_TEXT.search(message) or system is not None):
             self.unattributed.append(event)
 
     def add_all(self, events: Iterable[LogEvent]) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authprobe.aws.authn_error import EVENT_TYPE as AUTHN_EVENT_TYPE
-from authprobe.aws.lambda_logs import FAILURE_PATTERN
+from authprobe.aws.lambda_logs import FAILURE_PATTERN, SLOW_REPORT_FILTER
 from authprobe.errors import CloudError
 
 MAX_QUERY_CHARS = 10_000      # StartQuery queryString limit
@@ -78,8 +78,10 @@ def _regex_escape(client_id: str) -> str:
 def function_query(client_ids: list[str], limit: int) -> str:
     alternatives = "|".join(_regex_escape(c) for c in client_ids)
     mention = f" or @message like /{alternatives}/" if alternatives else ""
+    # Slow invocations too: a function whose own timeout is over 5 s runs past IoT's wait and writes
+    # no timeout line; only its REPORT (text or JSON) shows the duration.
     return (f"fields @timestamp, @message, @requestId | filter @message like /{FAILURE_PATTERN}/{mention} "
-            f"| sort @timestamp asc | limit {limit}")
+            f"or {SLOW_REPORT_FILTER} | sort @timestamp asc | limit {limit}")
 
 
 def plan_batches(windows: Iterable[Window], *, query: Callable[[list[str], int], str] = iot_query,

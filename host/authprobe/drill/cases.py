@@ -49,6 +49,7 @@ class Fault:
     standin: str = MAIN
     wifi_fault: str | None = None
     alongside: Any = None      # context manager factory (standin, cfg) kept open during the run
+    evidence: str | None = None  # words the leading diagnosis must cite: the evidence path the case is for
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,10 @@ FAULTS: tuple[Fault, ...] = (
           "the function's handler setting names a function the code does not define", _authorizer("MisnamedHandlerAuth")),
     Fault("lambda-timeout", "lambda-timeout", "the handler sleeps past the 5 s authorizer limit",
           _both(_authorizer("SlowAuth"), _set("test", "timeout_ms", 8000))),
+    Fault("lambda-timeout-json-logs", "lambda-timeout",
+          "the handler sleeps past the 5 s limit; its function logs in Lambda's JSON format (the timeout is a "
+          "platform.report with status timeout, no \"Task timed out\" line)",
+          _both(_authorizer("SlowJsonLogsAuth"), _set("test", "timeout_ms", 8000)), evidence="platform.report"),
     Fault("lambda-response-invalid", "lambda-response-invalid", "the handler returns principalId \"device:...\"",
           _authorizer("BadResponseAuth")),
     Fault("lambda-response-too-many-policies", "lambda-response-invalid",

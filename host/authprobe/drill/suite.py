@@ -85,7 +85,8 @@ class DrillResult:
 
 def judge(case: Case, outcome: Outcome) -> CaseResult:
     """A case passes when a healthy run passes with no diagnosis, or a faulty run fails and its
-    diagnosis leads with exactly the injected root cause."""
+    diagnosis leads with exactly the injected root cause (citing the case's evidence, when it names
+    some)."""
     runtime, transport = case.runtime.split("/")
     report = outcome.report
     failing = next((s for s in report.get("steps", []) if s.get("status") == "fail"), None)
@@ -97,6 +98,10 @@ def judge(case: Case, outcome: Outcome) -> CaseResult:
     else:
         passed = outcome.verdict == "fail" and outcome.top == expected
     lead = outcome.diagnosis[0] if outcome.diagnosis else {}
+    if passed and case.fault.evidence:
+        # The case is about one evidence path: the lead must cite it, not only arrive at the cause.
+        cited = " ".join(map(str, lead.get("evidence") or [])) + " " + str(lead.get("decided_by") or "")
+        passed = case.fault.evidence in cited
     return CaseResult(
         name=case.name, fault=case.fault.name, runtime=runtime, transport=transport, injected=case.fault.injected,
         expected=expected, diagnosed=outcome.top, passed=passed, seconds=round(outcome.seconds, 2),

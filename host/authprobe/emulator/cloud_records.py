@@ -148,7 +148,8 @@ class CloudRecords:
         for f in cfg.functions.values():
             functions[f.name] = {"FunctionName": f.name, "FunctionArn": cfg.function_arn(f.name),
                                  "Handler": f.handler, "Timeout": f.timeout_s, "Runtime": "python3.11",
-                                 "MemorySize": f.memory_mb}
+                                 "MemorySize": f.memory_mb,
+                                 "LoggingConfig": {"LogFormat": f.log_format, "LogGroup": f"/aws/lambda/{f.name}"}}
             if f.reserved_concurrency is not None:  # GetFunctionConcurrency's field
                 functions[f.name]["ReservedConcurrentExecutions"] = f.reserved_concurrency
         policies = {f.name: json.dumps(f.resource_policy) for f in cfg.functions.values()

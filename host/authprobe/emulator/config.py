@@ -31,6 +31,7 @@ _HANDLER = re.compile(r"(?P<file>.+\.py):(?P<func>[A-Za-z_][A-Za-z0-9_]*)")
 AUTH_TYPES = ("CUSTOM_AUTH_X509", "CUSTOM_AUTH", "AWS_X509", "AWS_SIGV4", "DEFAULT")
 APP_PROTOCOLS = ("SECURE_MQTT", "MQTT_WSS", "HTTPS", "DEFAULT")
 LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "DISABLED")
+LOG_FORMATS = ("Text", "JSON")  # BOTO lambda LogFormat
 
 
 @dataclass
@@ -43,6 +44,7 @@ class FunctionConfig:
     timeout_s: float = LAMBDA_TIMEOUT_LIMIT_S
     memory_mb: int = 128
     reserved_concurrency: int | None = None  # Lambda throttles beyond it; 0 throttles every call
+    log_format: str = "Text"  # LoggingConfig.LogFormat: "Text" or "JSON" (system lines as JSON events)
 
 
 @dataclass
@@ -181,7 +183,7 @@ def _bool(section: dict, key: str, default: bool, where: str, problems: list[str
 
 # The settings each kind of section takes; anything else in one is ignored, with a warning.
 SECTION_KEYS = {
-    "functions": ("handler", "resource_policy", "timeout_s", "reserved_concurrency", "memory_mb"),
+    "functions": ("handler", "resource_policy", "timeout_s", "reserved_concurrency", "memory_mb", "log_format"),
     "authorizers": ("function", "function_missing_ok", "signing_disabled", "token_key_name", "public_keys", "status",
                     "enable_caching_for_http"),
     "domains": ("name", "authentication_type", "application_protocol", "default_authorizer",
@@ -274,8 +276,12 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         if not isinstance(memory, int) or isinstance(memory, bool) or memory <= 0:
             problems.append(f"{where}.memory_mb must be a whole number of MB (got {memory!r})")
             memory = 128
+        log_format = section.get("log_format", "Text")
+        if log_format not in LOG_FORMATS:
+            problems.append(f"{where}.log_format must be \"Text\" or \"JSON\" (got {log_format!r})")
+            log_format = "Text"
         functions[name] = FunctionConfig(name, handler_file, m.group("func"), handler, policy, float(timeout),
-                                         memory, reserved)
+                                         memory, reserved, log_format)
 
     authorizers: dict[str, AuthorizerConfig] = {}
     for name, section in _table(data, "authorizers", problems).items():

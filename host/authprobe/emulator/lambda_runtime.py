@@ -8,7 +8,6 @@ busy; a timed-out environment is discarded. The pool mirrors that."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import select
 import subprocess
@@ -19,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from authprobe.aws import lambda_logs
 from authprobe.emulator.cloud_records import CloudRecords, iso
 from authprobe.emulator.config import EmulatorConfig, FunctionConfig
 
@@ -41,7 +41,7 @@ class _Environment:
     def __init__(self, fn: FunctionConfig):
         self.fn = fn
         self.proc = subprocess.Popen(
-            [sys.executable, "-u", str(WORKER_SCRIPT), str(fn.handler_file), fn.handler_function],
+            [sys.executable, "-u", str(WORKER_SCRIPT), str(fn.handler_file), fn.handler_function, fn.log_format],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             cwd=str(fn.handler_file.parent), env={**os.environ, "AWS_LAMBDA_FUNCTION_NAME": fn.name,
                                                   "PYTHONDONTWRITEBYTECODE": "1"})
@@ -168,13 +168,15 @@ class FunctionRuntime:
             self._release(env, healthy=False)
             return self._finish(request_id, started, Invocation(request_id, "error", error={
                 "errorType": "Runtime.ExitError", "errorMessage": "Runtime exited during init"}), cold=False)
+        fmt = self.fn.log_format
         if cold:
-            self._log("INIT_START Runtime Version: python:3.11 (authprobe stand-in)", started)
+            self._log(lambda_logs.init_line(fmt, iso(started), "python:3.11 (authprobe stand-in)", self.fn.name),
+                      started)
             for line in env.init_output.splitlines():
                 self._log(line)
             started = time.time()
             deadline = time.monotonic() + self.fn.timeout_s
-        self._log(f"START RequestId: {request_id} Version: $LATEST", started)
+        self._log(lambda_logs.start_line(fmt, iso(started), request_id), started)
         request = {"requestId": request_id, "event": event, "deadline": time.time() + self.fn.timeout_s,
                    "function": {"name": self.fn.name, "arn": self.config.function_arn(self.fn.name),
                                 "memory_mb": self.fn.memory_mb}}
@@ -187,7 +189,9 @@ class FunctionRuntime:
                     "errorType": "Sandbox.Timedout",
                     "errorMessage": f"Task timed out after {self.fn.timeout_s:.2f} seconds"},
                     duration_ms=self.fn.timeout_s * 1000)
-                self._log(f"{iso(time.time())} {request_id} Task timed out after {self.fn.timeout_s:.2f} seconds")
+                line = lambda_logs.timeout_line(fmt, iso(time.time()), request_id, self.fn.timeout_s)
+                if line is not None:
+                    self._log(line)
             else:
                 result = Invocation(request_id, "error", error={
                     "errorType": "Runtime.ExitError",
@@ -200,9 +204,7 @@ class FunctionRuntime:
         duration = float(reply.get("durationMs", 0.0))
         if "error" in reply:
             err = reply["error"]
-            trace = "\n".join(err.get("stackTrace") or [])
-            self._log(f"[ERROR] {err.get('errorType')}: {err.get('errorMessage')}"
-                      + (f"\nTraceback (most recent call last):\n{trace}" if trace else ""))
+            self._log(lambda_logs.error_line(fmt, iso(time.time()), request_id, err))
             result = Invocation(request_id, "error", error=err, duration_ms=duration)
         else:
             result = Invocation(request_id, "ok", payload=reply.get("result"), duration_ms=duration)
@@ -211,15 +213,15 @@ class FunctionRuntime:
 
     def _finish(self, request_id: str, started: float, result: Invocation, cold: bool,
                 init_ms: float | None = None, max_memory: int | None = None) -> Invocation:
-        self._log(f"END RequestId: {request_id}")
-        report = (f"REPORT RequestId: {request_id}\tDuration: {result.duration_ms:.2f} ms\t"
-                  f"Billed Duration: {math.ceil(result.duration_ms)} ms\tMemory Size: {self.fn.memory_mb} MB\t"
-                  f"Max Memory Used: {max_memory or 0} MB")
-        if cold and init_ms is not None:
-            report += f"\tInit Duration: {init_ms:.2f} ms"
-        if result.status == "timeout":
-            report += "\tStatus: timeout"
-        self._log(report)
+        fmt = self.fn.log_format
+        end = lambda_logs.end_line(fmt, request_id)
+        if end is not None:
+            self._log(end)
+        status = {"ok": "success", "timeout": "timeout"}.get(result.status, "error")
+        error_type = (result.error or {}).get("errorType") if status != "success" else None
+        self._log(lambda_logs.report_line(fmt, iso(time.time()), request_id, duration_ms=result.duration_ms,
+                                          memory_mb=self.fn.memory_mb, max_memory_mb=max_memory or 0,
+                                          init_ms=init_ms if cold else None, status=status, error_type=error_type))
         self.records.metric(self.fn.name, "Invocations", 1, "Count")
         self.records.metric(self.fn.name, "Errors", 0 if result.status == "ok" else 1, "Count")
         self.records.metric(self.fn.name, "Duration", round(result.duration_ms, 2), "Milliseconds")

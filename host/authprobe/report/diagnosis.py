@@ -20,7 +20,7 @@ from typing import Any
 
 from authprobe import root_causes
 from authprobe.aws import authn_error
-from authprobe.aws.lambda_logs import FAILURE_PATTERN, REPORT_DURATION, SLOW_REPORT_MS
+from authprobe.aws.lambda_logs import FAILURE_PATTERN, is_timeout, system_line
 from authprobe.report.details import step_details
 
 # The order AWS IoT works through a custom-auth connection: the first confirmed cause in this
@@ -291,14 +291,15 @@ def findings_from_events(events: list[dict[str, Any]], client_id: str | None = N
             how = " (matched by time only)" if by_time else ""
             line = f"function log {when}{how}: {message.strip()[:160]}"
             low = message.lower()
-            if "task timed out" in low:
+            system = system_line(message)
+            if is_timeout(message):  # "Task timed out", or a JSON report with status timeout
+                out.append(Finding("lambda-timeout", kind, line, "function log"))
+            elif system is not None and system.slow:
+                # Ran to IoT's 5 s wait or past it (a function whose own timeout is longer times out
+                # nowhere: AWS IoT gave up on it, though Lambda counts no error).
                 out.append(Finding("lambda-timeout", kind, line, "function log"))
             elif _FUNCTION_FAILURE.search(message):
                 out.append(Finding("lambda-error", kind, line, "function log"))
-            else:
-                m = REPORT_DURATION.search(message)
-                if m and float(m.group(1)) >= SLOW_REPORT_MS:
-                    out.append(Finding("lambda-timeout", kind, line, "function log"))
             if not by_time:
                 # The function ran for this device: nothing before the invocation stopped it.
                 for cause in BEFORE_INVOKE:
