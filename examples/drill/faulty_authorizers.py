@@ -131,3 +131,13 @@ def slow_logged(event, context):
     logging.getLogger().info("authorizing clientId=%s", client_id)
     time.sleep(30)
     return _answer(event, context)
+
+
+def slower_than_iot(event, context):
+    """lambda-timeout without a timeout: the function's own timeout is 10 s, so an 8 s lookup finishes
+    and answers, but AWS IoT stopped waiting at 5 s. No "Task timed out" line, no Lambda error: only
+    the duration tells."""
+    client_id = event.get("protocolData", {}).get("mqtt", {}).get("clientId", "")
+    print(f"authorizing clientId={client_id!r}")
+    time.sleep(8)
+    return _answer(event, context)

@@ -148,7 +148,8 @@ DECIDED_BY: dict[str, str] = {
     "policy-denies-publish": "iot:Publish on topic/<topic> in the returned policy; IoT log Publish-In Failure",
     "policy-denies-subscribe": "iot:Subscribe on topicfilter/<filter>; IoT log Subscribe Failure",
     "policy-denies-receive": "iot:Receive on topic/<topic> in the returned policy",
-    "lambda-timeout": "Lambda Duration at the 5,000 ms limit; 'Task timed out' in the function log",
+    "lambda-timeout": "Lambda Duration at or past 5,000 ms (a longer function timeout logs no timeout); 'Task timed "
+                      "out' or a JSON report with status timeout in the function log",
     "authorizer-inactive": "DescribeAuthorizer status INACTIVE",
     "sni-missing": "the probe config / TLS record: no server_hostname sent",
     "sni-mismatch": "SNI differs from DescribeEndpoint(iot:Data-ATS) and the domain configuration names",

@@ -82,3 +82,38 @@ def test_unknown_log_format_is_a_named_problem(tmp_path):
     with pytest.raises(ConfigError, match='log_format must be "Text" or "JSON"'):
         config_from_dict({"endpoint": "e", "functions": {"f": {"handler": "h.py:handler", "log_format": "json"}}},
                          tmp_path)
+
+
+def test_a_function_slower_than_iot_s_wait_runs_on_and_times_out_nowhere(tmp_path, monkeypatch):
+    """AWS IoT waits 5 s (here 0.3 s); the function's own timeout is 3 s and it answers after 1 s."""
+    import authprobe.emulator.custom_auth as custom_auth
+    from authprobe.emulator.custom_auth import Credentials, CustomAuth
+
+    monkeypatch.setattr(custom_auth, "IOT_AUTHORIZER_WAIT_S", 0.3)
+    data = {"endpoint": "e", "state_dir": "state", "functions": {
+        "f": {"handler": f"{HANDLERS.as_posix()}:token_handler", "timeout_s": 3,
+              "resource_policy": "policy.json"}},
+        "authorizers": {"A": {"function": "f", "token_key_name": "token", "signing_disabled": True}}}
+    from tests.fixtures.emulator import policy_for
+
+    (tmp_path / "policy.json").write_text(policy_for("*", "f"))
+    cfg = config_from_dict(data, tmp_path)
+    assert cfg.warnings == []  # 3 s is under IoT's real 5 s
+    svc = LambdaService(cfg, CloudRecords(cfg))
+    try:
+        outcome = CustomAuth(cfg, svc).authenticate(Credentials(authorizer_name="A", params={"token": "nap1"},
+                                                                client_id="dev01"))
+        assert (outcome.ok, outcome.cause) == (False, "lambda-timeout")
+        assert "AWS IoT stopped waiting after 0.30 seconds" in outcome.details
+        assert svc.runtime("f").wait_idle(10)
+    finally:
+        svc.close()
+    path = cfg.state_dir / "logs" / "lambda" / "f.jsonl"
+    lines = [json.loads(line)["message"] for line in path.read_text().splitlines()]
+    report = lambda_logs.system_line(lines[-1])
+    assert report.kind == "report" and report.duration_ms >= 1000 and not report.timed_out
+    assert not any("Task timed out" in m for m in lines)
+    metrics = [json.loads(line) for line in (cfg.state_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["value"] for m in metrics if m["metric"] == "Errors"] == [0.0]
+    streams = {json.loads(line).get("logStream") for line in path.read_text().splitlines()}
+    assert len(streams) == 1 and next(iter(streams)).count("/[$LATEST]") == 1

@@ -462,6 +462,13 @@ def check_metrics(ctx: CheckContext) -> None:
     title = f"duration under the {limit_ms / 1000:g} s limit"
     if dur is None:
         ctx.add("metrics.duration", title, "skip", f"{name}: no Duration data {span}")
+    elif dur > limit_ms + TIMEOUT_SLACK_MS:
+        # Only a function whose own timeout is longer than IoT's wait runs this long: it times out
+        # nowhere (no timeout line, Errors stays 0), but AWS IoT refused the device at 5 s.
+        ctx.add("metrics.duration", title, "fail",
+                f"{name}: Duration max {dur:.0f} ms {span}: past the {limit_ms / 1000:g} s AWS IoT waits for an "
+                "authorizer (the function runs on; it logs no timeout and counts no error)",
+                root_cause="lambda-timeout", duration_max_ms=dur, limit_ms=limit_ms)
     elif dur >= limit_ms - TIMEOUT_SLACK_MS:
         ctx.add("metrics.duration", title, "fail",
                 f"{name}: Duration max {dur:.0f} ms {span}: at the {limit_ms / 1000:g} s limit",

@@ -113,11 +113,14 @@ def iot_event(record: dict[str, Any]) -> LogEvent | None:
     return LogEvent("iot", ts, record.get("clientId"), record)
 
 
-def lambda_event(ts_ms: int, message: str, request_id: str | None = None) -> LogEvent:
+def lambda_event(ts_ms: int, message: str, request_id: str | None = None, log_stream: str | None = None) -> LogEvent:
     if request_id is None:
         m = _REQUEST_ID.search(message)
         request_id = m.group(0) if m else None
-    return LogEvent("lambda", ts_ms, client_in_text(message), {"message": redact(message), "requestId": request_id})
+    fields: dict[str, Any] = {"message": redact(message), "requestId": request_id}
+    if log_stream:
+        fields["logStream"] = log_stream  # one execution environment's lines, in order
+    return LogEvent("lambda", ts_ms, client_in_text(message), fields)
 
 
 def event_from_insights_row(row: dict[str, str], source: str) -> LogEvent | None:
@@ -137,7 +140,7 @@ def event_from_insights_row(row: dict[str, str], source: str) -> LogEvent | None
         return event
     if ts is None:
         return None
-    return lambda_event(ts, message, row.get("@requestId") or None)
+    return lambda_event(ts, message, row.get("@requestId") or None, row.get("@logStream") or None)
 
 
 def _fast_client_id(line: str) -> str | None:
@@ -219,7 +222,8 @@ def _event_from_record(record: dict[str, Any], source: str | None) -> LogEvent |
     ts = parse_timestamp(record.get("timestamp"))
     if ts is None:
         return None
-    return lambda_event(ts, message, record.get("requestId"))
+    stream = record.get("logStream") or record.get("logStreamName")  # (filter-log-events exports name it so)
+    return lambda_event(ts, message, record.get("requestId"), stream if isinstance(stream, str) else None)
 
 
 # --- runs -------------------------------------------------------------------------------------
@@ -298,9 +302,14 @@ class Joiner:
             if c.window.client_id and c.window.start_ms is not None:
                 self.by_client.setdefault(c.window.client_id, []).append(c.window)
         self.request_client: dict[str, str] = {}
+        # When each invocation started: its lines belong to the run it started in, however long it ran
+        # on (a function whose timeout is over IoT's 5 s wait writes its REPORT after the run ended).
+        self.request_started: dict[str, int] = {}
         self.unattributed: list[LogEvent] = []
         self.by_connection: list[LogEvent] = []  # no client id: matched by port, SNI and time
-        self.current_request: str | None = None
+        # The invocation running in each log stream (one execution environment's lines are in order;
+        # lines without a stream name share one).
+        self.current_request: dict[str | None, str | None] = {}
         self.seen = 0
 
     def windows(self) -> list[Window]:
@@ -310,10 +319,11 @@ class Joiner:
     def client_ids(self) -> set[str]:
         return set(self.by_client)
 
-    def _attach(self, client_id: str, event: LogEvent) -> bool:
+    def _attach(self, client_id: str, event: LogEvent, at_ms: int | None = None) -> bool:
         hit = False
+        at = event.ts_ms if at_ms is None else at_ms
         for w in self.by_client.get(client_id, ()):
-            if w.start_ms <= event.ts_ms <= w.end_ms:  # type: ignore[operator]
+            if w.start_ms <= at <= w.end_ms:  # type: ignore[operator]
                 if self.keep[w.index]:
                     self.runs[w.index].events.append(event)
                 else:
@@ -335,18 +345,21 @@ class Joiner:
             return
         message = event.fields.get("message", "")
         request_id = event.fields.get("requestId")
+        stream = event.fields.get("logStream")
         system = system_line(message)  # START/END/REPORT, or their JSON-format events
         if system is not None and system.kind == "start":
-            self.current_request = system.request_id or request_id
+            started = self.current_request[stream] = system.request_id or request_id
+            if started:
+                self.request_started.setdefault(started, event.ts_ms)
             return
         if system is not None:
-            self.current_request = None
+            self.current_request[stream] = None
             if not (system.slow or system.timed_out):
                 return  # a REPORT matters only when the run was cut off at (or ran past) the limit
-        elif request_id is None and self.current_request:
+        elif request_id is None and self.current_request.get(stream):
             # Lines a function prints carry no request id; in a log stream they sit between
             # their invocation's START and END.
-            request_id = event.fields["requestId"] = self.current_request
+            request_id = event.fields["requestId"] = self.current_request[stream]
         client_id = event.client_id
         if client_id and request_id:
             self.request_client.setdefault(request_id, client_id)
@@ -354,7 +367,7 @@ class Joiner:
             client_id = self.request_client.get(request_id)
         if client_id and client_id in self.by_client:
             event.fields.setdefault("attributed", "client_id" if event.client_id else "request_id")
-            self._attach(client_id, event)
+            self._attach(client_id, event, self.request_started.get(request_id or ""))
         elif not client_id and (_FAILURE_TEXT.search(message) or system is not None):
             self.unattributed.append(event)
 
@@ -370,7 +383,7 @@ class Joiner:
             cid = self.request_client.get(e.fields.get("requestId") or "")
             if cid and cid in self.by_client:
                 e.fields["attributed"] = "request_id"
-                self._attach(cid, e)
+                self._attach(cid, e, self.request_started.get(e.fields.get("requestId") or ""))
             else:
                 leftovers.append(e)
         self._join_by_connection()

@@ -80,7 +80,7 @@ def function_query(client_ids: list[str], limit: int) -> str:
     mention = f" or @message like /{alternatives}/" if alternatives else ""
     # Slow invocations too: a function whose own timeout is over 5 s runs past IoT's wait and writes
     # no timeout line; only its REPORT (text or JSON) shows the duration.
-    return (f"fields @timestamp, @message, @requestId | filter @message like /{FAILURE_PATTERN}/{mention} "
+    return (f"fields @timestamp, @message, @requestId, @logStream | filter @message like /{FAILURE_PATTERN}/{mention} "
             f"or {SLOW_REPORT_FILTER} | sort @timestamp asc | limit {limit}")
 
 

@@ -97,7 +97,9 @@ def render(result: Any, console: Console | None = None) -> None:
         console.print(escape(f"{n['expected']}: {where}: {n['why']}"), highlight=False, style="dim", soft_wrap=True)
     for c in result.cases:
         if not c.passed:
-            console.print(escape(f"{c.name}: expected {c.expected or 'a pass'}, got {c.diagnosed or c.verdict} "
+            got = f"{c.diagnosed}, but its evidence never cites {c.uncited!r}" if c.uncited \
+                else c.diagnosed or c.verdict
+            console.print(escape(f"{c.name}: expected {c.expected or 'a pass'}, got {got} "
                                  f"(candidates: {', '.join(c.candidates) or '-'}); injected: {c.injected}"),
                           style="red", highlight=False, soft_wrap=True)
     if result.workdir:

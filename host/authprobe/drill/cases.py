@@ -199,6 +199,10 @@ FAULTS: tuple[Fault, ...] = (
           "the handler sleeps past the 5 s limit; its function logs in Lambda's JSON format (the timeout is a "
           "platform.report with status timeout, no \"Task timed out\" line)",
           _both(_authorizer("SlowJsonLogsAuth"), _set("test", "timeout_ms", 8000)), evidence="platform.report"),
+    Fault("lambda-timeout-10s", "lambda-timeout",
+          "the function's own timeout is 10 s and it answers after 8 s: AWS IoT stops waiting at 5 s; no timeout "
+          "line, no Lambda error, only the duration in its REPORT",
+          _both(_authorizer("SlowerThanIoTAuth"), _set("test", "timeout_ms", 8000)), evidence="REPORT RequestId"),
     Fault("lambda-response-invalid", "lambda-response-invalid", "the handler returns principalId \"device:...\"",
           _authorizer("BadResponseAuth")),
     Fault("lambda-response-too-many-policies", "lambda-response-invalid",

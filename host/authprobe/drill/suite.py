@@ -55,6 +55,7 @@ class CaseResult:
     client_id: str | None = None
     candidates: list[str] = field(default_factory=list)
     error: str | None = None
+    uncited: str | None = None  # the evidence the case is for, when the leading diagnosis does not cite it
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,17 +99,19 @@ def judge(case: Case, outcome: Outcome) -> CaseResult:
     else:
         passed = outcome.verdict == "fail" and outcome.top == expected
     lead = outcome.diagnosis[0] if outcome.diagnosis else {}
+    uncited = None
     if passed and case.fault.evidence:
         # The case is about one evidence path: the lead must cite it, not only arrive at the cause.
         cited = " ".join(map(str, lead.get("evidence") or [])) + " " + str(lead.get("decided_by") or "")
-        passed = case.fault.evidence in cited
+        if case.fault.evidence not in cited:
+            passed, uncited = False, case.fault.evidence
     return CaseResult(
         name=case.name, fault=case.fault.name, runtime=runtime, transport=transport, injected=case.fault.injected,
         expected=expected, diagnosed=outcome.top, passed=passed, seconds=round(outcome.seconds, 2),
         verdict=outcome.verdict, failing_step=failing.get("step") if failing else None,
         code=failing.get("code") if failing else None, decided=bool(lead.get("decided")),
         run_id=report.get("run_id"), stored=runtime != "cpython" and bool(report.get("run_id")), client_id=(report.get("device") or {}).get("client_id"),
-        candidates=[d["root_cause"] for d in outcome.diagnosis[:4]], error=outcome.error)
+        candidates=[d["root_cause"] for d in outcome.diagnosis[:4]], error=outcome.error, uncited=uncited)
 
 
 def _runtime(case: Case) -> str:

@@ -97,9 +97,13 @@ class CloudRecords:
             "namespace": "AWS/IoT", "metric": metric, "dimensions": {"Protocol": protocol},
             "timestamp": int(time.time() * 1000), "value": float(value), "unit": "Count"})
 
-    def lambda_log(self, function: str, message: str, when: float | None = None) -> None:
-        self._append(self.logs_dir / "lambda" / f"{function}.jsonl",
-                     {"timestamp": int((time.time() if when is None else when) * 1000), "message": message})
+    def lambda_log(self, function: str, message: str, when: float | None = None, stream: str | None = None) -> None:
+        """One line of /aws/lambda/<function>; `stream` names the execution environment's log stream
+        (each environment's lines are in order in its own stream, as on Lambda)."""
+        record: dict[str, Any] = {"timestamp": int((time.time() if when is None else when) * 1000), "message": message}
+        if stream:
+            record["logStream"] = stream
+        self._append(self.logs_dir / "lambda" / f"{function}.jsonl", record)
 
     def metric(self, function: str, metric: str, value: float, unit: str) -> None:
         self._append(self.metrics_path, {

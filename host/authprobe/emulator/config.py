@@ -19,9 +19,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from authprobe.aws import iot_logging
 from authprobe.errors import ConfigError
 
-# The documented limit for authorizer functions (DG config-custom-auth.html: 5 seconds). Smaller
-# values are accepted so tests of the timeout path stay fast; larger ones are refused as AWS would.
-LAMBDA_TIMEOUT_LIMIT_S = 5.0
+# AWS IoT waits at most 5 s for an authorizer function (DG config-custom-auth.html), whatever the
+# function's own timeout; Lambda allows that up to 1,800 s (BOTO lambda 1.44.8; older pages say 900).
+# A function with a longer timeout runs on after IoT gave up, writes no timeout line and counts no
+# error (docs/aws-iot-now.md §6). Smaller values keep tests of the timeout path fast.
+IOT_AUTHORIZER_WAIT_S = 5.0
+LAMBDA_TIMEOUT_LIMIT_S = 5.0   # the stand-in's default function timeout (Lambda's own default is 3 s)
+LAMBDA_MAX_TIMEOUT_S = 1800.0
 # BOTO service-2.json patterns for the names IoT accepts.
 _AUTHORIZER_NAME = re.compile(r"[\w=,@-]{1,128}")
 _TOKEN_KEY_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")
@@ -265,9 +269,12 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
             problems.append(f"{where}.timeout_s must be a positive number of seconds")
             timeout = LAMBDA_TIMEOUT_LIMIT_S
-        elif timeout > LAMBDA_TIMEOUT_LIMIT_S:
-            problems.append(f"{where}.timeout_s = {timeout}: AWS IoT waits at most "
-                            f"{LAMBDA_TIMEOUT_LIMIT_S:g} s for an authorizer function")
+        elif timeout > LAMBDA_MAX_TIMEOUT_S:
+            problems.append(f"{where}.timeout_s = {timeout}: Lambda allows at most {LAMBDA_MAX_TIMEOUT_S:g} s")
+            timeout = LAMBDA_TIMEOUT_LIMIT_S
+        elif timeout > IOT_AUTHORIZER_WAIT_S:
+            warnings.append(f"{where}.timeout_s = {timeout:g}: AWS IoT stops waiting for an authorizer after "
+                            f"{IOT_AUTHORIZER_WAIT_S:g} s; a slower run is refused while the function runs on")
         reserved = section.get("reserved_concurrency")
         if reserved is not None and (not isinstance(reserved, int) or isinstance(reserved, bool) or reserved < 0):
             problems.append(f"{where}.reserved_concurrency must be a whole number >= 0")

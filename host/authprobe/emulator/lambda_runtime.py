@@ -31,7 +31,9 @@ MAX_ENVIRONMENTS = 8
 @dataclass
 class Invocation:
     request_id: str
-    status: str  # "ok", "error" (handler raised or init failed), "timeout", "throttled"
+    # "ok", "error" (handler raised or init failed), "timeout", "throttled", or "abandoned": the caller
+    # stopped waiting (AWS IoT after 5 s) while the function, whose own timeout is longer, ran on.
+    status: str
     payload: object = None
     error: dict | None = None
     duration_ms: float = 0.0
@@ -46,6 +48,8 @@ class _Environment:
             cwd=str(fn.handler_file.parent), env={**os.environ, "AWS_LAMBDA_FUNCTION_NAME": fn.name,
                                                   "PYTHONDONTWRITEBYTECODE": "1"})
         self._buffer = b""
+        # Each execution environment writes its own log stream, named as Lambda names them.
+        self.stream = time.strftime("%Y/%m/%d", time.gmtime()) + f"/[$LATEST]{uuid.uuid4().hex}"
         self.init_ms: float | None = None  # reported once, on the first REPORT (cold start)
         self.init_output = ""
 
@@ -109,6 +113,7 @@ class FunctionRuntime:
         self._cond = threading.Condition()
         self._closed = False
         self._in_flight = 0
+        self._running = threading.local()  # the environment (log stream) this thread's invocation uses
 
     def _acquire(self) -> _Environment | None:
         with self._cond:
@@ -133,9 +138,13 @@ class FunctionRuntime:
             env.kill()
 
     def _log(self, message: str, when: float | None = None) -> None:
-        self.records.lambda_log(self.fn.name, message, when)
+        self.records.lambda_log(self.fn.name, message, when, getattr(self._running, "stream", None))
 
-    def invoke(self, event: dict) -> Invocation:
+    def invoke(self, event: dict, wait_s: float | None = None) -> Invocation:
+        """Run the function on `event`. `wait_s` is how long the caller waits (AWS IoT: 5 s): when
+        the function's own timeout is longer and it has not answered by then, the caller gets an
+        "abandoned" Invocation and the function runs on to its end, logging and counting as Lambda
+        does (no timeout line, no error: it did not time out)."""
         request_id = str(uuid.uuid4())
         reserved = self.fn.reserved_concurrency
         with self._cond:
@@ -148,17 +157,48 @@ class FunctionRuntime:
             self.records.metric(self.fn.name, "Throttles", 1, "Count")
             return Invocation(request_id, "throttled", error={
                 "errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded."})
-        try:
-            return self._invoke(request_id, event)
-        finally:
-            with self._cond:
-                self._in_flight -= 1
+        if wait_s is None or wait_s >= self.fn.timeout_s:
+            try:
+                return self._invoke(request_id, event)
+            finally:
+                self._done()
+        answers: list[Invocation] = []
+
+        def run() -> None:
+            try:
+                answers.append(self._invoke(request_id, event))
+            finally:
+                self._done()
+
+        worker = threading.Thread(target=run, name=f"lambda-{self.fn.name}", daemon=True)
+        worker.start()
+        worker.join(wait_s)
+        if answers:
+            return answers[0]
+        return Invocation(request_id, "abandoned", duration_ms=wait_s * 1000)
+
+    def _done(self) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            self._cond.notify_all()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no invocation of this function is running (its log lines are all written)."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while self._in_flight > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.5))
+        return True
 
     def _invoke(self, request_id: str, event: dict) -> Invocation:
         env = self._acquire()
         if env is None:
             return Invocation(request_id, "error", error={"errorType": "ServiceUnavailable",
                                                           "errorMessage": "stand-in is stopping"})
+        self._running.stream = env.stream
         cold = env.init_ms is None
         started = time.time()
         deadline = time.monotonic() + self.fn.timeout_s
@@ -182,8 +222,11 @@ class FunctionRuntime:
                                 "memory_mb": self.fn.memory_mb}}
         reply = env.read_line(deadline) if env.send(request) else None
         if reply is None:
-            timed_out = env.proc.poll() is None
+            timed_out = env.proc.poll() is None and not self._closed  # (the stand-in stopping is no timeout)
             self._release(env, healthy=False)
+            if self._closed:
+                return Invocation(request_id, "error", error={"errorType": "ServiceUnavailable",
+                                                              "errorMessage": "stand-in is stopping"})
             if timed_out:
                 result = Invocation(request_id, "timeout", error={
                     "errorType": "Sandbox.Timedout",
