@@ -4,6 +4,7 @@ the local backend as cloud-check and correlate read them."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import ssl
@@ -166,3 +167,41 @@ def test_a_bare_deny_is_a_deny_not_an_invalid_response(emu):
     assert connect["details"] == "Authorizer returned isAuthenticated false"
     answer = invoke_authorizer(emu, "NoSign", token="baredeny")
     assert answer["isAuthenticated"] is False and "principalId" not in answer
+
+
+AUTHN_ONLY = ('\n[logging]\ndefault_level = "DISABLED"\n\n[logging.events."Connection.AuthNError"]\n'
+              'level = "ERROR"\ndestination = "iot/authn-errors"\n')
+
+
+@pytest.fixture(scope="module")
+def authn_only_emu(tmp_path_factory):
+    ca = make_ca(tmp_path_factory.mktemp("ca-authn-only"), [ENDPOINT])
+    emulator = start_emulator(standard_config(tmp_path_factory.mktemp("emulator-authn-only"), extra=AUTHN_ONLY), ca)
+    yield emulator
+    emulator.close()
+
+
+def test_event_level_logging_is_honoured_and_read_back_from_its_log_group(authn_only_emu):
+    from authprobe.cloud import checks
+    from authprobe.cloud.device_settings import settings_from_config
+    from authprobe.cloud.logs_insights import Window
+    from tests.fixtures import cloud_state as cs
+
+    emu = authn_only_emu
+    port = _paho_refused(emu, "authn11", username("authn11", "allow", sign("allow"), "NoSuchAuth"))
+    group_file = emu.state_dir / "logs" / "iot%2Fauthn-errors.jsonl"
+    deadline = time.monotonic() + 3
+    while not group_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    records = [json.loads(line) for line in group_file.read_text().splitlines()]
+    assert [(r["eventType"], r["sourcePort"]) for r in records] == [(AUTHN, port)]
+    assert iot_logs(emu) == []  # Connect and the rest: DISABLED
+    cloud = LocalCloud(emu.state_dir)
+    now = int(time.time() * 1000)
+    events = list(cloud.log_events([Window("authn11", now - 60_000, now + 1000)]))
+    assert [e.fields["eventType"] for e in events] == [AUTHN]
+    ctx = checks.CheckContext(cloud, settings_from_config(cs.device_config()))
+    checks.check_logging(ctx)
+    logged = next(r for r in ctx.results if r.id == "logging.events").data["events"]
+    assert logged[AUTHN] == {"level": "ERROR", "log_group": "iot/authn-errors", "logged": True}
+    assert logged["Connect"]["logged"] is False

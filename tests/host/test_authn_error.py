@@ -114,7 +114,7 @@ def test_a_port_match_keeps_the_record_from_other_runs_and_loose_matches_need_el
             RunConnection(START, START + 5000, None, SNI)]
     records = [(START + 10, authn(START + 10, "X", port=50413)), (START + 20, authn(START + 20, "X", port=1))]
     out = assign(records, runs, eligible=[True, True, False])
-    assert out[1] == [(0, BY_PORT), (1, BY_SNI)]
+    assert out[1] == [(0, BY_PORT)]  # its own record by port: no neighbour's by SNI
     assert out[0] == [(1, BY_SNI)]  # record 0 is run 1's by its port
     assert out[2] == []  # not eligible for loose matches
 

@@ -74,3 +74,81 @@ def test_cloud_check_reads_the_authentication_metrics(stubbed):  # noqa: F811
     assert results["metrics.iot_authn"].status == "warn" and results["metrics.iot_authn"].data["authn_errors"] == 4
     assert "scanners" in results["metrics.iot_authn"].evidence[0]
     assert results["metrics.iot_connect_auth"].root_cause == "policy-denies-connect"
+
+
+def _row(message: str, ts: str, ptr: str) -> list[dict]:
+    return [{"field": "@timestamp", "value": ts}, {"field": "@message", "value": message},
+            {"field": "@ptr", "value": ptr}]
+
+
+def test_log_events_reads_each_event_type_from_its_configured_log_group(stubbed):  # noqa: F811
+    import json
+
+    from botocore.stub import ANY
+
+    from authprobe.cloud.logs_insights import Window
+
+    cloud, st = stubbed
+    st["iot"].add_response("get_v2_logging_options", {
+        "roleArn": "arn:aws:iam::111122223333:role/IoTLogging", "defaultLogLevel": "ERROR", "disableAllLogs": False,
+        "eventConfigurations": [{"eventType": "Connection.AuthNError", "logLevel": "ERROR",
+                                 "logDestination": "iot/authn-errors"},
+                                {"eventType": "Subscribe", "logLevel": "ERROR", "logDestination": "iot/never-written"}]})
+    for group, qid in (("AWSIotLogsV2", "q1"), ("iot/authn-errors", "q2")):
+        st["logs"].add_response("start_query", {"queryId": qid}, {
+            "logGroupName": group, "startTime": ANY, "endTime": ANY, "queryString": ANY, "limit": 10000})
+    st["logs"].add_client_error("start_query", "ResourceNotFoundException", "The specified log group does not exist",
+                                400, expected_params={"logGroupName": "iot/never-written", "startTime": ANY,
+                                                      "endTime": ANY, "queryString": ANY, "limit": 10000})
+    authn = {"timestamp": "2026-11-26 09:10:01.000", "eventType": "Connection.AuthNError", "status": "Failure",
+             "reason": "CUSTOM_AUTHORIZER_NOT_FOUND", "sourcePort": 50412}
+    st["logs"].add_response("get_query_results", {"status": "Complete", "results": []})
+    st["logs"].add_response("get_query_results", {"status": "Complete", "results": [
+        _row(json.dumps(authn), "2026-11-26 09:10:01.000", "p1")]})
+    start = int(datetime(2026, 11, 26, 9, 10, tzinfo=UTC).timestamp() * 1000)
+    events = list(cloud.log_events([Window("dev01", start, start + 60_000)]))
+    assert [(e.source, e.fields["eventType"]) for e in events] == [("iot", "Connection.AuthNError")]
+    assert cloud.insights_progress.missing_groups == ["iot/never-written"]
+
+
+def test_log_events_without_logging_options_reads_awsiotlogsv2_only(stubbed):  # noqa: F811
+    from botocore.stub import ANY
+
+    from authprobe.cloud.logs_insights import Window
+
+    cloud, st = stubbed
+    st["iot"].add_client_error("get_v2_logging_options", "AccessDeniedException", "no", 403)
+    st["logs"].add_response("start_query", {"queryId": "q1"}, {
+        "logGroupName": "AWSIotLogsV2", "startTime": ANY, "endTime": ANY, "queryString": ANY, "limit": 10000})
+    st["logs"].add_response("get_query_results", {"status": "Complete", "results": []})
+    assert list(cloud.log_events([Window("dev01", 1_000_000, 1_060_000)])) == []
+
+
+def test_cloud_check_reads_event_configurations_verbosely_and_gives_the_command(stubbed):  # noqa: F811
+    from authprobe.cloud import checks
+    from authprobe.cloud.device_settings import settings_from_config
+
+    cloud, st = stubbed
+    st["iot"].add_response("get_v2_logging_options", {
+        "roleArn": "arn:aws:iam::111122223333:role/IoTLogging", "defaultLogLevel": "ERROR", "disableAllLogs": False,
+        "eventConfigurations": [{"eventType": "Connect", "logLevel": "ERROR"},
+                                {"eventType": "Connection.AuthNError", "logLevel": "DISABLED"},
+                                {"eventType": "Ping", "logLevel": "DISABLED"},
+                                {"eventType": "Subscribe", "logLevel": "ERROR", "logDestination": "iot/subscribe"},
+                                {"eventType": "Publish-In", "logLevel": "ERROR"}]},
+        {"verbose": True})
+    st["iot"].add_response("list_v2_logging_levels", {"logTargetConfigurations": []}, {})
+    ctx = checks.CheckContext(cloud, settings_from_config(cs.device_config()), window_end=END)
+    checks.check_logging(ctx)
+    events = next(r for r in ctx.results if r.id == "logging.events")
+    assert events.status == "warn"
+    assert events.data["events"]["Connection.AuthNError"] == {"level": "DISABLED", "log_group": "AWSIotLogsV2",
+                                                              "logged": False}
+    assert "Subscribe: ERROR to iot/subscribe" in events.evidence
+    assert any("allowed to write to iot/subscribe" in e for e in events.evidence)
+    command = events.data["command"]
+    assert command.startswith("aws iot set-v2-logging-options --role-arn arn:aws:iam::111122223333:role/IoTLogging "
+                              "--default-log-level ERROR --event-configurations ")
+    assert "eventType=Connection.AuthNError,logLevel=ERROR" in command
+    assert "eventType=Ping,logLevel=DISABLED" in command  # kept as it was
+    assert "eventType=Subscribe,logLevel=ERROR,logDestination=iot/subscribe" in command

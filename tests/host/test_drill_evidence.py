@@ -26,3 +26,4 @@ def test_every_new_evidence_path_has_a_case():
     evidence = {f.name: f.evidence for f in drill_cases.FAULTS if f.evidence}
     assert evidence["lambda-timeout-json-logs"] == "platform.report"
     assert evidence["lambda-timeout-10s"] == "REPORT RequestId"
+    assert evidence["authn-error-only-logging"] == "Connection.AuthNError"

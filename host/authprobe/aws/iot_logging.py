@@ -25,9 +25,10 @@ EVENT_TYPES = ("Connect", "Disconnect", "Ping", AUTHN_ERROR, "DeleteConnection",
 # [I] Off until an event configuration turns it on, whatever the default level (NEWS summaries and a
 # field report: V2 logging at ERROR wrote no AuthNError entries until the event type was enabled).
 OFF_UNLESS_ENABLED = (AUTHN_ERROR,)
-# What the diagnosis reads, and the level it needs each at: failures are logged at ERROR, a
-# Connect Success (which rules out every connect-stage cause) at INFO.
-NEEDED = (("Connect", "INFO"), (AUTHN_ERROR, "ERROR"), ("Subscribe", "ERROR"), ("Publish-In", "ERROR"))
+# What the diagnosis reads: the failures of these event types, logged at ERROR (a Connect Success,
+# logged at INFO, also rules out every connect-stage cause; the per-client DEBUG level gives it).
+NEEDED = ("Connect", AUTHN_ERROR, "Subscribe", "Publish-In")
+NEEDED_LEVEL = "ERROR"
 
 
 @dataclass(frozen=True)
@@ -96,3 +97,28 @@ def verbose(options: dict[str, Any] | None) -> dict[str, Any] | None:
     known = set(EVENT_TYPES)
     confs += [dict(c) for c in options.get("eventConfigurations") or [] if c.get("eventType") not in known]
     return {**options, "eventConfigurations": confs}
+
+
+def set_command(options: dict[str, Any] | None, enable: dict[str, str]) -> str:
+    """The `aws iot set-v2-logging-options` line that sets `enable` ({eventType: level}) and keeps
+    the rest: the role, the default level and every other event configuration. Whether the call
+    replaces or merges the list is not documented [?], so the whole list is written back."""
+    options = options or {}
+    role = options.get("roleArn") or "ROLE_ARN"
+    default = options.get("defaultLogLevel") or "ERROR"
+    entries: dict[str, dict[str, Any]] = {}
+    for conf in options.get("eventConfigurations") or []:
+        if not isinstance(conf, dict) or not conf.get("eventType"):
+            continue
+        # verbose answers list every event type; keep those that differ from the default.
+        if conf.get("logDestination") or (conf.get("logLevel") and conf.get("logLevel") != default):
+            entries[conf["eventType"]] = {k: conf[k] for k in ("eventType", "logLevel", "logDestination") if conf.get(k)}
+    for event_type, level in enable.items():
+        entries[event_type] = {**entries.get(event_type, {"eventType": event_type}), "logLevel": level}
+    parts = [f"aws iot set-v2-logging-options --role-arn {role} --default-log-level {default}"]
+    if options.get("disableAllLogs"):
+        parts.append("--no-disable-all-logs")
+    if entries:
+        shorthand = [",".join(f"{k}={v}" for k, v in e.items()) for e in entries.values()]
+        parts.append("--event-configurations " + " ".join(shorthand))
+    return " ".join(parts)

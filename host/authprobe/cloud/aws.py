@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from authprobe.cloud.base import IOT_LOG_GROUP, CallRejected, Cloud, LogEvent, NotFound, arn_account
+from authprobe.aws import iot_logging
+from authprobe.cloud.base import CallRejected, Cloud, LogEvent, NotFound, arn_account
 from authprobe.cloud.correlate import event_from_insights_row
 from authprobe.cloud.logs_insights import InsightsRunner, build_specs
 from authprobe.errors import CloudError
@@ -239,12 +240,22 @@ class AwsCloud(Cloud):
         return total
 
     # --- Logs --------------------------------------------------------------------------------
+    def _iot_log_groups(self) -> list[str]:
+        """AWSIotLogsV2 and every log group an event type is sent to (event-level logging); just
+        AWSIotLogsV2 when the options cannot be read."""
+        try:
+            options = self.get_v2_logging_options()
+        except CloudError:
+            options = None
+        return iot_logging.log_groups(options)
+
     def log_events(self, windows: Iterable[Any], function_name: str | None = None) -> Iterator[LogEvent]:
         windows = list(windows)
         if not windows:
             return
         group = f"/aws/lambda/{function_name}" if function_name else None
-        specs = build_specs(windows, group, IOT_LOG_GROUP)
+        iot_groups = self._iot_log_groups()
+        specs = build_specs(windows, group, iot_groups)
         kwargs: dict[str, Any] = {"max_concurrent": self.max_concurrent, "on_progress": self._on_progress}
         if self._sleep is not None:
             kwargs["sleep"] = self._sleep
@@ -253,7 +264,7 @@ class AwsCloud(Cloud):
         seen: set[str] = set()
         with self._calling("Logs Insights queries"):
             for spec, rows in runner.run(specs):
-                source = "iot" if spec.log_group == IOT_LOG_GROUP else "lambda"
+                source = "iot" if spec.log_group in iot_groups and spec.log_group != group else "lambda"
                 for row in rows:
                     ptr = row.get("@ptr")
                     if ptr:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from authprobe import root_causes
-from authprobe.aws import iot_policy, signing
+from authprobe.aws import iot_logging, iot_policy, signing
 from authprobe.aws.authorizer_response import validate
 from authprobe.aws.lambda_permission import may_invoke
 from authprobe.cloud.base import AUTHORIZER_TIMEOUT_MS, CallRejected, Cloud, NotFound, arn_account, arn_region
@@ -537,11 +537,12 @@ def check_logging(ctx: CheckContext) -> None:
     title = "AWS IoT V2 logging on (DEBUG for this client id)"
     cid = ctx.device.client_id
     try:
-        options = ctx.cloud.get_v2_logging_options()
+        options = ctx.cloud.get_v2_logging_options(verbose=True)
         levels = ctx.cloud.list_v2_logging_levels() if options else []
     except CloudError as exc:
         _unread(ctx, "logging.v2", title, exc)
         return
+    check_logged_events(ctx, options)
     cmd = debug_command(cid)
     if not options or options.get("disableAllLogs"):
         ctx.add("logging.v2", title, "warn", "V2 logging is " + ("not configured" if not options else "disabled"),
@@ -561,6 +562,39 @@ def check_logging(ctx: CheckContext) -> None:
             f"at {level} the authorizer's Connect failures for this device may not be logged"],
                 remediation=f"`{cmd}` (and lower it again when done: DEBUG logs cost money).", level=level,
                 command=cmd)
+
+
+def check_logged_events(ctx: CheckContext, options: dict[str, Any] | None) -> None:
+    """Event-level logging: whether each event type the diagnosis reads (Connect, Connection.AuthNError,
+    Subscribe, Publish-In) is logged, at which level and to which log group (GetV2LoggingOptions
+    eventConfigurations), with the command that turns the missing ones on."""
+    title = "the event types the diagnosis reads are logged"
+    evidence: list[str] = []
+    missing: dict[str, str] = {}
+    events: dict[str, dict[str, Any]] = {}
+    for event_type in iot_logging.NEEDED:
+        logging = iot_logging.effective(options, event_type)
+        logged = logging.logs(iot_logging.NEEDED_LEVEL)
+        events[event_type] = {"level": logging.level, "log_group": logging.log_group, "logged": logged}
+        if logged:
+            evidence.append(f"{event_type}: {logging.level} to {logging.log_group}")
+        else:
+            missing[event_type] = iot_logging.NEEDED_LEVEL
+            why = " (off unless enabled per event type)" if event_type in iot_logging.OFF_UNLESS_ENABLED \
+                and not logging.configured else ""
+            evidence.append(f"{event_type}: not logged, level {logging.level}{why}")
+    custom = sorted({e["log_group"] for e in events.values() if e["logged"]} - {iot_logging.DEFAULT_LOG_GROUP})
+    if custom:
+        # [I] The logging role AWS documents may write AWSIotLogsV2* only; another group needs more.
+        evidence.append(f"the logging role must be allowed to write to {', '.join(custom)} (AWS's documented role "
+                        f"policy covers {iot_logging.DEFAULT_LOG_GROUP}* only)")
+    if not missing:
+        ctx.add("logging.events", title, "pass", evidence, events=events)
+        return
+    command = iot_logging.set_command(options, missing)
+    ctx.add("logging.events", title, "warn", evidence, events=events, command=command,
+            remediation=f"`{command}` (this keeps the role, the default level and the other event types as "
+            "they are; AuthNError entries name the reason a connection was refused at authentication)")
 
 
 # --- replay and returned policy -----------------------------------------------------------------

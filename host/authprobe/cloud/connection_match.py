@@ -69,16 +69,21 @@ def assign(records: Iterable[tuple[int, dict[str, Any]]], runs: list[RunConnecti
     """For each run, the (record index, how) pairs that belong to it. `records` are (ts_ms, fields);
     `eligible[i]` says whether run i may take records by SNI or time alone (a run that failed where
     such a record could explain it); a source-port match counts whatever the stage. A record that
-    matches some run by port goes to that run only."""
+    matches some run by port goes to that run only, and a run that found its own record by port
+    takes no others by SNI or time."""
     out: list[list[tuple[int, str]]] = [[] for _ in runs]
     loose = [0] * len(runs)
-    for index, (ts_ms, record) in enumerate(records):
+    per_record = []
+    for ts_ms, record in records:
         matches = [(i, how) for i, run in enumerate(runs) if run is not None
                    for how in [match(record, ts_ms, run)] if how is not None]
         exact = [(i, how) for i, how in matches if how == BY_PORT]
-        for i, how in exact or matches:
+        per_record.append(exact or matches)
+    knows_its_own = {i for matches in per_record for i, how in matches if how == BY_PORT}
+    for index, matches in enumerate(per_record):
+        for i, how in matches:
             if how != BY_PORT:
-                if not eligible[i] or loose[i] >= MAX_LOOSE_MATCHES:
+                if not eligible[i] or i in knows_its_own or loose[i] >= MAX_LOOSE_MATCHES:
                     continue
                 loose[i] += 1
             out[i].append((index, how))

@@ -43,6 +43,7 @@ class QuerySpec:
     end_s: int
     batch: int  # index of the batch it serves (progress, tests)
     splits: int = 0
+    optional: bool = False  # a log group that may not exist yet (an event type's own destination)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Progress:
     rows: int = 0
     throttled: int = 0
     truncated: int = 0  # one-second windows still at the row limit: some rows were not returned
+    missing_groups: list[str] = field(default_factory=list)  # optional log groups that do not exist
     queries: list[str] = field(default_factory=list)
 
 
@@ -151,6 +153,8 @@ class InsightsRunner:
                 self.progress.throttled += 1
                 return None  # the account is at its concurrent-query limit: wait and retry
             if code == "ResourceNotFoundException":
+                if spec.optional:
+                    raise _MissingGroup(spec.log_group) from None
                 if spec.log_group.startswith("/aws/lambda/"):
                     raise CloudError(f"log group {spec.log_group} does not exist in this region: the function has "
                                      "never logged here (never invoked?); check --region and --function") from None
@@ -185,7 +189,15 @@ class InsightsRunner:
         while pending or running:
             while pending and len(running) < self.max_concurrent:
                 spec = pending[0]
-                query_id = self._start(spec)
+                try:
+                    query_id = self._start(spec)
+                except _MissingGroup:
+                    # Nothing was ever written there (no such event yet): no rows, not a failure.
+                    pending.popleft()
+                    if spec.log_group not in self.progress.missing_groups:
+                        self.progress.missing_groups.append(spec.log_group)
+                    self.progress.completed += 1
+                    continue
                 if query_id is None:
                     refused_since = refused_since if refused_since is not None else self.clock()
                     break
@@ -233,16 +245,26 @@ class InsightsRunner:
     @staticmethod
     def _halves(spec: QuerySpec) -> list[QuerySpec]:
         mid = (spec.start_s + spec.end_s) // 2
-        return [QuerySpec(spec.log_group, spec.query, spec.start_s, mid, spec.batch, spec.splits + 1),
-                QuerySpec(spec.log_group, spec.query, mid + 1, spec.end_s, spec.batch, spec.splits + 1)]
+        return [QuerySpec(spec.log_group, spec.query, spec.start_s, mid, spec.batch, spec.splits + 1, spec.optional),
+                QuerySpec(spec.log_group, spec.query, mid + 1, spec.end_s, spec.batch, spec.splits + 1,
+                          spec.optional)]
 
 
-def build_specs(windows: list[Window], function_log_group: str | None, iot_log_group: str,
+class _MissingGroup(Exception):
+    pass
+
+
+def build_specs(windows: list[Window], function_log_group: str | None, iot_log_group: str | list[str],
                 row_limit: int = DEFAULT_ROW_LIMIT) -> list[QuerySpec]:
-    """Queries for the IoT log group and (if known) the authorizer function's log group."""
+    """Queries for the IoT log group(s) and (if known) the authorizer function's log group. With
+    event-level logging an event type may go to a group of its own: every group is queried the same
+    way; all but the first (AWSIotLogsV2) may not exist yet."""
     specs: list[QuerySpec] = []
+    groups = [iot_log_group] if isinstance(iot_log_group, str) else list(iot_log_group)
     for i, (ids, start, end) in enumerate(plan_batches(windows, query=iot_query, row_limit=row_limit)):
-        specs.append(QuerySpec(iot_log_group, iot_query(ids, row_limit), start // 1000, -(-end // 1000), i))
+        for n, group in enumerate(groups):
+            specs.append(QuerySpec(group, iot_query(ids, row_limit), start // 1000, -(-end // 1000), i,
+                                   optional=n > 0))
     if function_log_group:
         for i, (ids, start, end) in enumerate(plan_batches(windows, query=function_query, row_limit=row_limit)):
             specs.append(QuerySpec(function_log_group, function_query(ids, row_limit), start // 1000,

@@ -33,8 +33,13 @@ BOARDS = (MP_WSS, CP_WSS)                 # the runtimes with a (virtual) radio
 MAIN = "main"
 CLOCK_BEHIND = "clock-behind"
 NO_DEFAULT = "no-default-authorizer"
-STANDINS: dict[str, dict[str, Any]] = {MAIN: {}, CLOCK_BEHIND: {"clock_behind_days": CLOCK_BEHIND_DAYS},
-                                       NO_DEFAULT: {"without_default_authorizer": True}}
+# An account that logs nothing but the Connection.AuthNError entries, to a log group of their own:
+# the join must match them to runs without a client id (source port, SNI, time).
+AUTHN_ONLY = "authn-error-only-logging"
+STANDINS: dict[str, dict[str, Any]] = {
+    MAIN: {}, CLOCK_BEHIND: {"clock_behind_days": CLOCK_BEHIND_DAYS}, NO_DEFAULT: {"without_default_authorizer": True},
+    AUTHN_ONLY: {"logging": {"default_level": "DISABLED", "events": {
+        "Connection.AuthNError": {"level": "ERROR", "destination": "iot/authn-errors"}}}}}
 
 Adjust = Callable[[dict[str, Any], StandIn], None]
 
@@ -177,6 +182,10 @@ FAULTS: tuple[Fault, ...] = (
           _both(_set("auth", "wss_auth", "query"), _set("auth", "token_key_name", "deviceToken")), runtimes=BOARDS),
     Fault("authorizer-unknown", "authorizer-unknown", "auth.authorizer names an authorizer that does not exist",
           _authorizer("DeviceAuthV2")),
+    Fault("authn-error-only-logging", "authorizer-unknown",
+          "auth.authorizer names an authorizer that does not exist; the account logs only Connection.AuthNError "
+          "entries (to log group iot/authn-errors), which carry no client id",
+          _authorizer("DeviceAuthV2"), standin=AUTHN_ONLY, evidence="Connection.AuthNError"),
     # Lambda / authorizer side
     Fault("no-default-authorizer", "authorizer-unknown",
           "auth.authorizer left out, and the account has no default authorizer",
