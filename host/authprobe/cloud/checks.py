@@ -507,10 +507,11 @@ def check_iot_metrics(ctx: CheckContext) -> None:
         ctx.add("metrics.iot_authn", title, "pass", f"AWS/IoT Connection.AuthNError: none {span}", authn_errors=0)
     title = "no CONNECT refused by the returned policy"
     if denied:
+        # No root cause of its own: an account-wide count must not lean every run's diagnosis.
         ctx.add("metrics.iot_connect_auth", title, "warn",
                 f"AWS/IoT Connect.AuthError: {denied} {span} (account-wide): a policy without iot:Connect for "
-                "the client id refuses an authenticated connection", root_cause="policy-denies-connect",
-                connect_auth_errors=denied)
+                "the client id refuses an authenticated connection",
+                remediation=root_causes.get("policy-denies-connect").remediation, connect_auth_errors=denied)
     else:
         ctx.add("metrics.iot_connect_auth", title, "pass", f"AWS/IoT Connect.AuthError: none {span}",
                 connect_auth_errors=0)
