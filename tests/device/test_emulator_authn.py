@@ -199,7 +199,7 @@ def test_event_level_logging_is_honoured_and_read_back_from_its_log_group(authn_
     cloud = LocalCloud(emu.state_dir)
     now = int(time.time() * 1000)
     events = list(cloud.log_events([Window("authn11", now - 60_000, now + 1000)]))
-    assert [e.fields["eventType"] for e in events] == [AUTHN]
+    assert [(e.fields["eventType"], e.fields["logGroup"]) for e in events] == [(AUTHN, "iot/authn-errors")]
     ctx = checks.CheckContext(cloud, settings_from_config(cs.device_config()))
     checks.check_logging(ctx)
     logged = next(r for r in ctx.results if r.id == "logging.events").data["events"]

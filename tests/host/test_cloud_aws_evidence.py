@@ -109,6 +109,7 @@ def test_log_events_reads_each_event_type_from_its_configured_log_group(stubbed)
     start = int(datetime(2026, 11, 26, 9, 10, tzinfo=UTC).timestamp() * 1000)
     events = list(cloud.log_events([Window("dev01", start, start + 60_000)]))
     assert [(e.source, e.fields["eventType"]) for e in events] == [("iot", "Connection.AuthNError")]
+    assert events[0].fields["logGroup"] == "iot/authn-errors"
     assert cloud.insights_progress.missing_groups == ["iot/never-written"]
 
 

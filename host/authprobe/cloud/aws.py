@@ -273,4 +273,6 @@ class AwsCloud(Cloud):
                         seen.add(ptr)
                     event = event_from_insights_row(row, source)
                     if event is not None:
+                        if source == "iot" and spec.log_group != iot_logging.DEFAULT_LOG_GROUP:
+                            event.fields["logGroup"] = spec.log_group  # an event type's own destination
                         yield event

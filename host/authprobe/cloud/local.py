@@ -164,7 +164,10 @@ class LocalCloud(Cloud):
         for group in iot_logging.log_groups(self.data.get("logging")):
             iot_path = log_group_file(self.state_dir / "logs", group)
             if iot_path.exists():
-                yield from read_log_file(iot_path, client_ids=wanted, source="iot")
+                for event in read_log_file(iot_path, client_ids=wanted, source="iot"):
+                    if group != iot_logging.DEFAULT_LOG_GROUP:
+                        event.fields["logGroup"] = group
+                    yield event
         if function_name:
             fn_path = self.state_dir / "logs" / "lambda" / f"{function_name}.jsonl"
             if fn_path.exists():

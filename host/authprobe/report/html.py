@@ -147,7 +147,7 @@ def _run_section(report: dict[str, Any], events: list[dict[str, Any]]) -> str:
     ) or "<p>No problem found.</p>"
     event_rows = "".join(
         f"<tr><td>{_esc(datetime.fromtimestamp(t, UTC).isoformat(timespec='milliseconds') if t else '')}</td>"
-        f"<td>{_esc(e.get('eventType') and 'AWSIotLogsV2' or e.get('logGroup', 'lambda'))}</td>"
+        f"<td>{_esc(e.get('logGroup') or (e.get('eventType') and 'AWSIotLogsV2') or 'lambda')}</td>"
         f"<td>{_esc(event_label(e))}</td></tr>"
         for e in events
         for t in [event_time(e)]
