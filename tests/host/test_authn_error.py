@@ -127,7 +127,8 @@ def test_loose_matches_per_run_are_capped():
 
 def test_run_connection_reads_port_sni_and_topic_from_the_report():
     conn = run_connection(report("r", "c", local_port=50412), 1, 2)
-    assert conn == RunConnection(1, 2, 50412, SNI, None)
+    assert (conn.start_ms, conn.end_ms, conn.source_port, conn.sni, conn.topic) == (1, 2, 50412, SNI, None)
+    assert "authorizer-unknown" in conn.causes and "lambda-timeout" not in conn.causes  # step 906's candidates
     assert run_connection(report("r", "c"), None, 2) is None
 
 
@@ -228,3 +229,16 @@ def test_a_run_whose_connect_is_logged_by_client_id_takes_no_loose_authn_error()
         authn(START + 800, "NOT_AUTHENTICATED", port=1))}, "iot")
     (joined,) = correlate([rep], [own, neighbour], skew_s=5)
     assert [e.fields["eventType"] for e in joined.events] == ["Connect"]
+
+
+def test_a_loose_record_must_name_a_cause_the_run_s_failing_step_leaves_open():
+    alpn = report("run-e", "dev-e", failing=802)  # an HTTP answer to MQTT: alpn-missing, never custom auth
+    neighbour = authn(START + 800, "CUSTOM_AUTHORIZER_PARAMETER_INVALID", port=1, details="Token signature missing")
+    (joined,) = correlate([alpn], [event_from_insights_row(
+        {"@timestamp": stamp(START + 800), "@message": json.dumps(neighbour)}, "iot")], skew_s=5)
+    assert joined.events == []
+    own = report("run-f", "dev-f", failing=802, local_port=50412)  # by its port it is its own, whatever the step
+    (joined,) = correlate([own], [event_from_insights_row(
+        {"@timestamp": stamp(START + 800), "@message": json.dumps(dict(neighbour, sourcePort=50412))}, "iot")],
+        skew_s=5)
+    assert [e.fields["attributed"] for e in joined.events] == [BY_PORT]

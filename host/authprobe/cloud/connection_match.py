@@ -34,6 +34,9 @@ class RunConnection:
     source_port: int | None = None
     sni: str | None = None
     topic: str | None = None
+    # The root causes the run's failing step leaves open (None: not known). A record matched by SNI
+    # or time alone must name one of them: a neighbour's refusal at another stage explains nothing.
+    causes: frozenset[str] | None = None
 
 
 def joins_without_client_id(record: dict[str, Any]) -> bool:
@@ -57,6 +60,10 @@ def match(record: dict[str, Any], ts_ms: int, run: RunConnection) -> str | None:
     port = authn_error.source_port_of(record)
     if port is not None and run.source_port is not None and port == run.source_port:
         return BY_PORT
+    if run.causes is not None and authn_error.is_authn_error(record):
+        confirmed, supported = authn_error.causes_for(record)
+        if not run.causes.intersection(confirmed + supported):
+            return None
     if sni is not None and run.sni is not None:
         return BY_SNI
     if topic and run.topic and topic == run.topic:
@@ -93,11 +100,14 @@ def assign(records: Iterable[tuple[int, dict[str, Any]]], runs: list[RunConnecti
 def run_connection(report: dict[str, Any], start_ms: int | None, end_ms: int | None) -> RunConnection | None:
     """The connection side of a run from its report: the tcp step's `local_port` (CPython reports
     it; MicroPython and CircuitPython sockets have no getsockname), the tls step's `sni`, the test
-    topic of the pubsub step. None without a window."""
+    topic of the pubsub step, the causes its failing step leaves open. None without a window."""
     if start_ms is None or end_ms is None:
         return None
     port = sni = topic = None
+    causes: frozenset[str] | None = None
     for step in report.get("steps") or []:
+        if causes is None and step.get("status") == "fail" and isinstance(step.get("root_causes"), list):
+            causes = frozenset(step["root_causes"])
         details = step.get("details") or {}
         if not isinstance(details, dict):
             continue
@@ -107,4 +117,4 @@ def run_connection(report: dict[str, Any], start_ms: int | None, end_ms: int | N
             sni = details["sni"]
         elif step.get("step") == "pubsub" and isinstance(details.get("topic"), str):
             topic = details["topic"]
-    return RunConnection(start_ms, end_ms, port, sni, topic)
+    return RunConnection(start_ms, end_ms, port, sni, topic, causes)
