@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Mosquitto lives in /usr/sbin, which a non-login shell may not have on PATH.
 export PATH := $(PATH):/usr/sbin
 
-.PHONY: setup system-deps test test-host test-device test-e2e fuzz demo lint typecheck bench drill docs clean
+.PHONY: setup system-deps test test-host test-device test-e2e test-install fuzz demo lint typecheck bench drill docs clean
 
 setup: $(STAMP)
 
@@ -35,12 +35,16 @@ test-device: setup system-deps
 test-e2e: setup system-deps
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
+# The sdist and wheel built, installed into a fresh venv and used from an empty folder (about a minute).
+test-install: setup
+	$(BIN)/pytest -m install $(PYTEST_ARGS)
+
 # The property-based tests with the long profile (minutes): hostile input for every parser.
 fuzz: setup system-deps
-	$(BIN)/pytest -m fuzz --hypothesis-profile=fuzz $(PYTEST_ARGS)
+	$(BIN)/pytest -m fuzz --hypothesis-profile=fuzz --timeout=1800 $(PYTEST_ARGS)
 
 demo: setup
-	$(BIN)/python -m authprobe.drill.demo
+	$(BIN)/authprobe demo
 
 lint: setup
 	$(BIN)/ruff check firmware host tests bench

@@ -4,14 +4,20 @@
    AWSIotLogsV2 records, 200k function log lines): wall time and peak memory (aim < 20 s, < 1 GiB).
 2. The number of Logs Insights queries for 1,000 devices over one hour, counted by botocore's
    Stubber (every StartQuery validated against the real CloudWatch Logs model).
+3. Precision on a generated day of a factory line: 50 boards in trays of 10 (client ids sharing
+   prefixes: line3-1, line3-10...), 20 runs each, 5 % faults (each replayed by `report --config`
+   and re-run soon after), cloud-check replays now and then, a neighbouring line's devices in the
+   same log groups: the fraction of log events attributed to the right run (or to none: replays,
+   other devices) and of runs diagnosed right. Goal: 100 %.
 
-Usage: python bench/bench_correlate.py [--runs N] [--events N]"""
+Usage: python bench/bench_correlate.py [--runs N] [--events N] [--seed N]"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import random
 import resource
 import sys
 import tempfile
@@ -21,6 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from authprobe.aws.lambda_logs import REPORT_DURATION, SLOW_REPORT_MS  # noqa: E402
+from authprobe.report.json_report import build_report  # noqa: E402
 
 T0 = int(datetime(2026, 11, 26, 8, 0, tzinfo=UTC).timestamp() * 1000)
 
@@ -166,11 +175,254 @@ def bench_queries(devices: int = 1000) -> dict:
             "longest_query_chars": max(len(s.query) for s in specs)}
 
 
+# --- a factory day: precision of the join ------------------------------------------------------------
+
+DAY_START = int(datetime(2026, 11, 26, 6, 0, tzinfo=UTC).timestamp() * 1000)
+FAULTS = ("signature-invalid", "lambda-error", "lambda-timeout", "authorizer-denied", "policy-denies-subscribe",
+          "tcp-unreachable", "sni-mismatch")
+# (step code, failing code, device ms) per outcome; steps before TLS vary per run (Wi-Fi, NTP).
+_FAILING = {"signature-invalid": ("connect", 906), "lambda-error": ("connect", 906),
+            "lambda-timeout": ("connect", 907), "authorizer-denied": ("connect", 906),
+            "policy-denies-subscribe": ("pubsub", 1001), "tcp-unreachable": ("tcp", 601),
+            "sni-mismatch": ("tls", 705)}
+_ORDER = ("config", "wifi", "clock", "dns", "tcp", "tls", "transport", "connect", "pubsub")
+_OK = {"config": 100, "wifi": 300, "clock": 400, "dns": 500, "tcp": 600, "tls": 700, "transport": 800,
+       "connect": 900, "pubsub": 1000}
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Day:
+    """The generated day: reports, the log lines the cloud wrote (each with the run that caused it,
+    or None for a replay or another line's device), the replays authprobe recorded."""
+
+    def __init__(self, seed: int):
+        self.rng = random.Random(seed)
+        self.reports: list[dict] = []
+        self.expected: list[str | None] = []
+        self.iot: list[tuple[dict, int | None]] = []
+        self.fn: list[tuple[dict, int | None]] = []
+        self.replays: list[dict] = []
+        self.streams = 0
+        self.busy_until: dict[str, int] = {}   # client id -> when its last run (or replay) ended
+
+    def _stream(self) -> str:
+        self.streams += 1
+        return f"2026/11/26/[$LATEST]{self.streams % 24:04x}"   # an environment serves one invocation at a time
+
+    def _invocation(self, owner: int | None, cid: str, at: int, tail: list[str] | None = None,
+                    ms: float = 14.0) -> int:
+        rid = str(uuid.UUID(int=self.rng.getrandbits(128)))
+        stream = self._stream()
+        lines = [(at, f"START RequestId: {rid} Version: $LATEST"),
+                 (at + 2, f"authorizing clientId='{cid}' signatureVerified=True token_len=22")]
+        end = at + int(ms)
+        for i, text in enumerate(tail or []):
+            lines.append((end - len(tail or []) + i, text.replace("{rid}", rid)))
+        lines += [(end + 1, f"END RequestId: {rid}"),
+                  (end + 1, f"REPORT RequestId: {rid}\tDuration: {ms:.2f} ms\tBilled Duration: {int(ms) + 1} ms")]
+        for ts, text in lines:
+            self.fn.append(({"timestamp": ts, "message": text, "logStream": stream}, owner))
+        return end + 1
+
+    def _record(self, owner: int | None, cid: str | None, at: int, event: str, status: str = "Success",
+                **extra: str) -> None:
+        rec = {"timestamp": _iot_ts(at), "logLevel": "ERROR" if status == "Failure" else "INFO",
+               "traceId": str(uuid.UUID(int=self.rng.getrandbits(128))), "accountId": "123456789012",
+               "status": status, "eventType": event, "protocol": "MQTT", **extra}
+        if cid is not None:
+            rec["clientId"] = cid
+            rec["principalId"] = cid.replace("-", "")
+        self.iot.append((rec, owner))
+
+    def run(self, cid: str, begin: int, outcome: str) -> int:
+        """One run of board `cid` whose begin record the host received at `begin`; returns its end."""
+        index = len(self.reports)
+        rng = self.rng
+        ms = {"config": 4, "wifi": rng.randint(700, 2600), "clock": rng.randint(30, 400), "dns": rng.randint(10, 80),
+              "tcp": rng.randint(20, 90), "tls": rng.randint(800, 1600), "transport": rng.randint(5, 40),
+              "connect": rng.randint(120, 400), "pubsub": rng.randint(300, 700)}
+        fail_step, fail_code = _FAILING.get(outcome, (None, None))
+        steps = []
+        for step in _ORDER:
+            code = fail_code if step == fail_step else _OK[step]
+            steps.append({"k": "step", "seq": len(steps) + 1, "code": code, "ms": ms[step],
+                          "status": "fail" if step == fail_step else "pass"})
+            if step == fail_step:
+                break
+        session = begin + sum(ms[s] for s in ("config", "wifi", "clock", "dns", "tcp"))
+        connect = session + ms["tls"] + ms["transport"]
+        if outcome == "lambda-timeout":
+            steps[-1]["ms"] = 5004
+        total = sum(st["ms"] for st in steps)
+        clock = rng.random()
+        utc = (None if clock < 0.05 else _iot_ts(begin - 3 * 3600_000 if clock < 0.1 else begin)[:19].replace(" ", "T")
+               + "Z")   # 5 % of boards have no clock yet, 5 % are three hours off
+        records = [{"k": "begin", "run": f"d-{index}", "client_id": cid, "utc": utc, "transport": "mqtt"},
+                   *steps, {"k": "end", "run": f"d-{index}", "verdict": "fail" if fail_step else "pass", "ms": total}]
+        report = build_report(records, run_id=f"run-{index:04d}")
+        started = begin - 350
+        report["collection"] = {"started": _iso(started), "timings": {"begin_ms": 350, "end_ms": 350 + total + 3}}
+        self.reports.append(report)
+        self.expected.append(None if outcome == "pass" else outcome)
+        fail = ("Failure", "AUTHORIZATION_FAILURE")
+        if outcome == "tcp-unreachable":
+            pass
+        elif outcome == "sni-mismatch":
+            self._record(index, None, session + 40, "Connect", fail[0], reason=fail[1],
+                         details="TLS SNI unknown: a9z8y7x6w5v4u3-ats.iot.us-east-1.amazonaws.com")
+        elif outcome == "signature-invalid":
+            self._record(index, cid, connect + 25, "Connect", *fail[:1], reason=fail[1],
+                         details="Signature verification failed")
+        elif outcome == "lambda-error":
+            self._invocation(index, cid, connect + 5, ["[ERROR] KeyError: 'device group'\nTraceback (most recent "
+                                                       "call last):\n  File \"/var/task/auth.py\", line 9"])
+            self._record(index, cid, connect + 30, "Connect", fail[0], reason=fail[1],
+                         details="Authorizer function failed: KeyError")
+        elif outcome == "lambda-timeout":
+            end = self._invocation(index, cid, connect + 5, ["{rid} Task timed out after 5.00 seconds"], ms=5000.0)
+            self._record(index, cid, end + 3, "Connect", fail[0], reason=fail[1],
+                         details="Authorizer function timed out")
+        elif outcome == "authorizer-denied":
+            self._invocation(index, cid, connect + 5)
+            self._record(index, cid, connect + 30, "Connect", fail[0], reason=fail[1],
+                         details="Authorizer returned isAuthenticated false")
+        else:
+            self._invocation(index, cid, connect + 5)
+            self._record(index, cid, connect + 30, "Connect")
+            topic = f"selftest/{cid}"
+            if outcome == "policy-denies-subscribe":
+                self._record(index, cid, connect + ms["connect"] + 40, "Subscribe", fail[0], reason=fail[1],
+                             topicName=topic)
+                self._record(index, cid, connect + ms["connect"] + 42, "Disconnect", fail[0], reason=fail[1])
+            else:
+                self._record(index, cid, connect + ms["connect"] + 40, "Subscribe", topicName=topic)
+                self._record(index, cid, connect + ms["connect"] + 90, "Publish-In", topicName=topic)
+                self._record(index, cid, connect + ms["connect"] + 120, "Publish-Out", topicName=topic)
+                self._record(index, cid, begin + total - 2, "Disconnect", disconnectReason="CLIENT_INITIATED_DISCONNECT")
+        return begin + total
+
+    def replay(self, cid: str, at: int, fault: str | None) -> None:
+        """cloud-check's TestInvokeAuthorizer with the board's credentials (recorded by authprobe;
+        the function's log says nothing that tells it from a device's invocation)."""
+        if fault == "signature-invalid":   # refused before the function runs: nothing in its log
+            self.replays.append({"at_ms": at, "until_ms": at + 60, "authorizer": "DeviceAuth", "client_id": cid,
+                                 "invoked": False})
+            return
+        tail = ["[ERROR] KeyError: 'device group'"] if fault == "lambda-error" else None
+        slow = fault == "lambda-timeout"
+        end = self._invocation(None, cid, at + 90, ["{rid} Task timed out after 5.00 seconds"] if slow else tail,
+                               ms=5000.0 if slow else 14.0)
+        self.replays.append({"at_ms": at, "until_ms": end + 30, "authorizer": "DeviceAuth", "client_id": cid,
+                             "invoked": True})
+
+
+def factory_day(seed: int = 7, boards: int = 50, runs_per_board: int = 20, tray: int = 10) -> _Day:
+    """Trays of `tray` boards run together every ~20 min; a faulty run is replayed (`report
+    --config`) and re-run within a minute; cloud-check replays happen now and then all day; a
+    neighbouring line's devices fill the same log groups."""
+    day = _Day(seed)
+    rng = day.rng
+    ids = [f"line3-{n}" for n in range(1, boards + 1)]          # line3-1 is a prefix of line3-10..19
+    runs_left = dict.fromkeys(ids, runs_per_board)
+    t = DAY_START
+    while any(runs_left.values()):
+        for k in range(0, boards, tray):
+            for cid in ids[k:k + tray]:
+                if not runs_left[cid]:
+                    continue
+                begin = max(t + rng.randint(0, 4000), day.busy_until.get(cid, 0) + 1500)
+                fault = rng.choice(FAULTS) if rng.random() < 0.05 else None
+                end = day.run(cid, begin, fault or "pass")
+                runs_left[cid] -= 1
+                if fault and runs_left[cid]:
+                    replay_at = end + rng.randint(1_000, 20_000)
+                    day.replay(cid, replay_at, fault)
+                    # the re-run often overlaps the replay: the operator starts it while the page builds
+                    end = day.run(cid, end + rng.randint(3_000, 15_000), "pass")
+                    runs_left[cid] -= 1
+                day.busy_until[cid] = end
+            t += 90_000   # the next tray
+        t += 20 * 60_000
+        for _ in range(rng.randint(0, 4)):   # cloud-check, now and then, on any board
+            day.replay(rng.choice(ids), t - rng.randint(0, 20 * 60_000), None)
+    for i in range(len(day.iot) // 4):        # another line's devices in the same log groups
+        other = f"line4-{rng.randint(1, 60)}"
+        at = DAY_START + rng.randint(0, t - DAY_START)
+        day._record(None, other, at, rng.choice(("Connect", "Subscribe", "Publish-In", "Disconnect")))
+        if i % 3 == 0:
+            day._invocation(None, other, at - 30)
+    return day
+
+
+def _relevant(message: str) -> bool:
+    """Function lines the join can give a run: not the START/END bookkeeping, not a quick REPORT."""
+    if message.startswith(("START RequestId", "END RequestId")):
+        return False
+    m = REPORT_DURATION.search(message)
+    return not (message.startswith("REPORT") and (not m or float(m.group(1)) < SLOW_REPORT_MS))
+
+
+def bench_factory_day(seed: int = 7) -> dict:
+    from authprobe.cloud.correlate import read_log_file
+    from authprobe.cloud.pipeline import diagnose_runs
+    from authprobe.cloud.replays import Replay
+    from authprobe.redaction import redact
+
+    day = factory_day(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        iot_path, fn_path = Path(tmp) / "iot.jsonl", Path(tmp) / "fn.jsonl"
+        iot_lines = sorted(day.iot, key=lambda x: x[0]["timestamp"])
+        fn_lines = sorted(day.fn, key=lambda x: x[0]["timestamp"])
+        iot_path.write_text("".join(json.dumps(r) + "\n" for r, _ in iot_lines))
+        fn_path.write_text("".join(json.dumps(r) + "\n" for r, _ in fn_lines))
+        truth: dict[tuple, int | None] = {}
+        for rec, owner in iot_lines:
+            truth[("iot", rec["traceId"])] = owner
+        for rec, owner in fn_lines:
+            if _relevant(rec["message"]):
+                truth[("lambda", rec["timestamp"], rec["logStream"], redact(rec["message"])[:60])] = owner
+        replays = [Replay.from_dict(r) for r in day.replays]
+        t = time.perf_counter()
+
+        def events(windows):
+            wanted = {w.client_id for w in windows}
+            yield from read_log_file(iot_path, client_ids=wanted, source="iot")
+            yield from read_log_file(fn_path, client_ids=wanted, source="lambda")
+        results = diagnose_runs(day.reports, events, replays=[r for r in replays if r], log_delay_s=0)
+        elapsed = time.perf_counter() - t
+    given: dict[tuple, int] = {}
+    for i, run in enumerate(results):
+        for e in run.evidence.events:
+            k = (("iot", e["traceId"]) if e["source"] == "iot"
+                 else ("lambda", e["ts_ms"], e.get("logStream"), e["message"][:60]))
+            given[k] = i
+    wrong_events = sum(1 for k, owner in truth.items() if given.get(k) != owner)
+    wrong_events += sum(1 for k in given if k not in truth)
+    wrong_runs = [i for i, run in enumerate(results)
+                  if (run.diagnosis[0]["root_cause"] if run.diagnosis else None) != day.expected[i]]
+    return {"boards": 50, "runs_per_board": 20, "runs": len(day.reports), "faults": sum(1 for e in day.expected if e),
+            "replays": len(day.replays), "events": len(day.iot) + len(day.fn),
+            "foreign": sum(1 for r, o in day.iot if o is None and r.get("clientId", "").startswith("line4")),
+            "events_right_pct": round(100 * (1 - wrong_events / max(1, len(truth))), 3), "events_wrong": wrong_events,
+            "runs_right_pct": round(100 * (1 - len(wrong_runs) / len(results)), 3), "runs_wrong": len(wrong_runs),
+            "wrong_runs": [day.reports[i]["run_id"] for i in wrong_runs][:10], "correlate_s": round(elapsed, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=7, help="the factory day's random seed")
     args = ap.parse_args()
+    day = bench_factory_day(args.seed)
+    print(f"factory day: {day['boards']} boards x {day['runs_per_board']} runs ({day['faults']} faulty, "
+          f"{day['replays']} replays, {day['events']} log events, {day['foreign']} IoT records of another line): "
+          f"{day['events_right_pct']} % of events attributed to the right run or to none "
+          f"({day['events_wrong']} wrong), {day['runs_right_pct']} % of runs diagnosed right "
+          f"({day['runs_wrong']} wrong) [goal 100 %]; correlated in {day['correlate_s']} s")
     files = bench_files(args.runs, args.events)
     print(f"correlate from files: {files['runs']} runs x {files['events']} events ({files['files_mib']} MiB): "
           f"{files['correlate_and_diagnose_s']} s (join {files['join_s']} s), peak RSS {files['peak_rss_mib']} MiB "
@@ -180,8 +432,9 @@ def main() -> None:
     print(f"Logs Insights for {q['devices']} devices over {q['window']}: {q['start_query_calls']} StartQuery calls "
           f"({q['iot_queries']} AWSIotLogsV2 + {q['function_queries']} function log group), "
           f"longest query {q['longest_query_chars']} chars (Stubber-counted)")
-    print(json.dumps({"files": files, "insights": q}))
-    if os.environ.get("BENCH_STRICT") and (files["correlate_and_diagnose_s"] > 20 or files["peak_rss_mib"] > 1024):
+    print(json.dumps({"files": files, "insights": q, "factory_day": day}))
+    if os.environ.get("BENCH_STRICT") and (files["correlate_and_diagnose_s"] > 20 or files["peak_rss_mib"] > 1024
+                                           or day["events_wrong"] or day["runs_wrong"]):
         sys.exit(1)
 
 

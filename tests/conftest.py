@@ -1,5 +1,6 @@
 """Test tiers follow the folder: tests/host (pure logic), tests/device (real MicroPython, virtual
-board, local stand-in), tests/e2e (the whole chain), tests/hil (real boards, opt-in)."""
+board, local stand-in), tests/e2e (the whole chain), tests/install (the built wheel in a fresh venv,
+used from an empty folder), tests/hil (real boards, opt-in)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Shared fixtures that live beside their helpers (e.g. `devices`, the paho devices a test made;
 # `postgres`, a PostgreSQL server started once per session).
 pytest_plugins = ["tests.fixtures.emulator", "tests.fixtures.postgres"]
-TIERS = ("host", "device", "e2e", "hil")
+TIERS = ("host", "device", "e2e", "install", "hil")
 
 # Property-based tests (marked `fuzz`) run in every `make test` with a bounded, repeatable example
 # count, so CI is deterministic; `make fuzz` runs the same tests with the long profile for minutes.

@@ -25,9 +25,12 @@ NAMES = (
     '806:wss_upgrade_unexpected 807:transport_closed 808:transport_timeout 900:connect_ok '
     '901:connack_bad_protocol 902:connack_identifier_rejected 903:connack_server_unavailable '
     '904:connack_bad_credentials 905:connack_not_authorized 906:closed_before_connack '
-    '907:closed_before_connack_slow 908:connack_timeout 909:mqtt_protocol_error 1000:pubsub_ok '
+    '907:closed_before_connack_slow 908:connack_timeout 909:mqtt_protocol_error '
+    '910:connack_v5_bad_credentials 911:connack_v5_not_authorized 912:connack_v5_not_authorized_slow '
+    '913:connack_v5_refused 1000:pubsub_ok '
     '1001:dropped_after_subscribe 1002:dropped_after_publish 1003:message_not_received '
-    '1004:suback_failure 1005:session_taken_over 1100:library_ok 1101:library_connect_failed '
+    '1004:suback_failure 1005:session_taken_over 1006:puback_refused 1100:library_ok '
+    '1101:library_connect_failed '
     '1102:library_pubsub_failed 9000:probe_internal_error '
 )
 

@@ -5,6 +5,8 @@
 # board it arrives as JSON. lint() returns problems as (code, status, field, message) tuples. The
 # board loads this module for the config step only (see probe.py); settings.py holds what the
 # other steps read.
+import sys
+
 from selftest.settings import (  # noqa: F401 - re-exported for the host
     DEFAULTS,
     _only,
@@ -46,6 +48,7 @@ _CONFIG_ENDPOINT_IS_IP = const(119)
 FIELDS = (
     ("device", "client_id", "str"),
     ("device", "transport", "str"),
+    ("device", "mqtt", "int"),
     ("device", "board", "str"),
     ("endpoint", "host", "str"),
     ("endpoint", "port", "int"),
@@ -223,6 +226,15 @@ def lint(cfg):
         add(_CONFIG_TRANSPORT_INVALID, FAIL, "device.transport",
             "device.transport is %r; use one of mqtt, wss, auto" % transport)
 
+    mqtt = val("device", "mqtt")
+    if mqtt is not None and mqtt not in (4, 5):
+        add(_CONFIG_VALUE_TYPE, FAIL, "device.mqtt",
+            "device.mqtt is %r; use 4 (MQTT 3.1.1, the default) or 5 (MQTT 5)" % mqtt)
+    elif mqtt == 5 and sys.implementation.name != "cpython":
+        add(_CONFIG_VALUE_TYPE, FAIL, "device.mqtt",
+            "device.mqtt = 5 runs under CPython only (authprobe probe --runtime cpython): "
+            "umqtt.simple and adafruit_minimqtt speak MQTT 3.1.1; use 4 on a board")
+
     host = val("endpoint", "host")
     custom = val("endpoint", "custom_domain")
     if not host:
@@ -267,6 +279,8 @@ def lint(cfg):
     ca = val("endpoint", "ca")
     if ca is not None and not ca:
         add(_CONFIG_CA_INVALID, FAIL, "endpoint.ca", "endpoint.ca is empty; name a PEM file or leave it out")
+    elif ca and "\x00" in ca:
+        add(_CONFIG_CA_INVALID, FAIL, "endpoint.ca", "endpoint.ca contains a NUL character; name a PEM file")
 
     _lint_auth(val, add, bad_type)
 

@@ -1,7 +1,7 @@
 # The library check with adafruit_minimqtt (CircuitPython, and CPython on the host), through the
 # runtime's socket pool; the endpoint name resolves to the dial address and TLS comes from the
 # probe's world. Kept apart from library.py so MicroPython boards never load it.
-from selftest import net
+from selftest import mqtt, net
 from selftest.library import FAIL, PASS, SKIP, TlsContext, credentials
 
 try:
@@ -121,4 +121,7 @@ def _mm_close(client):
 
 def check(p):
     """The world's library check: minimqtt over the world's own socket pool and TLS."""
+    if mqtt.version(p) == 5:
+        return _LIBRARY_OK, SKIP, {"why": "adafruit_minimqtt speaks MQTT 3.1.1; device.mqtt = 5 checks the "
+                                          "probe's own MQTT 5 client"}
     return minimqtt_check(p, p.w.pool, p.w.wrap_tls)

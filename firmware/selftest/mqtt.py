@@ -13,6 +13,13 @@ PINGREQ = b"\xc0\x00"
 _UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
 
 
+def version(p):
+    """device.mqtt of the probe's config: 5 for MQTT 5 (CPython only, mqtt5.py), else 4 (3.1.1). Read
+    from the config, not kept on the probe: one more attribute grows every board's heap peak."""
+    dev = p.cfg.get("device") if isinstance(p.cfg, dict) else None
+    return 5 if isinstance(dev, dict) and dev.get("mqtt") == 5 else 4
+
+
 def pct(text):
     """Percent-encode everything but RFC 3986 unreserved characters ('+' -> %2B, '=' -> %3D)."""
     out = []

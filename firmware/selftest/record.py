@@ -45,49 +45,84 @@ BAD_CRC = "crc-mismatch"
 BAD_JSON = "bad-json"
 
 
-def _is_hex(text):
-    for ch in text:
-        if ch not in "0123456789abcdef":
-            return False
-    return True
+_TAGB = _TAG.encode()
+_DIGITS = b"0123456789"
+_HEXB = b"0123456789abcdef"
+
+
+def _find_prefix(data):
+    """Where a record prefix starts: the first "@AP1 ", else the first "@AP" followed by a version
+    digit (another protocol version) or ending the line (cut short); -1 when "@AP" only appears
+    inside other words (boot noise such as root@APnode)."""
+    at = data.find(_TAGB)
+    if at >= 0:
+        return at
+    at = data.find(b"@AP")
+    while at >= 0:
+        after = data[at + 3:at + 4]
+        if not after or after[0] in _DIGITS:
+            return at
+        at = data.find(b"@AP", at + 3)
+    return -1
+
+
+def _checksum_at(data, i):
+    # The 8 hex digits after "} " at i, or None.
+    crc = data[i + 2:i + 10]
+    if len(crc) != 8:
+        return None
+    for ch in crc:
+        if ch not in _HEXB:
+            return None
+    return crc
 
 
 def decode(line):
     """Read one line: (record, None) for a good record, (None, reason) for a damaged record,
-    (None, None) for a line that holds no record at all (boot noise, echo)."""
+    (None, None) for a line that holds no record at all (boot noise, echo). Never raises, and the
+    work is linear in the line's length."""
     if isinstance(line, (bytes, bytearray)):
+        data = bytes(line)
+    else:
         try:
-            line = bytes(line).decode()
-        except UnicodeError:
-            line = bytes(line).decode("latin-1")
-    at = line.find(PREFIX)
+            data = line.encode()
+        except UnicodeError:  # lone surrogates: no record holds them (records are ASCII JSON)
+            return (None, None) if PREFIX not in line else (None, BAD_FRAME)
+    at = _find_prefix(data)
     if at < 0:
         return None, None
-    rest = line[at + len(PREFIX):]
-    space = rest.find(" ")
+    rest = data[at + len(PREFIX):]
+    space = rest.find(b" ")
     if space <= 0:
         return None, BAD_FRAME
-    if rest[:space] != str(VERSION):
+    if rest[:space] != str(VERSION).encode():
         return None, BAD_VERSION
-    rest = rest[space + 1:].rstrip("\r\n")
+    rest = rest[space + 1:].rstrip(b"\r\n")
     # The JSON object ends in "}" and the checksum follows one space later; trailing noise may
-    # follow the checksum, and strings inside the JSON may hold "} ", so try candidates from the right.
-    body = None
+    # follow the checksum, and strings inside the JSON may hold "} ", so every candidate is tried
+    # and the rightmost that matches wins. The CRC runs on from one candidate to the next, so
+    # each byte is hashed once however many candidates a line of junk holds.
+    body_end = -1
     seen_frame = False
-    i = rest.rfind("} ")
+    crc = 0
+    done = 0
+    i = rest.find(b"} ")
     while i >= 0:
-        crc = rest[i + 2:i + 10]
-        if len(crc) == 8 and _is_hex(crc):
+        expected = _checksum_at(rest, i)
+        if expected is not None:
             seen_frame = True
-            if crc32_hex(rest[:i + 1].encode()) == crc:
-                body = rest[:i + 1]
-                break
-        i = rest.rfind("} ", 0, i)
-    if body is None:
+            crc = binascii.crc32(rest[done:i + 1], crc)
+            done = i + 1
+            if ("%08x" % (crc & 0xFFFFFFFF)).encode() == expected:
+                body_end = i + 1
+        i = rest.find(b"} ", i + 1)
+    if body_end < 0:
         return None, BAD_CRC if seen_frame else BAD_FRAME
     try:
-        record = json.loads(body)
-    except ValueError:
+        record = json.loads(rest[:body_end].decode())
+    except (ValueError, RuntimeError):
+        # RuntimeError: MicroPython's and CPython's (RecursionError) answer to JSON nested deeper
+        # than the parser's stack; UnicodeError is a ValueError.
         return None, BAD_JSON
     if not isinstance(record, dict) or "k" not in record:
         return None, BAD_JSON

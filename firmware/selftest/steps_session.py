@@ -1,7 +1,7 @@
 # The MQTT session steps: CONNECT with the custom-auth credentials (CONNACK code, or a close and
 # how long it took), then the publish/subscribe round trip on the test topic.
 from selftest import mqtt, net, record
-from selftest.probe import FAIL, PASS
+from selftest.probe import FAIL, PASS, load
 
 # Codes by catalogue name: MicroPython's compiler inlines `_NAME = const(n)` and drops the line
 # (no heap; this try binds nothing there). CPython has no const() and takes the except.
@@ -21,6 +21,22 @@ _DROPPED_AFTER_PUBLISH = const(1002)
 _MESSAGE_NOT_RECEIVED = const(1003)
 _SUBACK_FAILURE = const(1004)
 _SESSION_TAKEN_OVER = const(1005)
+_PUBACK_REFUSED = const(1006)
+
+
+def _codec(p):
+    """The packets of the configured MQTT version (device.mqtt): mqtt.py, or mqtt5.py for 5."""
+    return load("mqtt5") if mqtt.version(p) == 5 else mqtt
+
+
+def _read(p, d):
+    """The next packet; an MQTT 5 server's DISCONNECT ends the session like a close, its reason
+    code kept in the details (0x8E session taken over, 0x87 not authorized, ...)."""
+    first, body = mqtt.read_packet(p.stream)
+    if first == 0xE0:
+        d["disconnect_rc"] = body[0] if body else 0
+        raise net.Closed()
+    return first, body
 
 
 def s_connect(p):
@@ -31,7 +47,7 @@ def s_connect(p):
         d["username_len"] = len(user or "")
         p.t_connect = p.w.clock.ms()
         try:
-            p.stream.write(mqtt.connect(p.client_id, user, p.password))
+            p.stream.write(_codec(p).connect(p.client_id, user, p.password))
         except net.Closed:
             return _closed(p, d)
     else:
@@ -51,6 +67,9 @@ def s_connect(p):
         d["elapsed_ms"] = p.w.clock.since(p.t_connect)
         return _CONNACK_TIMEOUT, FAIL, d
     d["elapsed_ms"] = p.w.clock.since(p.t_connect)
+    if mqtt.version(p) == 5:
+        code, status = load("mqtt5").judge_connack(first, body, d, d["elapsed_ms"] >= p.slow_close_ms)
+        return code, status, d
     if first != mqtt.CONNACK or len(body) != 2:
         d["packet"] = first
         return _MQTT_PROTOCOL_ERROR, FAIL, d
@@ -78,7 +97,7 @@ def _hold(p, d):
     try:
         while p.w.clock.since(t0) < p.hold_ms:
             p.stream.write(mqtt.PINGREQ)
-            mqtt.read_packet(p.stream)
+            _read(p, d)
             p.w.clock.sleep_ms(50)
     except net.Closed:
         d["held_ms"] = p.w.clock.since(t0)
@@ -93,13 +112,14 @@ def _hold(p, d):
 def s_pubsub(p):
     d = {"topic": p.topic}
     s = p.stream
+    m = _codec(p)
     payload = ("authprobe " + p.nonce).encode()
     if p.hold_ms and _hold(p, d):
         return _SESSION_TAKEN_OVER, FAIL, d
     try:
-        s.write(mqtt.subscribe(1, p.topic, 0))
+        s.write(m.subscribe(1, p.topic, 0))
         while True:
-            first, body = mqtt.read_packet(p.stream)
+            first, body = _read(p, d)
             if first == mqtt.SUBACK:
                 break
     except net.Closed:
@@ -111,22 +131,26 @@ def s_pubsub(p):
     if body[-1] & 0x80:
         return _SUBACK_FAILURE, FAIL, d
     try:
-        s.write(mqtt.publish(p.topic, payload, 2, 1))
+        s.write(m.publish(p.topic, payload, 2, 1))
     except net.Closed:
         # Gone before the PUBLISH could even leave: the drop followed the SUBSCRIBE.
         return _DROPPED_AFTER_SUBSCRIBE, FAIL, d
     puback = False
     try:
         while True:
-            first, body = mqtt.read_packet(p.stream)
+            first, body = _read(p, d)
             kind = first & 0xF0
             if kind == mqtt.PUBACK:
                 puback = True
+                if len(body) > 2 and body[2] >= 0x80:
+                    # MQTT 5: the server refused the message and said so (0x87 not authorized).
+                    d["puback_rc"] = body[2]
+                    return _PUBACK_REFUSED, FAIL, d
             elif kind == mqtt.PUBLISH:
                 ack = mqtt.puback(first, body)
                 if ack:
                     s.write(ack)
-                topic, got = mqtt.parse_publish(first, body)
+                topic, got = m.parse_publish(first, body)
                 if topic == p.topic and got == payload:
                     break
     except net.Closed:

@@ -1,7 +1,7 @@
 # The transport step: direct MQTT (CONNECT sent, the first answer read: MQTT, HTTP or a close) or
 # the WebSocket upgrade with the custom-auth credentials.
 from selftest import mqtt, net
-from selftest.probe import FAIL, PASS, short, unload
+from selftest.probe import FAIL, PASS, load, short, unload
 from selftest.tls import ALPN
 
 # Codes by catalogue name: MicroPython's compiler inlines `_NAME = const(n)` and drops the line
@@ -41,8 +41,9 @@ def _first_answer(p, d):
     # Whether the server speaks MQTT here shows only in its answer to CONNECT: an endpoint that
     # got no ALPN treats the stream as HTTPS and answers HTTP (or just closes).
     p.t_connect = p.w.clock.ms()
+    m = load("mqtt5") if mqtt.version(p) == 5 else mqtt
     try:
-        p.stream.write(mqtt.connect(p.client_id, mqtt.auth_username(
+        p.stream.write(m.connect(p.client_id, mqtt.auth_username(
             p.user, p.authorizer, p.signature, p.key, p.token), p.password))
         first = bytes(p.stream.peek_some()[:8])
     except net.Closed:

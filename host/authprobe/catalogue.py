@@ -94,12 +94,25 @@ CODES = (
     (907, "closed_before_connack_slow", ("lambda-timeout",)),
     (908, "connack_timeout", ("lambda-timeout",)),
     (909, "mqtt_protocol_error", ("alpn-missing",)),
+    # MQTT 5 CONNACK reason codes (device.mqtt = 5). Which code AWS IoT sends for which custom-auth
+    # failure is not documented (docs/aws-iot-now.md §3.2): 0x87 is seen for a denying authorizer,
+    # 0x86 is what the stand-in sends for credentials AWS rejects before any invocation.
+    (910, "connack_v5_bad_credentials", (
+        "signature-invalid", "signature-not-urlencoded", "signature-missing", "token-key-name-mismatch",
+        "authorizer-denied")),
+    (911, "connack_v5_not_authorized", (
+        "authorizer-denied", "policy-denies-connect", "authorizer-unknown", "authorizer-inactive",
+        "lambda-permission-missing", "authorizer-function-missing", "lambda-error", "lambda-response-invalid",
+        "signature-invalid")),
+    (912, "connack_v5_not_authorized_slow", ("lambda-timeout",)),
+    (913, "connack_v5_refused", ()),
     (1000, "pubsub_ok", ()),
     (1001, "dropped_after_subscribe", ("policy-denies-subscribe",)),
     (1002, "dropped_after_publish", ("policy-denies-publish",)),
     (1003, "message_not_received", ("policy-denies-receive",)),
     (1004, "suback_failure", ("policy-denies-subscribe",)),
     (1005, "session_taken_over", ("client-id-conflict",)),
+    (1006, "puback_refused", ("policy-denies-publish",)),
     (1100, "library_ok", ()),
     (1101, "library_connect_failed", ("config-invalid",)),
     (1102, "library_pubsub_failed", ("policy-denies-publish", "policy-denies-subscribe")),

@@ -13,6 +13,8 @@ from authprobe.version import __version__
 
 # command -> (module under authprobe.commands, one-line help); aliases are just more rows.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("demo", "authprobe in a minute: the local stand-in, a virtual board, a pass and a diagnosed mistake"),
+    "init": ("init", "write a commented device.toml (and, with --standin, a local stand-in) to start from"),
     "probe": ("probe", "run the device self-test here, under CPython or the real MicroPython interpreter"),
     "emulate": ("emulate", "serve the local AWS IoT Core custom-auth stand-in"),
     "boards": ("boards", "list connected boards, matched to board definitions"),

@@ -7,14 +7,14 @@ and turn it into the files each runtime reads from flash.
 
 from __future__ import annotations
 
+import base64
 import json
-import tomllib
+import re
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
+from authprobe import bundled
+from authprobe.config_text import parse_toml, read_bytes
 from authprobe.errors import ConfigError
 from selftest import config as lint_rules
 
@@ -22,8 +22,7 @@ from selftest import config as lint_rules
 # drill take this list too).
 RUNTIMES = ("micropython", "circuitpython")
 
-ROOT = Path(__file__).resolve().parents[2]
-FIRMWARE = ROOT / "firmware"
+FIRMWARE = bundled.FIRMWARE             # main.py, code.py
 CONFIG_FILE = "authprobe.json"          # MicroPython reads this (firmware/main.py)
 SETTINGS_FILE = "settings.toml"         # CircuitPython reads this through os.getenv (firmware/code.py)
 CA_DER = "authprobe_ca.der"
@@ -34,19 +33,24 @@ def problems(cfg: Any, base: Path | None = None) -> list[tuple[int, str, str, st
     """Lint problems (code, status, field, message): the device's rules plus the host's CA check."""
     found = lint_rules.lint(cfg)
     ca = lint_rules.get(cfg, "endpoint", "ca") if isinstance(cfg, dict) else None
-    if isinstance(ca, str) and ca:
-        why = _ca_problem(_resolve(ca, base))
+    if isinstance(ca, str) and ca and "\x00" not in ca:   # a NUL is the lint's own problem
+        why = _ca_problem(ca, base)
         if why:
             found.append((114, lint_rules.FAIL, "endpoint.ca", why))
     return found
 
 
 def _resolve(path: str, base: Path | None) -> Path:
+    """The path as written, ~ expanded and relative to `base`; RuntimeError for ~user with no home."""
     p = Path(path).expanduser()
     return p if p.is_absolute() or base is None else base / p
 
 
-def _ca_problem(path: Path) -> str | None:
+def _ca_problem(ca: str, base: Path | None) -> str | None:
+    try:
+        path = _resolve(ca, base)
+    except RuntimeError:
+        return f"endpoint.ca {ca!r}: there is no home directory for {ca.split('/')[0]!r}; give the full path"
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -61,15 +65,62 @@ def _ca_problem(path: Path) -> str | None:
     return None
 
 
-def _certificates(data: bytes) -> list[x509.Certificate]:
-    """The certificates of a PEM bundle or one DER certificate; ValueError when it is neither."""
+# Certificates are only framed here, not parsed: the board's TLS stack does the parsing, and `flash`
+# should not spend the 60 ms importing a full X.509 parser costs on every deploy.
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.DOTALL)
+
+
+def _der_element(data: bytes, at: int) -> tuple[int, int, int]:
+    """(tag, start, end) of the content of the DER element at `at`; ValueError if it is cut short."""
+    if at + 2 > len(data):
+        raise ValueError("DER element cut short")
+    tag, first, at = data[at], data[at + 1], at + 2
+    if first & 0x80:
+        size = first & 0x7F
+        if not 0 < size <= 4 or at + size > len(data):
+            raise ValueError("bad DER length")
+        length, at = int.from_bytes(data[at:at + size], "big"), at + size
+    else:
+        length = first
+    if at + length > len(data):
+        raise ValueError("DER element runs past the data")
+    return tag, at, at + length
+
+
+def _is_certificate(der: bytes) -> bool:
+    """An X.509 certificate's shape: SEQUENCE { tbsCertificate SEQUENCE, signatureAlgorithm
+    SEQUENCE, signatureValue BIT STRING } and nothing after it."""
     try:
-        return x509.load_pem_x509_certificates(data)
+        tag, at, end = _der_element(der, 0)
+        if tag != 0x30 or end != len(der):
+            return False
+        tags = []
+        while at < end:
+            child, _, at = _der_element(der, at)
+            tags.append(child)
+        return tags == [0x30, 0x30, 0x03]
     except ValueError:
-        return [x509.load_der_x509_certificate(data)]
+        return False
 
 
-def ca_certificates(cfg: dict[str, Any]) -> list[x509.Certificate]:
+def _certificates(data: bytes) -> list[bytes]:
+    """The DER certificates of a PEM bundle or of one DER certificate; ValueError when it is neither."""
+    blocks = _PEM_CERTIFICATE.findall(data)
+    ders = [base64.b64decode(b"".join(block.split()), validate=True) for block in blocks] if blocks else [data]
+    if not all(_is_certificate(der) for der in ders):
+        raise ValueError("not a certificate")
+    return ders
+
+
+def _pem(der: bytes) -> bytes:
+    """One certificate as PEM, in the layout openssl and cryptography write (64 columns)."""
+    text = base64.b64encode(der)
+    lines = [text[i:i + 64] for i in range(0, len(text), 64)]
+    return b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(lines) + b"\n-----END CERTIFICATE-----\n"
+
+
+def ca_certificates(cfg: dict[str, Any]) -> list[bytes]:
+    """The DER certificates of the config's endpoint.ca (none without one)."""
     ca = lint_rules.get(cfg, "endpoint", "ca")
     if not ca:
         return []
@@ -89,12 +140,9 @@ def format_problems(path: str, found: list[tuple[int, str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def parse(text: str, path: str = "device.toml", base: Path | None = None) -> dict[str, Any]:
-    """A config from TOML text; raises ConfigError naming every failing problem."""
-    try:
-        cfg = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+def parse(text: str | bytes, path: str = "device.toml", base: Path | None = None) -> dict[str, Any]:
+    """A config from TOML text (or the file's bytes); raises ConfigError naming every failing problem."""
+    cfg = parse_toml(text, path)
     found = problems(cfg, base)
     if any(p[1] == lint_rules.FAIL for p in found):
         raise ConfigError(format_problems(path, found))
@@ -107,13 +155,9 @@ def parse(text: str, path: str = "device.toml", base: Path | None = None) -> dic
 def load(path: str | Path) -> dict[str, Any]:
     """The nested config dict of a device.toml; raises ConfigError naming every problem."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(p)!r} not found; copy examples/device.toml and fill it in") from None
-    except (OSError, UnicodeError) as exc:
-        raise ConfigError(f"config file {str(p)!r} cannot be read: {exc}") from None
-    return parse(text, str(p), p.parent)
+    if not p.exists():
+        raise ConfigError(f"config file {str(p)!r} not found; `authprobe init` writes one to fill in")
+    return parse(read_bytes(p, "config file"), str(p), p.parent)
 
 
 def warnings(cfg: dict[str, Any]) -> list[tuple[int, str, str, str]]:
@@ -132,16 +176,16 @@ def device_files(cfg: dict[str, Any], runtime: str = "micropython") -> dict[str,
             # One DER certificate is what MicroPython's cadata takes; several travel as PEM and are
             # split on the board.
             if len(certs) == 1:
-                files[CA_DER] = certs[0].public_bytes(serialization.Encoding.DER)
+                files[CA_DER] = certs[0]
                 board_cfg["endpoint"]["ca"] = CA_DER
             else:
-                files[CA_PEM] = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
+                files[CA_PEM] = b"".join(_pem(c) for c in certs)
                 board_cfg["endpoint"]["ca"] = CA_PEM
         files[CONFIG_FILE] = json.dumps(board_cfg, separators=(",", ":"), sort_keys=True).encode()
         return files
     if certs:
         # CircuitPython's load_verify_locations(cadata=) takes one PEM certificate.
-        files[CA_PEM] = certs[0].public_bytes(serialization.Encoding.PEM)
+        files[CA_PEM] = _pem(certs[0])
         board_cfg["endpoint"]["ca"] = CA_PEM
     files[SETTINGS_FILE] = settings_toml(board_cfg).encode()
     return files
@@ -170,10 +214,11 @@ def settings_toml(cfg: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-# Modules one runtime never imports (the other runtime's adapter and client-library check).
+# Modules one runtime never imports (the other runtime's adapter and client-library check; MQTT 5,
+# which runs under CPython only).
 NOT_ON = {
-    "micropython": ("selftest/world_circuitpython.py", "selftest/library_minimqtt.py"),
-    "circuitpython": ("selftest/world.py", "selftest/vendor/umqtt_simple.py"),
+    "micropython": ("selftest/world_circuitpython.py", "selftest/library_minimqtt.py", "selftest/mqtt5.py"),
+    "circuitpython": ("selftest/world.py", "selftest/vendor/umqtt_simple.py", "selftest/mqtt5.py"),
 }
 
 
@@ -182,8 +227,7 @@ def firmware_files(runtime: str = "micropython") -> dict[str, bytes]:
     MicroPython) and the entry file."""
     files: dict[str, bytes] = {}
     skip = NOT_ON.get(runtime, ())
-    for path in sorted((FIRMWARE / "selftest").rglob("*.py")):
-        rel = path.relative_to(FIRMWARE).as_posix()
+    for rel, path in bundled.selftest_files().items():
         if rel not in skip:
             files[rel] = path.read_bytes()
     entry = "main.py" if runtime == "micropython" else "code.py"

@@ -96,12 +96,22 @@ def test_bad_signature_fails_offline_and_in_replay(emu):
 def test_cli_cloud_check_against_the_stand_in(emu, tmp_path, capsys):
     config = tmp_path / "device.toml"
     config.write_text(cs.toml_text(device(token="nopublish")))
-    code = cli.main(["cloud-check", "--config", str(config), "--cloud", f"local:{emu.state_dir}", "--json"])
+    store = tmp_path / "runs.sqlite"
+    code = cli.main(["cloud-check", "--config", str(config), "--cloud", f"local:{emu.state_dir}", "--json",
+                     "--store", str(store)])
     out = json.loads(capsys.readouterr().out)
     assert code == 1
     failed = {c["id"]: c["root_cause"] for c in out["checks"] if c["status"] == "fail"}
     # Metrics are account-wide: earlier tests' failing invocations may show there too.
     assert {k: v for k, v in failed.items() if not k.startswith("metrics.")} == {"policy.publish": "policy-denies-publish"}
+    # The replay is recorded for correlation, in the run store and in the JSON output.
+    from authprobe.store import RunStore
+
+    with RunStore(store) as runs:
+        (replay,) = runs.list_replays()
+    assert (replay["authorizer"], replay["client_id"], replay["invoked"]) == ("DeviceAuth", "probe-local", True)
+    data = next(c for c in out["checks"] if c["id"] == "replay.invoke")["data"]["replay"]
+    assert data["client_id"] == "probe-local" and data["at_ms"] <= data["until_ms"]
 
 
 def test_refused_device_is_diagnosed_from_the_stand_in_logs(emu, tmp_path, capsys):
@@ -225,7 +235,8 @@ def test_the_real_probe_then_cloud_check_and_correlate_agree(emu, tmp_path, caps
     report = json.loads(report_path.read_text())
     assert not any(d.get("decided") for d in report["diagnosis"])
     checks_path = tmp_path / "checks.json"
-    assert cli.main(["cloud-check", "--config", str(config), "--cloud", f"local:{emu.state_dir}", "--json"]) == 1
+    assert cli.main(["cloud-check", "--config", str(config), "--cloud", f"local:{emu.state_dir}", "--json",
+                     "--store", str(tmp_path / "runs.sqlite")]) == 1
     checks_path.write_text(capsys.readouterr().out)
     failed = {c["root_cause"] for c in json.loads(checks_path.read_text())["checks"] if c["status"] == "fail"}
     assert cause in failed

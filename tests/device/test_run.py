@@ -328,3 +328,23 @@ def test_a_port_held_by_another_tool_is_an_error(authprobe_virtual_boards):
         holder.close()
     assert result.status == "error" and "exclusively lock" in result.error and "another program" in result.error
     assert result.exit_code == 2  # the user's to fix (close the other tool), never an authprobe bug
+
+
+def test_hostile_records_are_damaged_noise_and_the_run_still_ends(authprobe_virtual_boards, tmp_path, capsys):
+    """Issue 12: a CRC-valid record nested 1,000 deep made `run` exit 4 and left the run 'collecting';
+    wrongly typed fields crashed the report, `runs show` and `monitor`."""
+    board = board_with(authprobe_virtual_boards, programs.HOSTILE)
+    store, out_json = tmp_path / "runs.sqlite", tmp_path / "r.json"
+    assert cli.main(["run", "--port", board.port, "--store", str(store), "--timeout", "20",
+                     "--json", str(out_json)]) == 0
+    report = json.loads(out_json.read_text())
+    assert report["noise"]["damaged"] == {"bad-json": 1, "bad-schema": len(programs.WRONG_TYPES)}
+    assert [s["name"] for s in report["steps"]] == ["config_ok", "runtime_ok"]   # the one behind root@APnode too
+    with RunStore(store) as s:
+        assert s.get_run(report["run_id"])["status"] == "complete"
+    capsys.readouterr()
+    assert cli.main(["runs", "show", "latest", "--store", str(store), "--raw"]) == 0
+    assert cli.main(["monitor", "--port", board.port, "--reset", "--until-end", "--timeout", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "damaged record (bad-schema: step.code must be a whole number)" in out.replace("\n", " ")
+    assert "4 records, 6 damaged" in out

@@ -43,9 +43,10 @@ def test_every_root_cause_is_drilled_or_said_to_be_not_local():
         if n.runtime is not None:
             fault = next(f for f in drill_cases.FAULTS if f.expected == n.expected)
             assert n.runtime not in fault.runtimes and fault.runtimes
-    # the healthy configuration runs on every runtime, and alpn-missing on the runtimes without ALPN
+    # the healthy configuration runs on every runtime (and in MQTT 5), alpn-missing on the runtimes without ALPN
     healthy = next(f for f in drill_cases.FAULTS if f.expected is None)
-    assert set(healthy.runtimes) == {drill_cases.MP_WSS, drill_cases.CP_WSS, drill_cases.CPY_MQTT}
+    assert set(healthy.runtimes) == {drill_cases.MP_WSS, drill_cases.CP_WSS, drill_cases.CPY_MQTT,
+                                     drill_cases.CPY_MQTT5}
     alpn = next(f for f in drill_cases.FAULTS if f.expected == "alpn-missing")
     assert set(alpn.runtimes) == {drill_cases.MP_MQTT, drill_cases.CP_MQTT}
 
@@ -61,10 +62,10 @@ def test_drill_cli_json_and_exit_code(capsys):
     assert out["schema"] == "authprobe.drill/1"
     names = {c["name"]: c for c in out["cases"]}
     assert set(names) == {"healthy@micropython/wss", "healthy@circuitpython/wss", "healthy@cpython/mqtt",
-                          "dns-failure@cpython/mqtt"}
+                          "healthy@cpython/mqtt5", "dns-failure@cpython/mqtt"}
     assert names["dns-failure@cpython/mqtt"]["diagnosed"] == "dns-failure"
     assert names["dns-failure@cpython/mqtt"]["code"] == 501
-    assert out["summary"]["cases"] == 4 and out["summary"]["passed"] == 4
+    assert out["summary"]["cases"] == 5 and out["summary"]["passed"] == 5
     assert names["healthy@circuitpython/wss"]["run_id"]
     assert {n["expected"] for n in out["not_local"]} == {n.expected for n in drill_cases.NOT_LOCAL}
 
@@ -93,7 +94,8 @@ def test_drill_keep_in_a_folder_it_cannot_make_is_a_clear_error(tmp_path, capsys
 def test_drill_list_names_every_case():
     cases = drill_cases.cases()
     assert len({c.name for c in cases}) == len(cases)
-    assert drill_cases.cases(["@cpython"]) and all(c.runtime == "cpython/mqtt" for c in drill_cases.cases(["@cpython"]))
+    assert drill_cases.cases(["@cpython"]) and all(c.runtime.startswith("cpython/")
+                                                   for c in drill_cases.cases(["@cpython"]))
 
 
 def test_drill_keeps_its_runs_for_authprobe_report(tmp_path, capsys):

@@ -102,7 +102,10 @@ def test_batch_page_correlated_with_the_stand_in(chain, runs, tmp_path, capsys):
     assert good["verdict"] == "pass"
     assert len(good["rects"]) == len(ok["steps"]) and good["rects"].count("step pass") >= 9
     assert good["circles"] and "event Failure" not in good["circles"]
-    assert good["drawn"] == len(good["rects"]) + len(good["circles"])
+    # Its own records are drawn on the axis; the replay the correlation's cloud-check made right after
+    # the run is "nearby, not this run" and drawn apart (counted by data-nearby, not data-drawn).
+    own = [c for c in good["circles"] if not c.startswith("nearby")]
+    assert good["drawn"] == len(good["rects"]) + len(own), " | ".join(good["circles"])
     # The refused signature: a failing connect step, the IoT log's Connect Failure, decided by it.
     assert refused["verdict"] == "fail" and "step fail" in refused["rects"]
     assert "event Failure" in refused["circles"]
@@ -165,3 +168,29 @@ def test_report_to_stdout_carries_the_data_a_script_reads(chain, runs, capsys):
 
     data = json.loads(html.unescape(timeline))
     assert len(data["steps"]) == len(report["steps"])
+
+
+def test_the_second_run_of_a_board_shows_none_of_the_firsts_cloud_events(chain, tmp_path, capsys):
+    """The new user's case: a pass, then the same board failing at TCP. Even with a window as wide
+    as the old 120 s, the failed run's page has no cloud event of its own, its neighbour's records
+    are drawn apart as nearby, and its diagnosis rules nothing out from a run that is not this one."""
+    import socket
+
+    healthy = chain.standin.device_config("report-again")
+    first = chain.run(healthy)
+    broken = chain.standin.device_config("report-again")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        broken["endpoint"]["connect_address"] = f"127.0.0.1:{s.getsockname()[1]}"
+    second = chain.run(broken)
+    page = tmp_path / "second.html"
+    assert cli.main(["report", "latest", "--store", str(chain.store_path), "--cloud", chain.standin.cloud_spec,
+                     "--authorizer", "DeviceAuth", "--skew", "120", "--html", str(page)]) == 0
+    capsys.readouterr()
+    dom, parsed = _read(page)
+    assert list(parsed.runs) == [second["run_id"]] and first["run_id"] != second["run_id"]
+    section = parsed.runs[second["run_id"]]
+    assert section["codes"][2] == "tcp-unreachable"
+    assert not [c for c in section["circles"] if c.startswith("event")]
+    assert [c for c in section["circles"] if c.startswith("nearby")]
+    assert "Nearby, not this run" in dom and "ruled out" not in dom

@@ -16,7 +16,7 @@ FIRMWARE = ROOT / "firmware" / "selftest"
 # Lowest first. A module may import from a lower layer or from its own layer's folder; layers of
 # equal rank (board and emulator, store and cloud) are peers and never import each other.
 LAYERS: dict[str, int] = {
-    "base": 0,       # errors, root_causes, catalogue, device_config, output, redaction, version
+    "base": 0,       # errors, root_causes, catalogue, device_config, output, redaction, version, bundled, terminal
     "aws": 1,        # AWS's rules
     "report": 2,     # the report contract, its diagnosis and renderings
     "board": 3,      # board definitions, serial reading, flash, collect, host probe, virtual board
@@ -29,7 +29,8 @@ LAYERS: dict[str, int] = {
     "cli": 7,
     "api": 8,        # authprobe/__init__.py: the public face (lazy)
 }
-BASE_MODULES = {"errors", "root_causes", "catalogue", "device_config", "output", "redaction", "version"}
+BASE_MODULES = {"errors", "root_causes", "catalogue", "device_config", "config_text", "output", "redaction", "version",
+                "bundled", "terminal"}
 
 
 def module_name(path: Path) -> str:

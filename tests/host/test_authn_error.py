@@ -145,7 +145,15 @@ def test_join_attributes_authn_errors_without_client_id_by_port_and_by_sni():
     events = [event_from_insights_row({"@timestamp": stamp(START + 800), "@message": json.dumps(
         authn(START + 800, "CUSTOM_AUTHORIZER_NOT_FOUND", port=1))}, "iot")]
     joined = correlate(runs, events, skew_s=5)
-    assert [e.fields["attributed"] for j in joined for e in j.events] == [BY_SNI, BY_SNI]
+    # Both runs match it by SNI; an event goes to one run only (issue 11, which issue 13 defers to),
+    # and the other lists it as nearby, naming the run it went to.
+    holders = [j for j in joined if j.events]
+    (holder,) = holders
+    assert [e.fields["attributed"] for e in holder.events] == [BY_SNI]
+    (other,) = [j for j in joined if j is not holder]
+    (near,) = other.nearby
+    assert near.fields["eventType"] == "Connection.AuthNError"
+    assert near.fields["nearby"] == f"not this run: it follows the connection of run {holder.window.run_id}"
 
 
 def test_a_run_that_failed_after_connecting_takes_no_loose_authn_error():
@@ -242,3 +250,45 @@ def test_a_loose_record_must_name_a_cause_the_run_s_failing_step_leaves_open():
         {"@timestamp": stamp(START + 800), "@message": json.dumps(dict(neighbour, sourcePort=50412))}, "iot")],
         skew_s=5)
     assert [e.fields["attributed"] for e in joined.events] == [BY_PORT]
+
+
+# -- within the correlation's rules (stages, partition, late logs) -----------------------------------
+
+def test_a_run_that_stopped_before_tls_takes_no_authn_error_even_by_its_port():
+    rid = "run-g"
+    records = [{"k": "begin", "run": rid, "client_id": "dev-g", "utc": "2026-11-26T09:10:00Z", "transport": "mqtt"},
+               {"k": "step", "run": rid, "seq": 1, "code": 600, "status": "pass", "ms": 5,
+                "d": {"addr": "203.0.113.80:443", "local_port": 50412}},
+               {"k": "step", "run": rid, "seq": 2, "code": 701, "status": "fail", "ms": 50},
+               {"k": "end", "run": rid, "verdict": "fail", "ms": 1000}]
+    rep = build_report(records)
+    assert rep["steps"][-1]["step"] == "tls"
+    offline = dict(rep, steps=[dict(s, step="clock") if s["step"] == "tls" else s for s in rep["steps"]])
+    event = event_from_insights_row({"@timestamp": stamp(START + 800), "@message": json.dumps(
+        authn(START + 800, "NOT_AUTHENTICATED"))}, "iot")
+    (joined,) = correlate([offline], [event], skew_s=5)
+    assert joined.events == []
+    assert [e.fields["nearby"] for e in joined.nearby] == ["not this run: it stopped before TLS: the cloud never saw it"]
+    (joined,) = correlate([rep], [event], skew_s=5)  # the same run stopped in TLS: its port says it is its own
+    assert [e.fields["attributed"] for e in joined.events] == [BY_PORT]
+
+
+def test_an_authn_error_is_due_for_a_run_refused_at_authentication_only_when_it_is_logged():
+    from authprobe.cloud.log_delivery import DEFAULT_LOGGED, awaiting, logged_event_types
+    from authprobe.cloud.stages import reached_level
+
+    rep = report("r", "c")
+    level = reached_level(rep)
+    assert awaiting(rep, level, [], function_read=False) == ["the Connect record"]  # AuthNError: off by default
+    assert "Connection.AuthNError" not in DEFAULT_LOGGED
+    every = logged_event_types({"defaultLogLevel": "ERROR", "disableAllLogs": False,
+                                "eventConfigurations": [{"eventType": "Connection.AuthNError", "logLevel": "ERROR"}]})
+    assert awaiting(rep, level, [], function_read=False, logged=every) == [
+        "the Connect record", "the Connection.AuthNError entry"]
+    only_authn = {"Connection.AuthNError"}
+    assert awaiting(rep, level, [], function_read=True, logged=only_authn) == ["the Connection.AuthNError entry"]
+    (entry,) = correlate([report("r", "c", local_port=50412)], [event_from_insights_row(
+        {"@timestamp": stamp(START + 800), "@message": json.dumps(authn(START + 800, "NOT_AUTHENTICATED"))}, "iot")],
+        skew_s=5)[0].events
+    assert awaiting(rep, level, [entry], function_read=True, logged=only_authn) == []
+    assert awaiting(rep, level, [], function_read=True, logged=set()) == []  # nothing logged: nothing due

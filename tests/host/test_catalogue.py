@@ -33,7 +33,7 @@ def test_every_step_has_an_ok_code_and_codes_sit_in_their_block():
     for code, name, _ in catalogue.CODES:
         if code < 9000:
             assert name.split("_")[0] in {catalogue.step_of(code), "wss", "connack", "closed", "mqtt",
-                                          "dropped", "message", "suback", "session", "transport"}, name
+                                          "dropped", "message", "suback", "puback", "session", "transport"}, name
 
 
 def test_every_cause_is_in_the_host_vocabulary():

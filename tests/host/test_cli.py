@@ -29,3 +29,11 @@ def test_a_closed_pipe_is_not_an_internal_error():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=30) == 0
     assert "internal error" not in err
+
+
+def test_demo_and_init_are_commands_with_their_options():
+    # `make demo` runs `authprobe demo`; `authprobe init` writes starter files (tests/host/test_init.py).
+    assert cli.build_parser("demo").parse_args(["demo", "--keep", "d", "--html", "p.html"]).keep == "d"
+    args = cli.build_parser("init").parse_args(["init", "somewhere", "--standin", "--force"])
+    assert (args.dir, args.standin, args.force) == ("somewhere", True, True)
+    assert cli.build_parser("init").parse_args(["init"]).dir == "."

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from authprobe import device_config
+from authprobe import bundled, cli, device_config
 from authprobe.errors import ConfigError
 from selftest import config
 
@@ -206,7 +206,7 @@ def test_settings_toml_round_trips_through_the_circuitpython_reader(tmp_path):
 
 
 def test_example_config_is_valid():
-    cfg = device_config.load(device_config.ROOT / "examples" / "device.toml")
+    cfg = device_config.load(bundled.EXAMPLES / "device.toml")
     assert device_config.warnings(cfg) == []
 
 
@@ -221,3 +221,72 @@ def test_firmware_files_hold_the_package_and_entry():
     assert "selftest/codes.py" in files and "selftest/codes.py" in cp
     with pytest.raises(ConfigError):
         device_config.device_files({}, "zephyr")
+
+
+# --- hostile configs (issue 12): each a ConfigError (exit 2) or a lint problem, never a traceback -----
+
+EXAMPLE = (bundled.EXAMPLES / "device.toml").read_text()
+
+
+def load_text(tmp_path, text: str | bytes):
+    p = tmp_path / "device.toml"
+    p.write_bytes(text.encode() if isinstance(text, str) else text)
+    return device_config.load(p)
+
+
+def test_a_signature_that_percent_decodes_to_no_utf8_is_a_lint_problem():
+    assert config.percent_decode("%ff") == "\xff"           # the board's own lint path: no UnicodeDecodeError
+    assert codes(variant(auth__signature="%ff")) == [(107, "fail", "auth.signature")]
+
+
+def test_probe_names_it_and_the_config_step_fails_as_on_a_board(tmp_path, capsys):
+    # `probe` hands a config the lint rejects to the self-test, as a board would get it (exit 1, the
+    # device's failure); before, '%ff' crashed the self-test's decoding instead.
+    p = tmp_path / "device.toml"
+    p.write_text(EXAMPLE.replace('signature = "cGxhY2Vob2xkZXI="', 'signature = "%ff"'))
+    assert cli.main(["probe", "--config", str(p), "--quiet"]) == 1
+    out, err = capsys.readouterr()
+    assert "[fail 107] auth.signature" in err and "Traceback" not in err and "verdict: fail" in out
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("[endpoint]\nx = " + "[" * 3000 + "]" * 3000 + "\n", "nest too deeply"),
+    ("[endpoint]\nport = " + "4" * 5000 + "\n", "not valid TOML"),
+])
+def test_probe_with_a_file_no_toml_reader_can_take_is_exit_2(tmp_path, capsys, text, words):
+    p = tmp_path / "device.toml"
+    p.write_text(text)
+    assert cli.main(["probe", "--config", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("ca", "words"), [
+    ("~nosuchuser/ca.pem", "no home directory for '~nosuchuser'"),
+    ("ca\\u0000.pem", "contains a NUL character"),
+])
+def test_ca_paths_that_cannot_be_paths(tmp_path, ca, words):
+    with pytest.raises(ConfigError) as err:
+        load_text(tmp_path, EXAMPLE.replace('# ca = "ca.pem"', f'ca = "{ca}"'))
+    assert "[fail 114] endpoint.ca" in str(err.value) and words in str(err.value)
+
+
+def test_a_nul_in_the_ca_is_the_board_lint_problem_too():
+    assert codes(variant(endpoint__ca="ca\x00.pem")) == [(114, "fail", "endpoint.ca")]
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    (EXAMPLE + "\n[extra]\nx = " + "[" * 3000 + "]" * 3000 + "\n", "nest too deeply"),
+    (EXAMPLE.replace("[test]", "[test]\nx = " + "[" * 900 + "]" * 900), "nest too deeply"),
+    (EXAMPLE.replace("port = 443", "port = " + "4" * 5000), "not valid TOML"),
+    (EXAMPLE.encode().replace(b"sensor-0042", b"sensor-\xff042", 1), "not UTF-8 text (byte 0xff on line 5)"),
+])
+def test_files_that_are_not_readable_toml(tmp_path, text, words):
+    with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")) as err:
+        load_text(tmp_path, text)
+    assert err.value.exit_code == 2
+
+
+def test_a_non_ascii_endpoint_host_is_a_lint_problem(tmp_path):
+    with pytest.raises(ConfigError, match=r"\[fail 102\] endpoint.host"):
+        load_text(tmp_path, EXAMPLE.replace("a1b2c3d4e5f6g7-ats", "ä1b2c3d4e5f6g7-ats"))

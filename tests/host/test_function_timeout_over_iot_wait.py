@@ -42,11 +42,29 @@ def test_a_report_written_after_the_run_joins_through_its_start():
 def test_lines_of_concurrent_environments_stay_in_their_own_streams():
     other = "0b7d9f3a-2c4e-4a1b-9d8e-7f6a5b4c3d2e"
     report = cs.report(failing_code=907, ms=5200)
-    events = [lambda_event(START + 100, f"START RequestId: {RID} Version: $LATEST", log_stream="a"),
-              lambda_event(START + 150, f"START RequestId: {other} Version: $LATEST", log_stream="b"),
-              lambda_event(START + 8100, f"authorizing clientId='{cs.CLIENT_ID}'", log_stream="a"),
-              lambda_event(START + 8101, "authorizing clientId='someone-else'", log_stream="b"),
-              lambda_event(START + 8102, f"REPORT RequestId: {other}\tDuration: 8000.00 ms", log_stream="b"),
-              lambda_event(START + 8103, f"REPORT RequestId: {RID}\tDuration: 8000.41 ms", log_stream="a")]
+    events = [lambda_event(START + 100, f"START RequestId: {RID} Version: $LATEST", stream="a"),
+              lambda_event(START + 150, f"START RequestId: {other} Version: $LATEST", stream="b"),
+              lambda_event(START + 8100, f"authorizing clientId='{cs.CLIENT_ID}'", stream="a"),
+              lambda_event(START + 8101, "authorizing clientId='someone-else'", stream="b"),
+              lambda_event(START + 8102, f"REPORT RequestId: {other}\tDuration: 8000.00 ms", stream="b"),
+              lambda_event(START + 8103, f"REPORT RequestId: {RID}\tDuration: 8000.41 ms", stream="a")]
     (run_,) = correlate([report], events, skew_s=1)
     assert [e.fields.get("requestId") for e in run_.events] == [RID, RID]
+
+
+def test_a_replay_made_as_the_long_invocation_ends_does_not_take_its_lines():
+    from authprobe.cloud.replays import Replay
+
+    report = cs.report(failing_code=907, ms=5200)
+    replay_rid = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+    # cloud-check replays the device's credentials right after the device's 8 s invocation reported.
+    events = [lambda_event(START + 100, f"START RequestId: {RID} Version: $LATEST", stream="a"),
+              lambda_event(START + 8100, f"authorizing clientId='{cs.CLIENT_ID}'", stream="a"),
+              lambda_event(START + 8102, f"REPORT RequestId: {RID}\tDuration: 8000.41 ms", stream="a"),
+              lambda_event(START + 8150, f"START RequestId: {replay_rid} Version: $LATEST", stream="b"),
+              lambda_event(START + 8160, f"authorizing clientId='{cs.CLIENT_ID}'", stream="b"),
+              lambda_event(START + 8170, f"REPORT RequestId: {replay_rid}\tDuration: 8000.00 ms", stream="b")]
+    replay = Replay(START + 8104, START + 8200, client_id=cs.CLIENT_ID, invoked=True)
+    (run_,) = correlate([report], events, skew_s=1, replays=[replay])
+    assert {e.fields.get("requestId") for e in run_.events} == {RID}
+    assert {e.fields.get("requestId") for e in run_.nearby} == {replay_rid}

@@ -61,3 +61,4 @@ def test_a_record_matched_by_port_goes_to_one_run(records, runs):
         holders = [i for i, pairs in enumerate(out) for j, how in pairs if j == index]
         by_port = [i for i, pairs in enumerate(out) for j, how in pairs if j == index and how == BY_PORT]
         assert not by_port or holders == by_port
+        assert len(holders) <= 1  # one run per record (the correlation's partition)

@@ -75,3 +75,44 @@ def test_fingerprint_uses_hashlib_new_where_there_is_no_sha256_class(monkeypatch
     expected = record.fingerprint("tok")
     monkeypatch.delattr(hashlib, "sha256")
     assert record.fingerprint("tok") == expected
+
+
+# --- hostile lines (issue 12) ----------------------------------------------------------------------
+
+def test_json_nested_a_thousand_deep_is_bad_json_not_a_recursion_error():
+    body = '{"k":"step","d":' + "[" * 1000 + "]" * 1000 + "}"
+    line = "@AP1 " + body + " " + record.crc32_hex(body.encode())
+    assert record.decode(line) == (None, record.BAD_JSON)
+    assert record.decode(line.encode()) == (None, record.BAD_JSON)
+
+
+@pytest.mark.parametrize("noise", ["root@APnode login: ", "mail@AP.example ", "@APx "])
+def test_at_ap_inside_boot_noise_is_not_a_record_prefix(noise):
+    rec = {"k": "end", "run": "r1", "verdict": "pass"}
+    assert record.decode(noise + record.encode(rec)) == (rec, None)
+    assert record.decode(noise) == (None, None)
+    # Another version's prefix after such noise is still told apart.
+    assert record.decode(noise + record.encode(rec).replace("@AP1 ", "@AP2 ")) == (None, record.BAD_VERSION)
+
+
+def test_a_line_cut_right_after_the_prefix_is_truncated():
+    assert record.decode("boot log @AP") == (None, record.BAD_FRAME)
+
+
+def test_decode_hashes_each_byte_once_however_many_checksum_candidates(monkeypatch):
+    """Junk of many '} 8-hex' candidates was hashed from the start once per candidate (quadratic)."""
+    import binascii
+
+    hashed = []
+    real = binascii.crc32
+    monkeypatch.setattr(binascii, "crc32", lambda data, *crc: hashed.append(len(data)) or real(data, *crc))
+    line = "@AP1 {" + "} 00000000" * 5000
+    assert record.decode(line) == (None, record.BAD_CRC)
+    assert sum(hashed) <= len(line)
+    good = record.encode({"k": "end", "d": {"s": "} 12345678 " * 50}})
+    assert record.decode(good)[1] is None
+
+
+def test_text_with_lone_surrogates_is_not_a_crash():
+    assert record.decode("noise \ud800") == (None, None)
+    assert record.decode("@AP1 {\ud800} 00000000") == (None, record.BAD_FRAME)

@@ -3,13 +3,16 @@ across reads, wrong CRCs, truncated lines, binary garbage and a port that disapp
 
 from __future__ import annotations
 
+import io
 import time
 
 import pytest
 import serial
+from rich.console import Console
 
-from authprobe.board.run_log import RunTracker
+from authprobe.board.run_log import RunTracker, report_from_lines
 from authprobe.board.serial_reader import Line, LineSplitter, RecordReader, classify
+from authprobe.report.render import render_report
 from selftest import record
 
 BEGIN = record.encode({"k": "begin", "run": "r1", "board": "esp32", "runtime": "micropython", "uid": "a4cf12000001"})
@@ -209,3 +212,82 @@ def test_a_port_failing_in_tcdrain_counts_as_a_port_error():
     from authprobe.board.serial_reader import port_errors
 
     assert isinstance(termios.error(5, "Input/output error"), port_errors())
+
+
+# --- hostile records (issue 12) ----------------------------------------------------------------------
+
+GOOD_STEP = {"k": "step", "run": "r1", "seq": 2, "step": "wifi", "code": 300, "name": "wifi_ok", "status": "pass",
+             "ms": 5, "d": {}}
+WRONG_TYPES = [("code", "x"), ("code", None), ("d", [1]), ("seq", {}), ("status", 5)]
+
+
+def frame(body: str) -> bytes:
+    """A CRC-valid report line around any JSON text."""
+    return f"@AP1 {body} {record.crc32_hex(body.encode())}".encode()
+
+
+@pytest.mark.parametrize(("field", "value"), WRONG_TYPES)
+def test_crc_valid_record_with_a_wrongly_typed_field_is_damaged_noise(field, value):
+    bad = record.encode(dict(GOOD_STEP, **{field: value})).encode()
+    line = classify(bad)
+    assert (line.kind, line.reason) == ("damaged", "bad-schema")
+    assert field in line.detail
+    rows = [{"kind": "record", "raw": raw, "t": 1.0, "reason": None}
+            for raw in (BEGIN.encode(), bad, STEP.encode(), END.encode())]
+    report = report_from_lines("r1", rows)
+    assert report["verdict"] == "pass" and report["noise"]["damaged"] == {"bad-schema": 1}
+    assert [s["name"] for s in report["steps"]] == ["config_ok"]
+    out = io.StringIO()
+    render_report(report, Console(file=out, width=120))
+    assert "config_ok" in out.getvalue()
+
+
+def test_crc_valid_record_nested_a_thousand_deep_is_damaged_noise():
+    body = '{"k":"step","run":"r1","seq":1,"code":100,"status":"pass","d":' + "[" * 1000 + "]" * 1000 + "}"
+    assert (classify(frame(body)).kind, classify(frame(body)).reason) == ("damaged", record.BAD_JSON)
+    shallow_enough_for_json = '{"k":"step","run":"r1","seq":1,"code":100,"status":"pass","d":{"a":' + "[" * 50 + "]" * 50 + "}}"
+    line = classify(frame(shallow_enough_for_json))
+    assert (line.kind, line.reason) == ("damaged", "bad-schema") and "nests deeper" in line.detail
+
+
+def test_record_strings_that_cannot_be_printed_or_stored_are_damaged():
+    # \ud800 decodes to a lone surrogate: no terminal or SQLite text can hold it.
+    line = classify(frame('{"k":"begin","run":"r1","uid":"\\ud800"}'))
+    assert (line.kind, line.reason) == ("damaged", "bad-schema")
+    line = classify(frame('{"k":"step","run":"r1","seq":1,"code":100,"status":"pass","ms":NaN}'))
+    assert (line.kind, line.reason) == ("damaged", "bad-schema")
+
+
+def test_unknown_record_kind_is_damaged():
+    line = classify(frame('{"k":"stop","run":"r1"}'))
+    assert (line.kind, line.reason) == ("damaged", "bad-schema") and "kind" in line.detail
+
+
+def test_final_record_ending_in_a_lone_cr_comes_out_without_a_flush():
+    s = LineSplitter()
+    assert s.feed((END + "\r").encode()) == [END.encode()]
+    assert s.flush() == b""
+    # ...and while a run is being read, before the stream ends.
+    port = Recorded([(BEGIN + "\r").encode(), (END + "\r").encode()])
+    reader = RecordReader(port)
+    lines = list(reader.lines(time.monotonic() + 0.3, lambda: port.drained))
+    assert [ln.record["k"] for ln in lines if ln.kind == "record"] == ["begin", "end"]
+
+
+def test_two_records_separated_by_lone_crs_at_the_end_of_a_stream_are_both_read():
+    lines = read_all([("noise\r" + STEP + "\r" + END + "\r").encode()])
+    assert [ln.record["k"] for ln in lines if ln.kind == "record"] == ["step", "end"]
+
+
+def test_crlf_split_between_reads_adds_no_line():
+    s = LineSplitter()
+    assert s.feed((STEP + "\r").encode()) == [STEP.encode()]
+    assert s.feed(b"\n" + END.encode() + b"\r") == [END.encode()]
+
+
+def test_null_is_no_value_for_a_step_field_but_is_for_an_unknown_begin_field():
+    # Found by the property tests: `"step": null` passed as "left out" and broke `monitor`'s line.
+    line = classify(record.encode(dict(GOOD_STEP, step=None)).encode())
+    assert (line.kind, line.reason) == ("damaged", "bad-schema")
+    begin = {"k": "begin", "run": "r1", "uid": None, "utc": None, "reset": None, "heap_free": None}
+    assert classify(record.encode(begin).encode()).record == begin

@@ -8,7 +8,9 @@
 - disconnectAfterInSeconds, refreshAfterInSeconds: integers 300-86,400
 
 A response that breaks any rule fails authentication (AWS then closes the connection) and
-TestInvokeAuthorizer answers InvalidResponseException.
+TestInvokeAuthorizer answers InvalidResponseException. Each policy document is type-checked in full
+(iot_policy.document_problems): a document the evaluator could not read is a problem named here,
+so the stand-in logs a Connect failure instead of failing later, mid-connection.
 
 These rules are checked for an allow. An explicit `"isAuthenticated": false` is a deny whatever else
 it lacks or carries: AWS marks no field required and says nothing of what a deny must hold, and many
@@ -21,7 +23,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from authprobe.aws.iot_policy import PolicyError, parse_document
+from authprobe.aws.iot_policy import document_problems
 
 PRINCIPAL_ID = re.compile(r"[a-zA-Z0-9]{1,128}")
 MAX_POLICY_DOCUMENTS = 10
@@ -57,6 +59,16 @@ def _seconds(payload: dict, key: str, problems: list[str]) -> int | None:
     return value
 
 
+def policy_text(doc: object) -> str | None:
+    """A policy document as IoT keeps it, JSON text (an object is serialised); None when it cannot be."""
+    if isinstance(doc, str):
+        return doc
+    try:
+        return json.dumps(doc)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
 def validate(payload: object) -> AuthorizerResponse:
     """Every rule the payload breaks, in `problems`; nothing is dropped silently."""
     problems: list[str] = []
@@ -81,13 +93,13 @@ def validate(payload: object) -> AuthorizerResponse:
         if len(docs_in) > MAX_POLICY_DOCUMENTS:
             problems.append(f"policyDocuments has {len(docs_in)} documents; at most {MAX_POLICY_DOCUMENTS}")
         for i, doc in enumerate(docs_in):
-            text = doc if isinstance(doc, str) else json.dumps(doc)
+            text = policy_text(doc)
+            if text is None:
+                problems.append(f"policy document {i + 1} cannot be written as JSON")
+                continue
             if len(text) > MAX_POLICY_CHARS:
                 problems.append(f"policy document {i + 1} has {len(text)} characters; at most {MAX_POLICY_CHARS}")
-            try:
-                parse_document(doc)
-            except PolicyError as exc:
-                problems.append(f"policy document {i + 1}: {exc}")
+            problems += [f"policy document {i + 1}: {p}" for p in document_problems(doc)]
             docs.append(text)
     disconnect = _seconds(payload, "disconnectAfterInSeconds", problems)
     refresh = _seconds(payload, "refreshAfterInSeconds", problems)

@@ -9,14 +9,15 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
 from authprobe.errors import ConfigError
+
+# cryptography is imported where a key is used: an unchanged `authprobe flash` never needs it, and
+# importing it costs more than that whole deploy.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 # AWS stores and checks keys of at least this size (DescribeAuthorizer tokenSigningPublicKeys).
 MIN_KEY_BITS = 2048
@@ -24,6 +25,9 @@ _BASE64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 
 
 def load_private_key(pem: bytes, password: bytes | None = None, *, source: str = "private key"):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     try:
         key = serialization.load_pem_private_key(pem, password=password)
     except TypeError:
@@ -37,6 +41,9 @@ def load_private_key(pem: bytes, password: bytes | None = None, *, source: str =
 
 
 def load_public_key(pem: str | bytes, *, source: str = "public key") -> rsa.RSAPublicKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     data = pem.encode() if isinstance(pem, str) else pem
     try:
         key = serialization.load_pem_public_key(data)
@@ -53,6 +60,7 @@ def load_public_key(pem: str | bytes, *, source: str = "public key") -> rsa.RSAP
 
 def _public_key_inside(data: bytes) -> Any:
     from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
 
     try:
         return x509.load_pem_x509_certificate(data).public_key()
@@ -66,6 +74,9 @@ def _public_key_inside(data: bytes) -> Any:
 
 def sign_token(private_key, token: str) -> str:
     """The base64 signature AWS IoT expects in x-amz-customauthorizer-signature."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
     raw = private_key.sign(token.encode(), padding.PKCS1v15(), hashes.SHA256())
     return base64.b64encode(raw).decode()
 
@@ -114,6 +125,10 @@ def decode_base64(signature: str) -> bytes | None:
 
 def verifies(key: rsa.RSAPublicKey, raw_signature: bytes, token: str) -> bool:
     """True when raw_signature is this key's RSA-SHA256 (PKCS#1 v1.5) signature of exactly the token."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
     try:
         key.verify(raw_signature, token.encode(), padding.PKCS1v15(), hashes.SHA256())
     except InvalidSignature:

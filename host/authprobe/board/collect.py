@@ -11,7 +11,6 @@ record it did send."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authprobe.board.definitions import RESET_METHODS
+from authprobe.board.port_problems import LOCK_GRACE_S, port_problem
 from authprobe.board.run_log import (
     RESET_LOOP_LIMIT,
     RunRecorder,
@@ -84,11 +84,6 @@ def combined_exit_code(results: Iterable[RunResult]) -> int:
     return EXIT_OK
 
 
-# A port just closed by another tool (or by us) can stay locked for a moment: a process forked in
-# between holds a copy of the descriptor, and with it the lock, until it execs.
-LOCK_GRACE_S = 1.5
-
-
 def open_port(url: str, baudrate: int = 115200) -> Any:
     """Any pyserial URL; a device path is locked so two tools never read the same board."""
     import serial
@@ -103,20 +98,6 @@ def open_port(url: str, baudrate: int = 115200) -> Any:
             if "exclusively lock" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-
-
-def port_problem(port: str, exc: BaseException) -> str:
-    """Why `port` did not open, in words that say what to do: pyserial's and mpremote's messages
-    repeat the path and hide the cause (or, in mpremote's case, drop it)."""
-    text = str(exc)
-    if "://" not in port and not os.path.exists(port):
-        return "no such port; `authprobe boards` lists the connected ones"
-    if "://" not in port and not os.access(port, os.R_OK | os.W_OK):
-        return ("permission denied; on Linux add your user to the dialout group "
-                "(sudo usermod -aG dialout $USER, then log in again)")
-    if "://" not in port or "lock" in text or "busy" in text.lower():
-        return f"{text}; another program may hold it (a serial monitor, mpremote, another authprobe): close it first"
-    return text
 
 
 def trigger_reset(ser: Any, method: str, runtime: str = "micropython") -> str:
@@ -235,6 +216,8 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
             kind = line.record.get("k")
             if kind in ("begin", "end"):
                 mark(f"{kind}_ms")
+            # The run's span as the host saw it, for correlation, even when no end record comes.
+            timings["last_record_ms"] = int((time.monotonic() - t0) * 1000)
         if store:
             store.add_line(run_id, line.raw, t=line.t, kind=line.kind, reason=line.reason, record=line.record)
         if on_line:
@@ -280,6 +263,14 @@ def collect(port: str, *, timeout: float = DEFAULT_TIMEOUT, reset: str | Callabl
                 return finish(None)
     except KeyboardInterrupt:
         return finish("interrupted")
+    except Exception as exc:
+        # A bug of ours must not leave the run 'collecting' in the store for ever: close it with
+        # what it received, then let the bug surface (collect.run reports it as a tool error).
+        try:
+            finish("tool-error", error=f"{type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
+        raise
     finally:
         try:
             ser.close()

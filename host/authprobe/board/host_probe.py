@@ -8,15 +8,18 @@ import json
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from authprobe import device_config
+from authprobe.board.run_log import iso_utc
 from authprobe.board.virtual import micropython_path
 from authprobe.errors import EXIT_TOOL, AuthprobeError
+from authprobe.report import record_schema
 from authprobe.report.json_report import build_report
-from selftest import record, world
+from selftest import world
 
 PROBE_RUNTIMES = ("cpython", "micropython")
 
@@ -40,7 +43,7 @@ class Collector:
         self.other: list[str] = []    # the last non-record lines (tracebacks, boot noise)
 
     def line(self, text: str) -> None:
-        rec, why = record.decode(text)
+        rec, why = record_schema.decode(text)
         with self.lock:
             if rec is not None:
                 self.records.append(rec)
@@ -59,8 +62,9 @@ def run_cpython(cfg: dict[str, Any], out: Collector) -> None:
 
 def run_micropython(cfg: dict[str, Any], out: Collector, timeout: float = 120.0,
                     heapsize: str | None = None, exe: str | None = None) -> int | None:
-    """Run firmware/main.py on the unix port in a folder laid out like the board's flash; returns
-    the interpreter's exit status, or None when it was stopped at the timeout."""
+    """Run main.py on the unix port in a folder laid out like the board's flash (the selftest
+    package as sources, main.py, the device files); returns the interpreter's exit status, or None
+    when it was stopped at the timeout."""
     exe = exe or micropython_exe()
     with tempfile.TemporaryDirectory(prefix="authprobe-flash-") as flash:
         try:
@@ -69,12 +73,15 @@ def run_micropython(cfg: dict[str, Any], out: Collector, timeout: float = 120.0,
             # A config the lint rejected (see probe()) may name a CA that cannot be read: hand it over
             # as it is and let the self-test's config step report that, as a board's would.
             files = {device_config.CONFIG_FILE: json.dumps(cfg).encode()}
+        files = {**device_config.firmware_files("micropython"), **files}
         for name, data in files.items():
-            (Path(flash) / name).write_bytes(data)
+            target = Path(flash) / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
         cmd = [exe]
         if heapsize:
             cmd += ["-X", f"heapsize={heapsize}"]
-        cmd += [str(device_config.FIRMWARE / "main.py"), device_config.CONFIG_FILE]
+        cmd += ["main.py", device_config.CONFIG_FILE]
         # stderr joins stdout: a traceback is noise to the decoder but kept for the user.
         proc = subprocess.Popen(cmd, cwd=flash, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         timer = threading.Timer(timeout, proc.kill)
@@ -106,14 +113,28 @@ def probe(cfg: dict[str, Any], runtime: str = "cpython", *, timeout: float = 120
         heapsize: MicroPython heap, e.g. "64k" (default: the port's).
         on_record: called with each decoded record as it arrives.
     """
-    out = Collector(on_record)
+    timings: dict[str, int] = {}
+    started = time.time()
+
+    def timed(rec: dict[str, Any]) -> None:
+        # When this host received each record: the run's span for correlation, on the host's clock.
+        ms = int((time.time() - started) * 1000)
+        if rec.get("k") in ("begin", "end"):
+            timings.setdefault(f"{rec['k']}_ms", ms)
+        timings["last_record_ms"] = ms
+        if on_record:
+            on_record(rec)
+
+    out = Collector(timed)
+    if runtime not in PROBE_RUNTIMES:
+        raise AuthprobeError(f"unknown runtime {runtime!r}; use one of {', '.join(PROBE_RUNTIMES)}")
     if runtime == "cpython":
         run_cpython(cfg, out)
-    elif runtime == "micropython":
-        run_micropython(cfg, out, timeout, heapsize)
     else:
-        raise AuthprobeError(f"unknown runtime {runtime!r}; use one of {', '.join(PROBE_RUNTIMES)}")
+        run_micropython(cfg, out, timeout, heapsize)
     report = build_report(out.records, noise=out.noise)
+    report["collection"] = {"started": iso_utc(started), "ended": iso_utc(time.time()), "timings": timings,
+                            "runtime": runtime}
     if report["verdict"] == "incomplete" and out.other:
         report["noise"]["tail"] = out.other
     return report

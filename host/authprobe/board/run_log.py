@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from authprobe.board import line_sample
 from authprobe.board.serial_reader import RESTARTS, Line, classify
 from authprobe.report.json_report import build_report
 
@@ -54,6 +55,8 @@ HINTS = {
     "reset-loop": "the board keeps restarting (brown-out, crash or watchdog): read the stored raw lines "
                   "with `authprobe runs show RUN --raw`",
     "interrupted": "the run was stopped from the host",
+    "tool-error": "authprobe failed while collecting (a bug: please report it); the lines received so far "
+                  "are stored",
 }
 
 
@@ -117,6 +120,20 @@ class RunTracker:
             self.outcome = "reset-loop"
         return self.done
 
+    def count_omitted(self, kind: str, reason: str | None, count: int) -> None:
+        """Lines the store only counted (authprobe.board.line_sample): noise, damaged or stale, never a
+        record or a restart, so only the counts move."""
+        self.lines += count
+        self.bytes_seen = True
+        if kind == "damaged":
+            self.damaged[reason or "damaged"] += count
+            return
+        self.noise_lines += count
+        if kind == "stale":
+            self.stale += count
+        if kind == "boot":
+            self.boots[reason or "boot"] += count
+
     def records(self) -> list[dict[str, Any]]:
         """The attempt the report describes: the last one that reported anything."""
         for attempt in reversed(self.attempts):
@@ -163,6 +180,9 @@ def report_from_lines(run_id: str, lines: Iterable[dict[str, Any]], run: dict[st
             tracker.add(Line("vanished", b"", row["t"], reason=row.get("reason")))
         elif row["kind"] == "stale":
             tracker.add(Line("stale", row["raw"], row["t"], reason=row.get("reason")))
+        elif row["kind"] == line_sample.OMITTED:
+            for kind, reason, count in line_sample.counts_of(row.get("reason")):
+                tracker.count_omitted(kind, reason, count)
         else:
             tracker.add(classify(row["raw"], row["t"]))
     run = run or {}

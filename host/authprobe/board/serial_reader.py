@@ -1,6 +1,7 @@
 """Read report records out of a serial byte stream: boot logs, REPL echo and damaged lines around them.
 
-Every line becomes one `Line`: a good record, a damaged record (the reason from `selftest.record`), a
+Every line becomes one `Line`: a good record, a damaged record (the reason from `selftest.record`, or
+`bad-schema` from `authprobe.report.record_schema` for a CRC-valid record whose fields break the contract), a
 boot event (ROM log, soft reboot, panic, REPL banner: what tells a reset apart from a run) or plain
 noise. Nothing in the stream is fatal: a port that disappears ends the stream with a `vanished` line
 after whatever partial line was pending."""
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from authprobe.report import record_schema
 from selftest import record as wire
 
 # Lines a board prints when it (re)starts. The ROM log line ("rst:0x...") and a panic are what a
@@ -37,6 +39,7 @@ class Line:
     t: float                   # wall-clock seconds when the line ended
     record: dict[str, Any] | None = None
     reason: str | None = None  # damaged: why; boot: which pattern; vanished: the error text
+    detail: str | None = None  # damaged by its schema: which field is wrong
 
     @property
     def text(self) -> str:
@@ -48,7 +51,10 @@ def classify(raw: bytes, t: float | None = None) -> Line:
     t = time.time() if t is None else t
     rec, damage = wire.decode(raw)
     if rec is not None:
-        return Line("record", raw, t, record=rec)
+        problem = record_schema.record_problem(rec)
+        if problem is None:
+            return Line("record", raw, t, record=rec)
+        return Line("damaged", raw, t, reason=record_schema.BAD_SCHEMA, detail=problem)
     if damage is not None:
         return Line("damaged", raw, t, reason=damage)
     stripped = raw.strip(b"\r\n >")
@@ -60,30 +66,36 @@ def classify(raw: bytes, t: float | None = None) -> Line:
 
 @dataclass
 class LineSplitter:
-    """Bytes in, complete lines out; \\r\\n, \\n and lone \\r (REPL echo) all end a line."""
+    """Bytes in, complete lines out; \\r\\n, \\n and lone \\r (REPL echo) all end a line, the moment
+    they arrive (a record ending in a lone \\r is not held back waiting for a \\n). Empty lines are
+    dropped, so the \\n of a \\r\\n split across two reads adds nothing."""
 
     pending: bytearray = field(default_factory=bytearray)
 
     def feed(self, data: bytes) -> list[bytes]:
-        self.pending += data
+        # Only the new bytes are searched: what is pending holds no line end.
+        end = max(data.rfind(b"\n"), data.rfind(b"\r"))
         out: list[bytes] = []
-        while True:
-            nl = self.pending.find(b"\n")
-            if nl < 0:
-                break
-            line = bytes(self.pending[:nl]).rstrip(b"\r")
-            del self.pending[:nl + 1]
-            out.extend(part for part in line.split(b"\r"))
+        if end >= 0:
+            self.pending += data[:end + 1]
+            out = _split_lines(bytes(self.pending))
+            self.pending = bytearray(data[end + 1:])
+        else:
+            self.pending += data
         if len(self.pending) > MAX_LINE:
             # A line without end (binary garbage): cut it so memory stays bounded.
             out.append(bytes(self.pending))
             self.pending.clear()
-        return [line for line in out if line]
+        return out
 
     def flush(self) -> bytes:
-        rest = bytes(self.pending).rstrip(b"\r")
+        rest = bytes(self.pending)
         self.pending.clear()
         return rest
+
+
+def _split_lines(chunk: bytes) -> list[bytes]:
+    return [line for line in chunk.replace(b"\r", b"\n").split(b"\n") if line]
 
 
 def port_errors() -> tuple[type[BaseException], ...]:

@@ -15,6 +15,8 @@ from authprobe.errors import CloudError
 # AWS IoT gives a custom authorizer's Lambda at most this long, whatever the function's own timeout.
 AUTHORIZER_TIMEOUT_MS = 5000
 IOT_LOG_GROUP = "AWSIotLogsV2"
+# CloudWatch delivers AWS IoT's and Lambda's log records seconds to minutes after the event.
+DEFAULT_LOG_DELAY_S = 120.0
 
 
 class NotFound(CloudError):
@@ -50,6 +52,8 @@ class Cloud(ABC):
     label: str = "cloud"
     region: str | None = None
     account: str | None = None
+    # How long after an event its log records may still be on their way (the stand-in says its own).
+    log_delay_s: float = DEFAULT_LOG_DELAY_S
 
     @abstractmethod
     def describe_authorizer(self, name: str) -> dict[str, Any]:

@@ -8,6 +8,8 @@ The order follows AWS's own troubleshooting order (authorizer -> function -> per
 from __future__ import annotations
 
 import ipaddress
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +20,7 @@ from authprobe.aws.authorizer_response import validate
 from authprobe.aws.lambda_permission import may_invoke
 from authprobe.cloud.base import AUTHORIZER_TIMEOUT_MS, CallRejected, Cloud, NotFound, arn_account, arn_region
 from authprobe.cloud.device_settings import DeviceSettings
+from authprobe.cloud.replays import Replay
 from authprobe.errors import CloudError
 from authprobe.redaction import scrub
 from authprobe.report.diagnosis import cause_from_text
@@ -56,12 +59,16 @@ class CheckContext:
     window_end: datetime = field(default_factory=lambda: datetime.now(UTC))
     window: timedelta = timedelta(hours=1)
     replay: bool = True
+    # Told of every TestInvokeAuthorizer replay as it is made (the commands record it in the run
+    # store), so correlation never takes the replay's function log lines for the device's.
+    on_replay: Callable[[Replay], None] | None = None
     # filled in as the checks run
     authorizer: dict[str, Any] | None = None
     function: dict[str, Any] | None = None
     domain: dict[str, Any] | None = None
     returned_policies: list[str] | None = None
     results: list[CheckResult] = field(default_factory=list)
+    replays: list[Replay] = field(default_factory=list)
 
     @property
     def account(self) -> str | None:
@@ -662,11 +669,44 @@ def check_replay(ctx: CheckContext) -> None:
     assert a is not None
     title = "TestInvokeAuthorizer with the device's credentials"
     request = replay_request(ctx.device)
+    at = time.time()
     try:
         resp = ctx.cloud.test_invoke_authorizer(a["authorizerName"], request)
     except CloudError as exc:
+        replay = _record_replay(ctx, a["authorizerName"], at, _invoked_despite(exc))
         _replay_refused(ctx, title, exc)
+        if ctx.results and ctx.results[-1].id == "replay.invoke":
+            ctx.results[-1].data["replay"] = replay.as_dict()
         return
+    replay = _record_replay(ctx, a["authorizerName"], at, True)
+    _judge_replay(ctx, title, resp)
+    for r in ctx.results:
+        if r.id in ("replay.invoke", "replay.response"):
+            r.data["replay"] = replay.as_dict()  # cloud-check --json carries it to `correlate --checks`
+
+
+def _invoked_despite(exc: CloudError) -> bool | None:
+    """Whether the function ran although the replay was refused: AWS answers InvalidResponse only
+    after the function answered (badly or not in time); the other refusals come before it."""
+    if isinstance(exc, NotFound):
+        return False
+    if isinstance(exc, CallRejected):
+        if exc.code == "InvalidResponseException":
+            return True
+        if exc.code in ("InvalidRequestException", "UnauthorizedException", "ResourceNotFoundException"):
+            return False
+    return None
+
+
+def _record_replay(ctx: CheckContext, authorizer: str, at: float, invoked: bool | None) -> Replay:
+    replay = Replay(int(at * 1000), int(time.time() * 1000), authorizer, ctx.device.client_id, invoked)
+    ctx.replays.append(replay)
+    if ctx.on_replay is not None:
+        ctx.on_replay(replay)
+    return replay
+
+
+def _judge_replay(ctx: CheckContext, title: str, resp: dict[str, Any]) -> None:
     if not resp.get("isAuthenticated"):
         ctx.add("replay.invoke", title, "fail", f"the function answered isAuthenticated: false (principalId "
                 f"{resp.get('principalId')!r})", root_cause="authorizer-denied")

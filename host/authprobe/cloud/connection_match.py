@@ -13,7 +13,7 @@ rules a record out on its own: it only loses to a record of the window that does
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,13 +71,17 @@ def match(record: dict[str, Any], ts_ms: int, run: RunConnection) -> str | None:
     return BY_TIME
 
 
+_STRENGTH = {BY_PORT: 0, BY_SNI: 1, BY_TIME: 2}
+
+
 def assign(records: Iterable[tuple[int, dict[str, Any]]], runs: list[RunConnection | None],
-           eligible: list[bool]) -> list[list[tuple[int, str]]]:
+           eligible: list[bool], pick: Callable[[int, list[int]], int] | None = None) -> list[list[tuple[int, str]]]:
     """For each run, the (record index, how) pairs that belong to it. `records` are (ts_ms, fields);
     `eligible[i]` says whether run i may take records by SNI or time alone (a run that failed where
-    such a record could explain it); a source-port match counts whatever the stage. A record that
-    matches some run by port goes to that run only, and a run that found its own record by port
-    takes no others by SNI or time."""
+    such a record could explain it); a source-port match counts whatever the stage. Each record goes
+    to one run at most: a port match over any other, then the strongest match; among runs it matches
+    equally well, `pick(record index, run indexes)` chooses (default: the first). A run that found
+    its own record by port takes no others by SNI or time."""
     out: list[list[tuple[int, str]]] = [[] for _ in runs]
     loose = [0] * len(runs)
     per_record = []
@@ -88,12 +92,17 @@ def assign(records: Iterable[tuple[int, dict[str, Any]]], runs: list[RunConnecti
         per_record.append(exact or matches)
     knows_its_own = {i for matches in per_record for i, how in matches if how == BY_PORT}
     for index, matches in enumerate(per_record):
-        for i, how in matches:
-            if how != BY_PORT:
-                if not eligible[i] or i in knows_its_own or loose[i] >= MAX_LOOSE_MATCHES:
-                    continue
-                loose[i] += 1
-            out[i].append((index, how))
+        allowed = [(i, how) for i, how in matches if how == BY_PORT
+                   or (eligible[i] and i not in knows_its_own and loose[i] < MAX_LOOSE_MATCHES)]
+        if not allowed:
+            continue
+        best = min(_STRENGTH[how] for _, how in allowed)
+        tied = [i for i, how in allowed if _STRENGTH[how] == best]
+        owner = tied[0] if len(tied) == 1 or pick is None else pick(index, tied)
+        how = next(how for i, how in allowed if i == owner)
+        if how != BY_PORT:
+            loose[owner] += 1
+        out[owner].append((index, how))
     return out
 
 

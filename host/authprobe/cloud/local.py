@@ -4,6 +4,7 @@ the AWS backend reads AWS, answering in the same API response shapes and raising
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +44,11 @@ class LocalCloud(Cloud):
         self._data = data
         self.account = data.get("account")
         self.region = data.get("region")
+        # The stand-in's own delivery delay ([logging] delivery_delay_s): 0 when it has none, so
+        # the demo and the drill decide at once.
+        delay = data.get("delivery_delay_s", 0)
+        self.log_delay_s = float(delay) if isinstance(delay, int | float) and not isinstance(delay, bool) \
+            and delay >= 0 else 0.0
         return data
 
     @property
@@ -159,16 +165,20 @@ class LocalCloud(Cloud):
         return answer
 
     def log_events(self, windows: Iterable[Any], function_name: str | None = None) -> Iterator[LogEvent]:
+        """The stand-in's records, as CloudWatch would deliver them: a record becomes visible
+        `delivery_delay_s` after its event (the stand-in writes it at once and says its delay)."""
         wanted = {w.client_id for w in windows}
+        delivered = int((time.time() - self.log_delay_s) * 1000)
         # Each event type from the log group the logging options send it to (event-level logging).
-        for group in iot_logging.log_groups(self.data.get("logging")):
-            iot_path = log_group_file(self.state_dir / "logs", group)
-            if iot_path.exists():
-                for event in read_log_file(iot_path, client_ids=wanted, source="iot"):
-                    if group != iot_logging.DEFAULT_LOG_GROUP:
+        paths = [(log_group_file(self.state_dir / "logs", group), "iot", group)
+                 for group in iot_logging.log_groups(self.data.get("logging"))]
+        if function_name:
+            paths.append((self.state_dir / "logs" / "lambda" / f"{function_name}.jsonl", "lambda", None))
+        for path, source, group in paths:
+            if path.exists():
+                for event in read_log_file(path, client_ids=wanted, source=source):
+                    if event.ts_ms > delivered:
+                        continue
+                    if group is not None and group != iot_logging.DEFAULT_LOG_GROUP:
                         event.fields["logGroup"] = group
                     yield event
-        if function_name:
-            fn_path = self.state_dir / "logs" / "lambda" / f"{function_name}.jsonl"
-            if fn_path.exists():
-                yield from read_log_file(fn_path, client_ids=wanted, source="lambda")

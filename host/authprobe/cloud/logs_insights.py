@@ -77,13 +77,21 @@ def _regex_escape(client_id: str) -> str:
     return re.escape(client_id).replace("/", r"\/")
 
 
+# Characters a client id is made of (AWS IoT thing names and the usual client ids): a mention of
+# `tray-1` must not be followed or preceded by one, or it is part of `tray-10` or `factory:tray-1`.
+_ID_CHAR = "A-Za-z0-9:_-"
+_MENTION = f"(^|[^{_ID_CHAR}])({{}})([^{_ID_CHAR}]|$)"
+
+
 def function_query(client_ids: list[str], limit: int) -> str:
     alternatives = "|".join(_regex_escape(c) for c in client_ids)
-    mention = f" or @message like /{alternatives}/" if alternatives else ""
-    # Slow invocations too: a function whose own timeout is over 5 s runs past IoT's wait and writes
-    # no timeout line; only its REPORT (text or JSON) shows the duration.
-    return (f"fields @timestamp, @message, @requestId, @logStream | filter @message like /{FAILURE_PATTERN}/{mention} "
-            f"or {SLOW_REPORT_FILTER} | sort @timestamp asc | limit {limit}")
+    mention = f" or @message like /{_MENTION.format(alternatives)}/" if alternatives else ""
+    # @logStream: lines a function prints carry no request id; within one stream (one execution
+    # environment) they belong to the invocation in progress. Slow invocations too: a function whose
+    # own timeout is over 5 s runs past IoT's wait and writes no timeout line; only its REPORT (text
+    # or JSON) shows the duration.
+    return (f"fields @timestamp, @message, @requestId, @logStream | filter @message like /{FAILURE_PATTERN}/ "
+            f"or {SLOW_REPORT_FILTER}{mention} | sort @timestamp asc | limit {limit}")
 
 
 def plan_batches(windows: Iterable[Window], *, query: Callable[[list[str], int], str] = iot_query,
@@ -95,7 +103,7 @@ def plan_batches(windows: Iterable[Window], *, query: Callable[[list[str], int],
     ids: list[str] = []
     seen: set[str] = set()
     start = end = 0
-    base = len(query([], row_limit))
+    base = len(query([], row_limit)) + len(_MENTION) + 16  # the mention clause, once there are ids
     size = base
     for w in sorted(windows, key=lambda w: w.start_ms):
         cost = len(_quote(w.client_id)) + 2 + len(_regex_escape(w.client_id)) - len(w.client_id)

@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from authprobe.drill import cases as drill_cases
+from authprobe.drill import sequences as drill_sequences
 from authprobe.drill import suite as drill
 from authprobe.errors import EXIT_FAIL, EXIT_OK
 from authprobe.report.terminal import Col, fitted_table
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.list:
-        return _list(drill_cases.cases(args.only or None), args.json)
+        return _list(drill_cases.cases(args.only or None), args.json, drill_sequences.sequences(args.only or None))
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -52,8 +53,10 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.passed else EXIT_FAIL
 
 
-def _list(cases: list[Any], as_json: bool) -> int:
+def _list(cases: list[Any], as_json: bool, sequences: list[Any] = ()) -> int:
     rows = [{"name": c.name, "expected": c.fault.expected, "injected": c.fault.injected} for c in cases]
+    rows += [{"name": s.full_name, "expected": ", ".join(e or "pass" for e in s.expected), "injected": s.injected}
+             for s in sequences]
     not_local = [n.as_dict() for n in drill_cases.NOT_LOCAL]
     if as_json:
         print(json.dumps({"cases": rows, "not_local": not_local}, indent=2))
@@ -96,7 +99,10 @@ def render(result: Any, console: Console | None = None) -> None:
         where = f"not drilled on {n['runtime']}" if n["runtime"] else "not producible locally"
         console.print(escape(f"{n['expected']}: {where}: {n['why']}"), highlight=False, style="dim", soft_wrap=True)
     for c in result.cases:
-        if not c.passed:
+        if not c.passed and c.kind == "sequence":
+            for line in c.notes or [c.error or "failed"]:
+                console.print(escape(f"{c.name}: {line}"), style="red", highlight=False)
+        elif not c.passed:
             got = f"{c.diagnosed}, but its evidence never cites {c.uncited!r}" if c.uncited \
                 else c.diagnosed or c.verdict
             console.print(escape(f"{c.name}: expected {c.expected or 'a pass'}, got {got} "

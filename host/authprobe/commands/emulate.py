@@ -15,7 +15,7 @@ from authprobe.errors import ConfigError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="FILE",
-                        help="emulator TOML (see examples/emulator.toml); paths in it are relative to it")
+                        help="emulator TOML (`authprobe init --standin` writes one); paths in it are relative to it")
     parser.add_argument("--listen", metavar="HOST:PORT", help="override `listen` (port 0: any free port)")
 
 
@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
             for d in config.domains.values():
                 print(f"  domain      {d.name}  ({d.authentication_type}, {d.application_protocol})")
             print(f"  trust CA    {emu.ca_pem}  (DER: {emu.ca_der})")
-            print(f"  broker      mqtt://{emu.broker_address[0]}:{emu.broker_address[1]}  ({config.broker})")
+            speaks = "MQTT 5" if emu.broker_speaks_mqtt5 else "MQTT 3.1.1; MQTT 5 clients translated"
+            print(f"  broker      mqtt://{emu.broker_address[0]}:{emu.broker_address[1]}  ({config.broker}, {speaks})")
             print(f"  cloud logs  {emu.state_dir / 'logs'}")
             print("  stop with Ctrl-C", flush=True)
             # A timed wait: the signal may land on another thread, and only a main thread that

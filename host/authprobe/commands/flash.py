@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from authprobe import device_config
 from authprobe.board.credentials import load_signer
@@ -16,6 +17,7 @@ from authprobe.board.definitions import choose_ports
 from authprobe.board.flash import REPL_TIMEOUT, flash
 from authprobe.commands.options import seconds
 from authprobe.errors import EXIT_INCOMPLETE, EXIT_OK, EXIT_TOOL, EXIT_USAGE, ConfigError
+from authprobe.terminal import Lines, ProgressBars
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,38 +70,28 @@ def credentials_note(fingerprints: dict | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
-
-
+    # rich is imported only to draw (a terminal, bytes to send): an unchanged board answers in
+    # less time than importing it takes.
     ports = choose_ports(args.port, every_match=args.all)
     cfg = device_config.load(args.config) if args.config else None
     signer = signer_from(args)
     if signer is not None and cfg is None:
         raise ConfigError("--sign-key writes each board's token into its config: pass --config device.toml")
-    console = Console(stderr=True)
     for code, _, field, msg in device_config.warnings(cfg) if cfg is not None else []:
         # What the board's config step will report as a warning (a typo'd key): say it before deploying.
-        console.print(f"authprobe: warning [{code}] {field}: {msg}", soft_wrap=True, highlight=False, markup=False)
+        print(f"authprobe: warning [{code}] {field}: {msg}", file=sys.stderr)
     if cfg is None:
-        console.print("[yellow]no --config: deploying the self-test only; the board keeps the config it has[/yellow]")
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
-                  console=console, transient=False, disable=not console.is_terminal) as bars:
-        tasks = {p: bars.add_task(p, total=None) for p in ports}
-
-        def progress(port: str, done: int, total: int) -> None:
-            bars.update(tasks[port], completed=done, total=total or 1)
-
+        Lines(sys.stderr)("no --config: deploying the self-test only; the board keeps the config it has",
+                          style="yellow")
+    with ProgressBars(ports, sys.stderr) as bars:
         results = flash(ports, cfg, board=args.board, firmware=args.firmware, source=args.source,
-                        drive=args.drive, progress=progress, timeout=args.timeout, signer=signer)
-    out = Console()
+                        drive=args.drive, progress=bars.update, timeout=args.timeout, signer=signer)
+    say = Lines(sys.stdout)
     for r in results:
         if r.status == "error":
             # Library messages often lead with the port already; say it once.
             message = (r.error or "").removeprefix(f"{r.port}: ")
-            out.print(f"[bold red]{escape(r.port)}: failed:[/bold red] {escape(message)}", soft_wrap=True,
-                      highlight=False)
+            say(f"{r.port}: failed:", f" {message}", style="bold red")
             continue
         what = (f"{len(r.sent)} files, {r.bytes_sent} bytes sent" if r.status == "deployed"
                 else "unchanged, nothing sent")
@@ -109,11 +101,10 @@ def run(args: argparse.Namespace) -> int:
             what = f"{r.firmware}; {what}"
         trips = f"{r.round_trips} round trip{'' if r.round_trips == 1 else 's'}"
         own = f"; uid {r.uid}, own {credentials_note(r.credentials)}" if r.credentials else ""
-        out.print(f"[green]{escape(r.port)}[/green]: {what} ({r.method}, {trips}, {r.seconds:.2f} s){escape(own)}",
-                  soft_wrap=True, highlight=False)
+        say(r.port, f": {what} ({r.method}, {trips}, {r.seconds:.2f} s){own}", style="green")
     failed = [r for r in results if r.status == "error"]
     if failed and len(failed) < len(results):
-        out.print(f"{len(failed)} of {len(results)} boards failed; the others are flashed")
+        say(f"{len(failed)} of {len(results)} boards failed; the others are flashed")
     codes = {r.exit_code for r in failed}
     # The worst failure decides: a bug of ours, then bad usage, then a board that did not take it.
     return next((c for c in (EXIT_TOOL, EXIT_USAGE, EXIT_INCOMPLETE) if c in codes), EXIT_OK)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from authprobe.board.collect import open_port, port_problem, trigger_reset
 from authprobe.board.serial_reader import RecordReader, port_errors
@@ -41,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + (args.timeout if args.timeout else 10 ** 9)
         ended = []
         reader = RecordReader(ser)
-        for line in reader.lines(deadline, lambda: bool(ended)):
+        lines = reader.lines(deadline, lambda: bool(ended))
+        for line in itertools.chain(lines, _pending(reader)):
             counts[line.kind] = counts.get(line.kind, 0) + 1
             stamp = time.strftime("%H:%M:%S", time.localtime(line.t))
             if line.kind == "record" and line.record:
@@ -49,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
                 if args.until_end and line.record.get("k") == "end":
                     ended.append(line)
             elif line.kind == "damaged":
-                console.print(Text(f"{stamp} damaged record ({line.reason}): {printable(line.raw[:100])}",
+                why = f"{line.reason}: {printable(line.detail)}" if line.detail else line.reason
+                console.print(Text(f"{stamp} damaged record ({why}): {printable(line.raw[:100])}",
                                    style="yellow"), soft_wrap=True)
             elif line.kind == "vanished":
                 console.print(Text(f"{stamp} port vanished: {line.reason}", style="magenta"), soft_wrap=True)
@@ -64,3 +69,9 @@ def run(args: argparse.Namespace) -> int:
         console.print(Text(f"{counts['record']} records, {counts['damaged']} damaged, "
                            f"{counts['noise'] + counts['boot']} noise lines", style="dim"))
     return 0
+
+
+def _pending(reader: Any) -> Iterator[Any]:
+    """The partial line left when the stream stops (a last record without its line end)."""
+    if not reader.vanished:
+        yield from reader.finish()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from authprobe import device_config
 from authprobe.board.host_probe import PROBE_RUNTIMES, probe
 from authprobe.commands.options import check_output_paths, seconds
+from authprobe.config_text import parse_toml, read_bytes
 from authprobe.errors import EXIT_FAIL, EXIT_INCOMPLETE, EXIT_OK, ConfigError
 from authprobe.output import write_output
 from authprobe.report.details import step_details
@@ -22,7 +22,7 @@ from authprobe.report.terminal import Col, fitted_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="device.toml (see examples/device.toml)")
+    parser.add_argument("--config", required=True, help="device.toml (`authprobe init` writes one to fill in)")
     parser.add_argument("--runtime", choices=PROBE_RUNTIMES, default="cpython",
                         help="cpython (sends ALPN) or micropython (the real unix port; no ALPN)")
     parser.add_argument("--json", metavar="PATH", help="write the JSON report (authprobe.report/1) here")
@@ -84,18 +84,24 @@ def load_as_the_board_would(path: str) -> dict[str, Any]:
         cfg = device_config.load(path)
     except ConfigError as exc:
         try:
-            with open(path, "rb") as f:
-                cfg = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError):
+            cfg = parse_toml(read_bytes(Path(path), "config file"), path)   # never a traceback (config_text)
+        except ConfigError:
             raise exc from None
         print(f"authprobe: {exc}", file=sys.stderr)
         ca = cfg.get("endpoint", {}).get("ca") if isinstance(cfg.get("endpoint"), dict) else None
-        if isinstance(ca, str) and ca and not Path(ca).expanduser().is_absolute():
+        if isinstance(ca, str) and ca and "\x00" not in ca and not _absolute(ca):
             cfg["endpoint"]["ca"] = str(Path(path).parent / ca)  # relative to the config, as load() does
         return cfg
     for code, _, field, msg in device_config.warnings(cfg):
         print(f"authprobe: warning [{code}] {field}: {msg}", file=sys.stderr)
     return cfg
+
+
+def _absolute(path: str) -> bool:
+    try:
+        return Path(path).expanduser().is_absolute()
+    except RuntimeError:   # ~user with no home: the lint named it; the board gets it as written
+        return True
 
 
 def run(args: argparse.Namespace) -> int:

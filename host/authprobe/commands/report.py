@@ -6,7 +6,9 @@ page per run instead. `--fleet [--since 24h]` makes the line's page instead (com
 With --cloud (AWS, or the stand-in's state directory) the runs are correlated first, exactly as
 `authprobe correlate` does: AWS IoT's V2 log records and the authorizer function's log lines in each
 run's window, and (with --config) the cloud checks of that device's settings; the diagnosis is then
-made with that evidence. Without --cloud the stored report is shown as it is."""
+made with that evidence. Events near a run that are not its own (another run's, a replay's) are
+drawn apart. A run whose logs may not be delivered yet is marked provisional (exit 3; --wait
+waits). Without --cloud the stored report is shown as it is."""
 
 from __future__ import annotations
 
@@ -19,9 +21,17 @@ from authprobe import root_causes
 from authprobe.cloud import open_cloud
 from authprobe.cloud.device_settings import load_device_settings
 from authprobe.cloud.pipeline import authorizer_function, diagnose_with_cloud
+from authprobe.cloud.replays import Replay
 from authprobe.commands import report_fleet
-from authprobe.commands.options import check_output_paths, margin_seconds
-from authprobe.errors import EXIT_OK, AuthprobeError, ConfigError
+from authprobe.commands.correlate import (
+    add_window_arguments,
+    check_window_arguments,
+    store_context,
+    stored_report,
+    wait_progress,
+)
+from authprobe.commands.options import check_output_paths
+from authprobe.errors import EXIT_INCOMPLETE, EXIT_OK, AuthprobeError, ConfigError
 from authprobe.output import write_output
 from authprobe.report import html as html_report
 from authprobe.report.html import page_events
@@ -45,8 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--function", help="the authorizer function's name (skips DescribeAuthorizer)")
     parser.add_argument("--config", metavar="DEVICE_TOML",
                         help="also run the cloud checks of this device's settings (as cloud-check) as evidence")
-    parser.add_argument("--skew", type=margin_seconds, default=120.0, metavar="SECONDS",
-                        help="clock-skew margin around each run's window (default 120)")
+    add_window_arguments(parser)
     parser.add_argument("--title", help="page title (default: the run id, or the number of runs)")
     parser.add_argument("--fleet", action="store_true",
                         help="the line's page instead of runs: pass rate over time per station, root causes, "
@@ -68,7 +77,7 @@ def load_reports(store_path: str | os.PathLike[str] | None, refs: list[str]) -> 
     with open_store(store_path) as store:
         for ref in dict.fromkeys(refs):
             try:
-                reports.append(store.get_report(store.resolve(ref)))
+                reports.append(stored_report(store, store.resolve(ref)))
             except AuthprobeError as exc:
                 problems.append(str(exc))
     return reports, problems
@@ -76,17 +85,42 @@ def load_reports(store_path: str | os.PathLike[str] | None, refs: list[str]) -> 
 
 def correlated(reports: list[dict[str, Any]], cloud_spec: str, *, profile: str | None = None,
                region: str | None = None, authorizer: str | None = None, function: str | None = None,
-               config: str | None = None, skew_s: float = 120.0) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """(report with the cloud-informed diagnosis, its events for the page) per report."""
+               config: str | None = None, skew_s: float | None = None, store: str | None = None,
+               log_delay_s: float | None = None, wait: bool = False
+               ) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """(report with the cloud-informed diagnosis, its events for the page) per report. The page's
+    events are the run's own evidence, then the events near it that are not its own ("nearby")."""
     cloud = open_cloud(cloud_spec, profile=profile, region=region)
     device = load_device_settings(config) if config else None
     if device is not None:
         authorizer = authorizer or device.authorizer
     fn = authorizer_function(cloud, authorizer, function)
-    runs = diagnose_with_cloud(reports, cloud, device=device, function=fn, skew_s=skew_s)
+    neighbours, replays = store_context(store, reports, [str(r.get("run_id")) for r in reports])
+
+    def record(replay: Replay) -> None:
+        # The checks' replay invokes the function for this device: remembered for later correlations.
+        with open_store(store) as runs_store:
+            runs_store.add_replay(at=replay.at_ms / 1000, until=replay.until_ms / 1000,
+                                  authorizer=replay.authorizer, client_id=replay.client_id, invoked=replay.invoked)
+    waited: list[float] = []
+
+    def on_wait(runs: list[Any], left_s: float) -> None:
+        waited.append(left_s)
+        wait_progress(runs, left_s)
+    runs = diagnose_with_cloud(reports, cloud, device=device, function=fn, skew_s=skew_s, neighbours=neighbours,
+                               replays=replays, on_replay=record, log_delay_s=log_delay_s, wait=wait,
+                               on_wait=on_wait, poll_s=10.0 if cloud_spec == "aws" else 0.5)
+    if waited:
+        print(file=sys.stderr)
     named = {"function": fn, "authorizer": authorizer, "region": cloud.region, "account": cloud.account}
-    return [(dict(run.report, diagnosis=root_causes.fill_diagnosis(run.report.get("diagnosis") or [], **named)),
-             page_events(run.evidence.events, fn)) for run in runs]
+    out = []
+    for run in runs:
+        report = dict(run.report, diagnosis=root_causes.fill_diagnosis(run.report.get("diagnosis") or [], **named))
+        if run.provisional:
+            report["correlation"] = dict(report.get("correlation") or {}, provisional=True,
+                                         awaiting=run.joined.awaiting)
+        out.append((report, page_events(run.evidence.events, fn) + page_events(run.nearby, fn)))
+    return out
 
 
 def _title(reports: list[dict[str, Any]], title: str | None) -> str:
@@ -102,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         return report_fleet.run(args)
     if not args.run_ids:
         raise ConfigError("name the runs to report (RUN_ID..., or latest), or pass --fleet for the line's page")
+    check_window_arguments(args)
     check_output_paths(html=args.html.replace(RUN_PLACEHOLDER, "run"))
     reports, problems = load_reports(args.store, args.run_ids)
     for p in problems:
@@ -110,10 +145,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("no runs to report" + (" (see above)" if problems else ""))
     if args.cloud:
         runs = correlated(reports, args.cloud, profile=args.profile, region=args.region, authorizer=args.authorizer,
-                          function=args.function, config=args.config, skew_s=args.skew)
+                          function=args.function, config=args.config, skew_s=args.skew, store=args.store,
+                          log_delay_s=args.log_delay, wait=args.wait)
     else:
         if args.config:
             raise ConfigError("--config needs --cloud: the checks read the cloud side (aws or local:DIR)")
+        if args.wait or args.log_delay is not None:
+            raise ConfigError("--wait and --log-delay need --cloud: they are about the cloud's logs")
         runs = [(r, []) for r in reports]
     if RUN_PLACEHOLDER in args.html:
         for report, events in runs:
@@ -124,4 +162,9 @@ def run(args: argparse.Namespace) -> int:
         write_output(args.html, html_report.render(runs, _title(reports, args.title)))
         verdicts = ", ".join(f"{r.get('run_id')} {r.get('verdict')}" for r, _ in runs)
         print(f"wrote {args.html}: {verdicts}", file=sys.stderr)
+    waiting = [r.get("run_id") for r, _ in runs if (r.get("correlation") or {}).get("provisional")]
+    if waiting:
+        print(f"authprobe: provisional (logs not delivered yet): {', '.join(map(str, waiting))}; run again later "
+              "or with --wait", file=sys.stderr)
+        return EXIT_INCOMPLETE
     return EXIT_OK

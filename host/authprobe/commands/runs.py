@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from authprobe.board import line_sample
 from authprobe.commands import runs_stats, runs_sync
 from authprobe.commands.options import count
 from authprobe.errors import ConfigError
@@ -72,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if args.raw:
             for line in store.get_lines(run_id):
-                console.print(Text(f"{line['seq']:>4} {line['kind']:<8} {printable(line['raw'])}", style="dim"),
-                              soft_wrap=True)
+                text = printable(line["raw"])
+                if line["kind"] == line_sample.OMITTED:
+                    text = line_sample.describe(line["reason"])
+                console.print(Text(f"{line['seq']:>4} {line['kind']:<8} {text}", style="dim"), soft_wrap=True)
         render_report(report, console)
     return 0

@@ -5,8 +5,9 @@ board's shims), on which runtimes, or why it cannot be produced here.
 Runtimes (runtime/transport): `micropython/wss` (the virtual board: the real MicroPython unix port,
 no ALPN, so MQTT over WebSockets), `circuitpython/wss` (the virtual board's CircuitPython flavour:
 code.py, settings.toml, wifi/socketpool/ssl), `micropython/mqtt` and `circuitpython/mqtt` (the same
-boards forced to direct MQTT, which shows alpn-missing) and `cpython/mqtt` (`authprobe probe` under
-CPython, which sends ALPN "mqtt")."""
+boards forced to direct MQTT, which shows alpn-missing), `cpython/mqtt` (`authprobe probe` under
+CPython, which sends ALPN "mqtt") and `cpython/mqtt5` (the same with device.mqtt = 5: the stand-in
+answers with MQTT 5 reason codes, which the probe reports and the diagnosis reads)."""
 
 from __future__ import annotations
 
@@ -23,21 +24,27 @@ MP_MQTT = "micropython/mqtt"
 CP_WSS = "circuitpython/wss"
 CP_MQTT = "circuitpython/mqtt"
 CPY_MQTT = "cpython/mqtt"
-RUNTIMES = (MP_WSS, CP_WSS, MP_MQTT, CP_MQTT, CPY_MQTT)
+CPY_MQTT5 = "cpython/mqtt5"
+RUNTIMES = (MP_WSS, CP_WSS, MP_MQTT, CP_MQTT, CPY_MQTT, CPY_MQTT5)
 ALL = (MP_WSS, CP_WSS, CPY_MQTT)          # every runtime, each with its usual transport
+WITH_MQTT5 = (*ALL, CPY_MQTT5)            # faults whose MQTT 5 answer (a reason code) the drill checks too
 BOARDS = (MP_WSS, CP_WSS)                 # the runtimes with a (virtual) radio
 
 # Stand-ins the drill starts (one per distinct stand-in config): the drill's own config; the same
 # config serving a certificate that is not valid yet for a board whose clock is behind; the same
-# account without a default authorizer. Values: StandIn.start keyword arguments.
+# account without a default authorizer; the same delivering its logs late (the sequences' stand-in);
+# the same logging only Connection.AuthNError entries. Values: StandIn.start keyword arguments.
 MAIN = "main"
 CLOCK_BEHIND = "clock-behind"
 NO_DEFAULT = "no-default-authorizer"
+LOGS_DELAYED = "logs-delayed"
+LOG_DELAY_S = 2.5   # the logs-delayed stand-in's [logging] delivery_delay_s (CloudWatch's, shortened)
 # An account that logs nothing but the Connection.AuthNError entries, to a log group of their own:
 # the join must match them to runs without a client id (source port, SNI, time).
 AUTHN_ONLY = "authn-error-only-logging"
 STANDINS: dict[str, dict[str, Any]] = {
     MAIN: {}, CLOCK_BEHIND: {"clock_behind_days": CLOCK_BEHIND_DAYS}, NO_DEFAULT: {"without_default_authorizer": True},
+    LOGS_DELAYED: {"delivery_delay_s": LOG_DELAY_S},
     AUTHN_ONLY: {"logging": {"default_level": "DISABLED", "events": {
         "Connection.AuthNError": {"level": "ERROR", "destination": "iot/authn-errors"}}}}}
 
@@ -140,7 +147,8 @@ def _duplicate_client(standin: StandIn, cfg: dict[str, Any]) -> Any:
 
 
 FAULTS: tuple[Fault, ...] = (
-    Fault("healthy", None, "nothing: the example authorizer, a signed token, the stand-in's CA"),
+    Fault("healthy", None, "nothing: the example authorizer, a signed token, the stand-in's CA",
+          runtimes=WITH_MQTT5),
     # device environment
     Fault("config-invalid", "config-invalid", "device.transport = \"mqtts\" (a typo)",
           _set("device", "transport", "mqtts")),
@@ -169,7 +177,7 @@ FAULTS: tuple[Fault, ...] = (
     Fault("signature-missing", "signature-missing", "auth.signature left out; the authorizer has signing on",
           _set("auth", "signature", None)),
     Fault("signature-invalid", "signature-invalid", "auth.signature signs another value than the token",
-          _set("auth", "signature", example_signature("selftest-EXAMPLE-token\n"))),
+          _set("auth", "signature", example_signature("selftest-EXAMPLE-token\n")), runtimes=WITH_MQTT5),
     Fault("signature-from-another-key", "signature-invalid",
           "auth.signature made with a private key the authorizer has no public key for", _signed_with_another_key),
     Fault("signature-not-urlencoded", "signature-not-urlencoded",
@@ -203,7 +211,7 @@ FAULTS: tuple[Fault, ...] = (
     Fault("lambda-handler-not-found", "lambda-error",
           "the function's handler setting names a function the code does not define", _authorizer("MisnamedHandlerAuth")),
     Fault("lambda-timeout", "lambda-timeout", "the handler sleeps past the 5 s authorizer limit",
-          _both(_authorizer("SlowAuth"), _set("test", "timeout_ms", 8000))),
+          _both(_authorizer("SlowAuth"), _set("test", "timeout_ms", 8000)), runtimes=WITH_MQTT5),
     Fault("lambda-timeout-json-logs", "lambda-timeout",
           "the handler sleeps past the 5 s limit; its function logs in Lambda's JSON format (the timeout is a "
           "platform.report with status timeout, no \"Task timed out\" line)",
@@ -222,20 +230,21 @@ FAULTS: tuple[Fault, ...] = (
           _authorizer("ReturnsNothingAuth")),
     Fault("authorizer-denied", "authorizer-denied", "the device sends a token the authorizer does not accept",
           _both(_set("auth", "token", "selftest-REVOKED-token"),
-                lambda cfg, s: cfg["auth"].update(signature=example_signature("selftest-REVOKED-token")))),
+                lambda cfg, s: cfg["auth"].update(signature=example_signature("selftest-REVOKED-token"))),
+          runtimes=WITH_MQTT5),
     Fault("authorizer-denied-bare", "authorizer-denied",
           "the authorizer answers {\"isAuthenticated\": false} alone (no principalId, no policyDocuments) to a "
           "token it does not accept",
           _both(_authorizer("BareDenyAuth"), _set("auth", "token", "selftest-REVOKED-token"),
                 lambda cfg, s: cfg["auth"].update(signature=example_signature("selftest-REVOKED-token")))),
     Fault("policy-denies-connect", "policy-denies-connect", "the returned policy has no iot:Connect",
-          _authorizer("NoConnectAuth")),
+          _authorizer("NoConnectAuth"), runtimes=WITH_MQTT5),
     Fault("policy-denies-publish", "policy-denies-publish", "the returned policy has no iot:Publish",
-          _authorizer("NoPublishAuth")),
+          _authorizer("NoPublishAuth"), runtimes=WITH_MQTT5),
     Fault("policy-deny-publish", "policy-denies-publish",
           "the returned policy allows publishing but an explicit Deny matches the topic", _authorizer("DenyPublishAuth")),
     Fault("policy-denies-subscribe", "policy-denies-subscribe", "the returned policy has no iot:Subscribe",
-          _authorizer("NoSubscribeAuth")),
+          _authorizer("NoSubscribeAuth"), runtimes=WITH_MQTT5),
     Fault("sni-missing", "sni-missing",
           "endpoint.host is the endpoint's IP address: TLS sends no SNI for an IP (RFC 6066)",
           _set("endpoint", "host", "127.0.0.1")),
@@ -243,7 +252,7 @@ FAULTS: tuple[Fault, ...] = (
           "a second device with the same client id reconnects whenever it is dropped, taking the session",
           # The board holds its session 1.5 s (test.hold_ms) as a tray check would, so the takeover
           # lands inside the run however fast the round trip is.
-          _set("test", "hold_ms", 1500), alongside=_duplicate_client),
+          _set("test", "hold_ms", 1500), alongside=_duplicate_client, runtimes=WITH_MQTT5),
     Fault("topic-outside-policy", "policy-denies-subscribe",
           "test.topic lies outside the topics the returned policy covers (subscribing is the first thing refused)",
           _set("test", "topic", "telemetry/factory-7")),
@@ -286,7 +295,10 @@ def device_config(case: Case, standin: StandIn) -> dict[str, Any]:
     fault = case.fault
     runtime, transport = case.runtime.split("/")
     client_id = f"drill-{runtime[:2]}-{secrets.token_hex(3)}"
-    cfg = standin.device_config(client_id, transport=transport)
+    mqtt5 = transport == "mqtt5"
+    cfg = standin.device_config(client_id, transport="mqtt" if mqtt5 else transport)
+    if mqtt5:
+        cfg["device"]["mqtt"] = 5
     if fault.adjust is not None:
         fault.adjust(cfg, standin)
     return cfg

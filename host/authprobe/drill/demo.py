@@ -1,4 +1,4 @@
-"""`make demo` (`python -m authprobe.drill.demo`): authprobe in a minute, with nothing but this checkout.
+"""`authprobe demo` (`make demo`, `python -m authprobe.drill.demo`): authprobe in a minute, from any folder.
 
 It starts the local AWS IoT Core stand-in with the example authorizer (examples/emulator.toml, on
 ephemeral ports with a temporary state directory), starts a virtual ESP32 board (the real MicroPython
@@ -158,16 +158,30 @@ class Demo:
         console.print(Panel(body, title=f"FAIL: diagnosis ({seconds:.1f} s)", border_style="red"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m authprobe.drill.demo", description=__doc__.split("\n\n")[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep", metavar="DIR", help="keep the run store and the stand-in's records in DIR "
                         "(then: authprobe report RUN_ID --store DIR/runs.sqlite --cloud local:DIR/standin --html F)")
     parser.add_argument("--html", metavar="FILE", help="also write both runs as one self-contained HTML page "
                         "(what `authprobe report` writes)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m authprobe.drill.demo", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
     args = parser.parse_args(argv)
+    return run(keep=args.keep, html=args.html)
+
+
+def run(keep: str | None = None, html: str | None = None) -> int:
+    """Both scenarios; 0 when the healthy board passes and the mistake is diagnosed.
+
+    Args:
+        keep: a folder to keep the run store and the stand-in's records in (default: none kept).
+        html: also write both runs as one self-contained HTML page here.
+    """
     console = Console()
-    keep = args.keep is not None
-    workdir = Path(args.keep) if keep else Path(tempfile.mkdtemp(prefix="authprobe-demo-"))
+    workdir = Path(keep) if keep is not None else Path(tempfile.mkdtemp(prefix="authprobe-demo-"))
+    keep_dir = keep is not None
     try:
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -200,29 +214,29 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     finally:
         demo.close()
-        if not keep:
+        if not keep_dir:
             shutil.rmtree(workdir, ignore_errors=True)
     console.print(Rule())
     page_error = None
-    if args.html and demo.pages:
+    if html and demo.pages:
         try:
-            write_output(args.html, html_report.render(demo.pages, "authprobe demo"))
+            write_output(html, html_report.render(demo.pages, "authprobe demo"))
         except AuthprobeError as exc:
             page_error = exc
             console.print(f"[bold red]demo: {escape(str(exc))}[/bold red]", soft_wrap=True)
         else:
-            console.print(f"page      {escape(args.html)}: both runs, device steps and cloud records on one time "
+            console.print(f"page      {escape(html)}: both runs, device steps and cloud records on one time "
                           f"axis", highlight=False)
     ok = len(runs) == 2 and runs[0]["verdict"] == "pass" and runs[1]["diagnosis"][:1] and \
         runs[1]["diagnosis"][0]["root_cause"] == "signature-not-urlencoded"
     console.print(f"demo finished in {time.monotonic() - t0:.1f} s; every process it started is stopped.",
                   highlight=False)
-    if keep:
+    if keep_dir:
         console.print(escape(f"kept: {workdir}/runs.sqlite and {workdir}/standin/; e.g. authprobe report "
                              f"{runs[-1]['run_id']} --store {workdir}/runs.sqlite --cloud local:{workdir}/standin "
                              f"--html demo.html"), highlight=False)
-    console.print("next: docs/walkthrough.md takes you from here to a real board and a real AWS account.",
-                  highlight=False)
+    console.print("next: `authprobe init --standin DIR` writes these pieces to rehearse with yourself; "
+                  "docs/walkthrough.md goes on to a real board and a real AWS account.", highlight=False)
     if page_error is not None:
         return page_error.exit_code
     return 0 if ok else 1

@@ -25,8 +25,10 @@ from typing import Any
 
 from authprobe.board.definitions import RUNTIMES as BOARD_RUNTIMES
 from authprobe.drill import cases as drill_cases
+from authprobe.drill import sequences as drill_sequences
 from authprobe.drill.cases import Case
 from authprobe.drill.runner import Outcome, VirtualBoardRunner, run_case
+from authprobe.drill.sequences import Sequence
 from authprobe.drill.standin import DRILL_EXAMPLES, StandIn
 from authprobe.errors import AuthprobeError
 from authprobe.store import open_store
@@ -56,6 +58,8 @@ class CaseResult:
     candidates: list[str] = field(default_factory=list)
     error: str | None = None
     uncited: str | None = None  # the evidence the case is for, when the leading diagnosis does not cite it
+    kind: str = "case"          # "case" (one fault) or "sequence" (several runs, evidence checked exactly)
+    notes: list[str] = field(default_factory=list)   # a sequence's problems, one line each
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,7 +77,7 @@ class DrillResult:
         return all(c.passed for c in self.cases)
 
     def summary(self) -> dict[str, Any]:
-        produced = sorted({c.expected for c in self.cases if c.expected})
+        produced = sorted({c.expected for c in self.cases if c.expected and c.kind == "case"})
         nowhere = {n["expected"] for n in self.not_local if not n.get("runtime")}
         return {"cases": len(self.cases), "passed": sum(c.passed for c in self.cases),
                 "failed": sum(not c.passed for c in self.cases), "seconds": round(self.seconds, 2),
@@ -160,6 +164,24 @@ class Drill:
                            alongside=case.fault.alongside, stopping=self.stopping)
         return judge(case, outcome)
 
+    def run_sequence(self, sequence: Sequence) -> CaseResult:
+        """One drill sequence on this drill's stand-ins, boards and run store."""
+        runtime, transport = sequence.runtime.split("/")
+        t0 = time.monotonic()
+        try:
+            outcome = sequence.play(self)
+            error, notes, diagnosed = None, outcome.problems, outcome.diagnosed
+        except Exception as exc:  # reported like a case's; the drill goes on
+            error, notes, diagnosed = f"{type(exc).__name__}: {exc}", [], []
+            outcome = drill_sequences.SequenceOutcome()
+        words = ", ".join(d or "pass" for d in diagnosed)
+        return CaseResult(
+            name=sequence.full_name, fault=sequence.name, runtime=runtime, transport=transport,
+            injected=sequence.injected, expected=", ".join(e or "pass" for e in sequence.expected),
+            diagnosed=words or None, passed=error is None and not notes, seconds=round(time.monotonic() - t0, 2),
+            verdict="sequence", run_id=outcome.run_ids[0] if outcome.run_ids else None,
+            stored=runtime in BOARD_RUNTIMES, error=error, kind="sequence", notes=notes)
+
     def run(self, cases: list[Case], on_result: Callable[[CaseResult], None] | None = None) -> list[CaseResult]:
         self.prepare(cases)
         # One lane per board (a board runs one self-test at a time) and one for the CPython probe.
@@ -209,10 +231,12 @@ def run_drill(only: list[str] | None = None, *, workdir: str | Path | None = Non
         on_result: called with each CaseResult as it finishes.
     """
     cases = drill_cases.cases(only)
-    if not cases:
+    sequences = drill_sequences.sequences(only)
+    if not cases and not sequences:
         names = ", ".join(f.name for f in drill_cases.FAULTS)
         raise AuthprobeError(f"--only {' '.join(only or [])}: no case matches; cases are FAULT@RUNTIME/TRANSPORT "
-                             f"with faults {names} and runtimes {', '.join(drill_cases.RUNTIMES)}")
+                             f"with faults {names} and runtimes {', '.join(drill_cases.RUNTIMES)}; sequences are "
+                             f"{', '.join(s.full_name for s in drill_sequences.SEQUENCES)}")
     keep = workdir is not None
     base = Path(workdir) if keep else Path(tempfile.mkdtemp(prefix="authprobe-drill-"))
     try:
@@ -223,7 +247,13 @@ def run_drill(only: list[str] | None = None, *, workdir: str | Path | None = Non
     t0 = time.monotonic()
     drill = Drill(base)
     try:
-        results = drill.run(cases, on_result)
+        results = drill.run(cases, on_result) if cases else []
+        for sequence in sequences:   # after the cases: each sequence needs the line to itself
+            if drill.stopping.is_set():
+                break
+            results.append(drill.run_sequence(sequence))
+            if on_result is not None:
+                on_result(results[-1])
     finally:
         drill.close()
         if not keep:

@@ -7,14 +7,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
 import threading
+import uuid
 from urllib.parse import urlsplit
 
+from authprobe.emulator import mqtt_packets as mp
 from authprobe.errors import EXIT_TOOL, AuthprobeError, ConfigError
+
+VERSION_CHECK_S = 3.0
 
 
 class EmbeddedBroker:
-    """amqtt on 127.0.0.1 (ephemeral port), in its own thread and event loop."""
+    """amqtt on 127.0.0.1 (ephemeral port), in its own thread and event loop. amqtt speaks MQTT 3.1.1
+    only, so MQTT 5 sessions reach it through mqtt5_to_311."""
+
+    speaks_mqtt5 = False
 
     def __init__(self) -> None:
         self.host = "127.0.0.1"
@@ -77,10 +85,11 @@ class ExternalBroker:
         if parts.scheme != "mqtt" or not parts.hostname or not parts.port:
             raise ConfigError(f"broker must be \"embedded\" or \"mqtt://HOST:PORT\" (got {url!r})")
         self.host, self.port = parts.hostname, parts.port
+        self.speaks_mqtt5 = False
 
     def start(self) -> ExternalBroker:
         try:
-            socket.create_connection((self.host, self.port), timeout=3).close()
+            self.speaks_mqtt5 = speaks_mqtt5(self.host, self.port)
         except OSError as exc:
             raise ConfigError(f"broker mqtt://{self.host}:{self.port} is not reachable ({exc}); start it "
                               "(e.g. `mosquitto -p PORT`) or use broker = \"embedded\"") from None
@@ -88,6 +97,29 @@ class ExternalBroker:
 
     def close(self) -> None:
         pass
+
+
+def speaks_mqtt5(host: str, port: int) -> bool:
+    """Whether the broker answers an MQTT 5 CONNECT in MQTT 5 (a 3.1.1 broker answers with its own
+    CONNACK, "unacceptable protocol version", or closes). OSError when it cannot be reached."""
+    client_id = f"authprobe-version-check-{uuid.uuid4().hex[:12]}".encode()
+    body = struct.pack("!H", 4) + b"MQTT" + bytes([5, 0x02]) + struct.pack("!H", 10) + b"\x00" \
+        + struct.pack("!H", len(client_id)) + client_id
+    with socket.create_connection((host, port), timeout=VERSION_CHECK_S) as sock:
+        sock.sendall(mp.Packet(mp.CONNECT, 0, body).encode())
+        reader = mp.PacketReader()
+        try:
+            while (ack := reader.next_packet()) is None:
+                data = sock.recv(256)
+                if not data:
+                    return False
+                reader.feed(data)
+        except (TimeoutError, mp.ProtocolError):
+            return False
+        v5 = ack.type == mp.CONNACK and len(ack.body) >= 3  # MQTT 5 CONNACKs carry a property length
+        if v5 and ack.body[1] == 0:
+            sock.sendall(mp.Packet(mp.DISCONNECT, 0, b"").encode())
+        return v5
 
 
 def start_broker(spec: str) -> EmbeddedBroker | ExternalBroker:

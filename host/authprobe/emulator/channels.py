@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
+import time
 
 from authprobe.emulator import mqtt_packets as mp
 from authprobe.emulator import websocket as ws
@@ -28,6 +29,10 @@ def hard_close(sock: socket.socket | None) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except _CLOSED_ERRORS:
         pass
+
+
+# How long a refused WebSocket client's bytes are read and dropped after the close frame.
+CLOSE_LINGER_S = 0.5
 
 
 class TlsChannel:
@@ -109,6 +114,7 @@ class WebSocketChannel(TlsChannel):
                 message = self._frames.next_message()
             except ws.WebSocketError as exc:
                 super().send(ws.frame(struct.pack("!H", exc.close_code), ws.OP_CLOSE))
+                self._drain(CLOSE_LINGER_S)
                 if isinstance(exc, ws.MessageTooBig):
                     raise WebSocketMessageTooBig(f"WebSocket {exc}; closed with {exc.close_code}") from None
                 raise WebSocketProtocolError(f"{exc}; closed with {exc.close_code}") from None
@@ -125,3 +131,19 @@ class WebSocketChannel(TlsChannel):
 
     def send(self, data: bytes) -> bool:
         return super().send(ws.frame(data))
+
+    def _drain(self, seconds: float) -> None:
+        """Read and drop what the client still sends, for a moment, after our close frame: closing
+        with unread bytes makes the kernel answer with a reset, which can destroy the close frame
+        before the client has read it (RFC 6455 7.1.1 wants the client to see it)."""
+        deadline = time.monotonic() + seconds
+        try:
+            self.sock.settimeout(0.05)
+            while time.monotonic() < deadline:
+                try:
+                    if not self.sock.recv(65536):
+                        return
+                except (TimeoutError, ssl.SSLWantReadError):
+                    continue
+        except _CLOSED_ERRORS:
+            return

@@ -11,6 +11,8 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -50,6 +52,17 @@ class CloudRecords:
         self.iot_log_path = self.logs_dir / "AWSIotLogsV2.jsonl"
         self.metrics_path = self.state_dir / "metrics.jsonl"
         self._lock = threading.Lock()
+        self._replaying = threading.local()
+
+    @contextmanager
+    def replaying(self) -> Iterator[None]:
+        """Function log lines this thread writes inside the block are marked `"replay": true`: they
+        come from a TestInvokeAuthorizer call, not from a device (the host labels them `replay`)."""
+        self._replaying.on = True
+        try:
+            yield
+        finally:
+            self._replaying.on = False
 
     def _append(self, path: Path, record: dict) -> None:
         line = json.dumps(record, separators=(",", ":")) + "\n"
@@ -99,10 +112,13 @@ class CloudRecords:
 
     def lambda_log(self, function: str, message: str, when: float | None = None, stream: str | None = None) -> None:
         """One line of /aws/lambda/<function>; `stream` names the execution environment's log stream
-        (each environment's lines are in order in its own stream, as on Lambda)."""
+        (each environment's lines are in order in its own stream, as on Lambda), so lines without a
+        request id can be told apart between invocations."""
         record: dict[str, Any] = {"timestamp": int((time.time() if when is None else when) * 1000), "message": message}
         if stream:
             record["logStream"] = stream
+        if getattr(self._replaying, "on", False):
+            record["replay"] = True
         self._append(self.logs_dir / "lambda" / f"{function}.jsonl", record)
 
     def metric(self, function: str, metric: str, value: float, unit: str) -> None:
@@ -169,6 +185,8 @@ class CloudRecords:
             "functions": functions,
             "function_policies": policies,
             "logging": {"roleArn": f"arn:aws:iam::{cfg.account}:role/authprobe-local-iot-logging", **cfg.logging},
+            # Not an AWS field: how late the stand-in's records count as delivered ([logging]).
+            "delivery_delay_s": cfg.delivery_delay_s,
         }
         path = self.state_dir / "cloud.json"
         tmp = path.with_suffix(".json.tmp")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from authprobe.aws import iot_logging
+from authprobe.config_text import parse_toml, read_bytes
 from authprobe.errors import ConfigError
 
 # AWS IoT waits at most 5 s for an authorizer function (DG config-custom-auth.html), whatever the
@@ -32,6 +33,10 @@ _TOKEN_KEY_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")
 _KEY_NAME = re.compile(r"[a-zA-Z0-9:_-]+")
 _FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _HANDLER = re.compile(r"(?P<file>.+\.py):(?P<func>[A-Za-z_][A-Za-z0-9_]*)")
+# Endpoint and domain names go into the server certificate and are matched against SNI: DNS names
+# in ASCII (an internationalised name is given in its xn-- form, as AWS and X.509 want it).
+_DNS_NAME = re.compile(r"(?=.{1,253}\.?$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?",
+                       re.ASCII)
 AUTH_TYPES = ("CUSTOM_AUTH_X509", "CUSTOM_AUTH", "AWS_X509", "AWS_SIGV4", "DEFAULT")
 APP_PROTOCOLS = ("SECURE_MQTT", "MQTT_WSS", "HTTPS", "DEFAULT")
 LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "DISABLED")
@@ -86,6 +91,9 @@ class EmulatorConfig:
     default_authorizer: str | None
     broker: str
     log_level: str = "DEBUG"  # the default level ([logging] default_level, or the older log_level)
+    # [logging] delivery_delay_s: records become visible this long after their event, as CloudWatch
+    # delivers AWS IoT's and Lambda's logs late (the host's `local:` backend honours it).
+    delivery_delay_s: float = 0.0
     functions: dict[str, FunctionConfig] = field(default_factory=dict)
     authorizers: dict[str, AuthorizerConfig] = field(default_factory=dict)
     domains: dict[str, DomainConfig] = field(default_factory=dict)
@@ -133,14 +141,14 @@ def _load_policy(path: Path, where: str, problems: list[str]) -> dict | None:
     except OSError as exc:
         problems.append(f"{where}: cannot read {path}: {exc.strerror or exc}")
         return None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # ValueError: also text that is not UTF-8
         problems.append(f"{where}: {path} is not JSON: {exc}")
         return None
     # Accept the GetPolicy response shape too: {"Policy": "<json string>", ...}.
     if isinstance(data, dict) and isinstance(data.get("Policy"), str):
         try:
             data = json.loads(data["Policy"])
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             problems.append(f"{where}: the Policy string in {path} is not JSON: {exc}")
             return None
     if not isinstance(data, dict) or "Statement" not in data:
@@ -166,7 +174,7 @@ def _load_public_key(path: Path, where: str, problems: list[str]) -> tuple[rsa.R
     if key.key_size < 2048:
         problems.append(f"{where}: {path} is a {key.key_size}-bit key; AWS IoT requires at least 2048 bits")
         return None
-    return key, pem.decode()
+    return key, pem.decode("utf-8", errors="replace")
 
 
 def _table(data: dict, key: str, problems: list[str]) -> dict:
@@ -204,6 +212,14 @@ def _unknown_settings(kind: str, name: str, section: dict, warnings: list[str]) 
             warnings.append(f"[{kind}.{name}].{key}: unknown setting, ignored ({hint})")
 
 
+def _delivery_delay(section: dict, problems: list[str]) -> float:
+    delay = section.get("delivery_delay_s", 0)
+    if not isinstance(delay, int | float) or isinstance(delay, bool) or not 0 <= delay <= 3600:
+        problems.append(f"[logging].delivery_delay_s must be a number of seconds from 0 to 3600 (got {delay!r})")
+        return 0.0
+    return float(delay)
+
+
 def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> EmulatorConfig:
     """Build and check a config from parsed TOML; ConfigError lists every problem found, and the
     config's `warnings` every unknown setting inside a section (ignored, as AWS would never see it)."""
@@ -211,8 +227,16 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
     warnings: list[str] = []
     base_dir = Path(base_dir)
 
-    def rel(p: str) -> Path:
-        q = Path(p).expanduser()
+    def rel(p: str, where: str) -> Path | None:
+        """A path from the file, relative to it; None (and a problem) when it cannot be a path."""
+        if "\x00" in p:
+            problems.append(f"{where}: the path {p!r} contains a NUL character")
+            return None
+        try:
+            q = Path(p).expanduser()
+        except RuntimeError:
+            problems.append(f"{where}: there is no home directory for {p.split('/')[0]!r}; give the full path")
+            return None
         return (q if q.is_absolute() else (base_dir / q)).resolve()
 
     known = {"account", "region", "endpoint", "listen", "listen_8883", "state_dir", "default_authorizer",
@@ -229,21 +253,30 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
     if not isinstance(endpoint, str) or not endpoint:
         problems.append("endpoint is missing (e.g. \"a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com\")")
         endpoint = ""
+    elif not _DNS_NAME.fullmatch(endpoint):
+        problems.append(f"endpoint {endpoint!r} is not a DNS name (ASCII letters, digits, '-' and '.'; "
+                        f"an internationalised name in its xn-- form)")
     listen = parse_address(data.get("listen", "127.0.0.1:8443"), "listen", problems)
     listen_8883 = parse_address(data["listen_8883"], "listen_8883", problems) if "listen_8883" in data else None
-    state_dir = rel(str(data.get("state_dir", ".authprobe/emulator")))
+    state_dir = rel(str(data.get("state_dir", ".authprobe/emulator")), "state_dir") or base_dir
     broker = str(data.get("broker", "embedded"))
     if broker != "embedded" and not re.fullmatch(r"mqtt://[^:/]+:\d+/?", broker):
         problems.append(f"broker must be \"embedded\" or \"mqtt://HOST:PORT\" (got {broker!r})")
     log_level = str(data.get("log_level", "DEBUG")).upper()
     if log_level not in LOG_LEVELS:
         problems.append(f"log_level must be one of {', '.join(LOG_LEVELS)} (got {log_level!r})")
-    logging = {"defaultLogLevel": log_level, "disableAllLogs": log_level == "DISABLED"}
-    if "logging" in data:
-        if "log_level" in data:
+    logging: dict[str, Any] = {"defaultLogLevel": log_level, "disableAllLogs": log_level == "DISABLED"}
+    section = data.get("logging", {})
+    if not isinstance(section, dict):
+        problems.append("[logging] must be a table (default_level, disable_all, events, delivery_delay_s)")
+        section = {}
+    if section:
+        if "log_level" in data and "default_level" in section:
             problems.append("log_level and [logging] both set the default level: keep [logging] default_level")
-        logging = _logging(data["logging"], problems, warnings)
+        logging = _logging(section, log_level, problems, warnings)
         log_level = logging["defaultLogLevel"]
+
+    delivery_delay_s = _delivery_delay(section, problems)
 
     functions: dict[str, FunctionConfig] = {}
     for name, section in _table(data, "functions", problems).items():
@@ -259,14 +292,19 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         if m is None:
             problems.append(f"{where}.handler must be \"path/to/file.py:function\" (got {handler!r})")
             continue
-        handler_file = rel(m.group("file"))
+        handler_file = rel(m.group("file"), f"{where}.handler")
+        if handler_file is None:
+            continue
         if not handler_file.is_file():
             problems.append(f"{where}.handler: {handler_file} does not exist")
         policy = None
         if "resource_policy" in section:
-            policy = _load_policy(rel(str(section["resource_policy"])), f"{where}.resource_policy", problems)
+            policy_path = rel(str(section["resource_policy"]), f"{where}.resource_policy")
+            if policy_path is not None:
+                policy = _load_policy(policy_path, f"{where}.resource_policy", problems)
         timeout = section.get("timeout_s", LAMBDA_TIMEOUT_LIMIT_S)
-        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+        if (not isinstance(timeout, int | float) or isinstance(timeout, bool) or not math.isfinite(timeout)
+                or timeout <= 0):
             problems.append(f"{where}.timeout_s must be a positive number of seconds")
             timeout = LAMBDA_TIMEOUT_LIMIT_S
         elif timeout > LAMBDA_MAX_TIMEOUT_S:
@@ -326,7 +364,8 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         for key_name, key_path in raw_keys.items():
             if not _KEY_NAME.fullmatch(key_name):
                 problems.append(f"{where}.public_keys: key name {key_name!r} has characters IoT refuses")
-            loaded = _load_public_key(rel(str(key_path)), f"{where}.public_keys.{key_name}", problems)
+            key_file = rel(str(key_path), f"{where}.public_keys.{key_name}")
+            loaded = _load_public_key(key_file, f"{where}.public_keys.{key_name}", problems) if key_file else None
             if loaded:
                 keys[key_name], pems[key_name] = loaded
         if not signing_disabled and not raw_keys:
@@ -354,6 +393,9 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         if not isinstance(name, str) or not name:
             problems.append(f"{where}.name (the domain name devices send as SNI) is missing")
             continue
+        if not _DNS_NAME.fullmatch(name):
+            problems.append(f"{where}.name {name!r} is not a DNS name (ASCII letters, digits, '-' and '.'; "
+                            f"an internationalised name in its xn-- form)")
         auth_type = str(section.get("authentication_type", "DEFAULT")).upper()
         if auth_type not in AUTH_TYPES:
             problems.append(f"{where}.authentication_type must be one of {', '.join(AUTH_TYPES)}")
@@ -372,26 +414,28 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         raise ConfigError(f"{origin}: {len(problems)} problem(s):\n  - " + "\n  - ".join(problems))
     assert listen is not None
     return EmulatorConfig(path, account, region, endpoint, listen, listen_8883, state_dir,
-                          default_authorizer, broker, log_level, functions, authorizers, domains, warnings, logging)
+                          default_authorizer, broker, log_level, delivery_delay_s, functions, authorizers, domains,
+                          warnings, logging)
 
 
-def _logging(section: Any, problems: list[str], warnings: list[str]) -> dict[str, Any]:
-    """[logging] as GetV2LoggingOptions would answer it: default_level (defaultLogLevel),
-    disable_all (disableAllLogs), and [logging.events."<eventType>"] with level (logLevel) and
-    destination (logDestination, a log group name)."""
-    options: dict[str, Any] = {"defaultLogLevel": "ERROR", "disableAllLogs": False}
-    if not isinstance(section, dict):
-        problems.append("[logging] must be a table")
-        return options
+_LOGGING_KEYS = ("default_level", "disable_all", "events", "delivery_delay_s")
+
+
+def _logging(section: dict, default_level: str, problems: list[str], warnings: list[str]) -> dict[str, Any]:
+    """[logging] as GetV2LoggingOptions would answer it: default_level (defaultLogLevel; without it,
+    the top-level log_level), disable_all (disableAllLogs), and [logging.events."<eventType>"] with
+    level (logLevel) and destination (logDestination, a log group name). delivery_delay_s is not
+    AWS's (see _delivery_delay)."""
     for key in section:
-        if key not in ("default_level", "disable_all", "events"):
-            warnings.append(f"[logging].{key}: unknown setting, ignored (known: default_level, disable_all, events)")
-    level = str(section.get("default_level", "ERROR")).upper()
+        if key not in _LOGGING_KEYS:
+            problems.append(f"[logging]: unknown key {key!r} (known: {', '.join(_LOGGING_KEYS)})")
+    level = str(section.get("default_level", default_level)).upper()
     if level not in LOG_LEVELS:
         problems.append(f"[logging].default_level must be one of {', '.join(LOG_LEVELS)} (got {level!r})")
         level = "ERROR"
-    options["defaultLogLevel"] = level
-    options["disableAllLogs"] = _bool(section, "disable_all", False, "[logging]", problems)
+    options: dict[str, Any] = {"defaultLogLevel": level,
+                               "disableAllLogs": _bool(section, "disable_all", level == "DISABLED" and
+                                                       "default_level" not in section, "[logging]", problems)}
     events = section.get("events", {})
     if not isinstance(events, dict):
         problems.append('[logging.events] must be tables named by event type, e.g. [logging.events."Connect"]')
@@ -432,12 +476,5 @@ def _logging(section: Any, problems: list[str], warnings: list[str]) -> dict[str
 def load_config(path: str | Path) -> EmulatorConfig:
     """Read and check an emulator TOML file (see examples/emulator.toml)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read emulator config {path}: {exc.strerror or exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    data = parse_toml(read_bytes(path, "emulator config"), str(path))
     return config_from_dict(data, path.resolve().parent, path.resolve())

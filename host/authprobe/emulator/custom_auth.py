@@ -164,6 +164,16 @@ def build_event(creds: Credentials, token: str | None, signature_verified: bool,
     return event
 
 
+MAX_PROBLEMS_LOGGED = 5
+
+
+def _first_problems(problems: list[str]) -> str:
+    """The first few problems for the log line; a response can break hundreds of rules at once."""
+    shown = "; ".join(problems[:MAX_PROBLEMS_LOGGED])
+    more = len(problems) - MAX_PROBLEMS_LOGGED
+    return f"{shown}; and {more} more" if more > 0 else shown
+
+
 class CustomAuth:
     """Runs the pipeline against one configuration and its Lambda service."""
 
@@ -224,7 +234,7 @@ class CustomAuth:
         response = validate(invocation.payload)
         if not response.valid:
             return AuthOutcome(False, "lambda-response-invalid",
-                               f"{DETAILS_INVALID_RESPONSE}: {'; '.join(response.problems)}", name,
+                               f"{DETAILS_INVALID_RESPONSE}: {_first_problems(response.problems)}", name,
                                response.principal_id or None, response, invocation, cid)
         if not response.is_authenticated:
             return AuthOutcome(False, "authorizer-denied", DETAILS_DENIED, name, response.principal_id, response,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from authprobe.aws import authn_error, iot_policy
+from authprobe.aws.topic_limits import topic_problem
 from authprobe.emulator import mqtt_packets as mp
 from authprobe.emulator import websocket as ws
 from authprobe.emulator.custom_auth import Credentials, credentials_from_mqtt, query_params
@@ -128,6 +129,12 @@ def serve_publish(emu: SessionHost, tls: ssl.SSLSocket, request: ws.HttpRequest,
         payload = _read_body(tls, request)
     except _BadBody as bad:
         _answer(tls, bad.status, bad.reason, bad.message, trace_id)
+        return
+    # After the body is read: answering with the body unread makes the close reset the connection.
+    problem = topic_problem(topic)
+    if problem is not None:  # AWS's topic limits (topic_limits.py); the 400 answer is ours [I]
+        log("Failure", reason="CLIENT_ERROR", details=f"Topic rejected: {problem}")
+        _answer(tls, 400, "Bad Request", problem, trace_id)
         return
     base = Credentials(params=params, headers=request.lowered_headers, http_headers=dict(request.headers),
                        http_query=f"?{request.query}" if request.query else "", protocols=["tls", "http"])

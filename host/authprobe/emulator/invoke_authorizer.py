@@ -70,12 +70,13 @@ def invoke_authorizer(target: Emulator | EmulatorConfig | str | Path, authorizer
     """Invoke an authorizer the way `aws iot test-invoke-authorizer` does and answer like it.
 
     `target` is a running Emulator (its warm functions are used), a config, a config file or the
-    stand-in's state directory."""
+    stand-in's state directory. The function log lines of the call are marked `"replay": true`."""
     if isinstance(target, Emulator):
-        config, auth, owned = target.config, target.auth, None
+        config, auth, owned, records = target.config, target.auth, None, target.records
     else:
         config = _config_from(target)
-        owned = LambdaService(config, CloudRecords(config))
+        records = CloudRecords(config)
+        owned = LambdaService(config, records)
         auth = CustomAuth(config, owned)
     try:
         authorizer = config.authorizers.get(authorizer_name)
@@ -95,7 +96,8 @@ def invoke_authorizer(target: Emulator | EmulatorConfig | str | Path, authorizer
             params=query_params((http or {}).get("queryString") or ""),
             protocols=[p for p, present in (("tls", tls_context), ("http", http), ("mqtt", mqtt_context)) if present],
             explicit_token=token)
-        outcome = auth.authenticate(creds, authorizer=authorizer)
+        with records.replaying():  # the function's lines of this call are marked as a replay's
+            outcome = auth.authenticate(creds, authorizer=authorizer)
         if not outcome.ok and outcome.cause != "authorizer-denied":
             code, status = _ERRORS.get(outcome.cause or "", ("InternalFailureException", 500))
             message = "The response is invalid" if code == "InvalidResponseException" else outcome.details

@@ -16,13 +16,15 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from authprobe.aws import lambda_logs
 from authprobe.emulator.cloud_records import CloudRecords, iso
 from authprobe.emulator.config import EmulatorConfig, FunctionConfig
 
-WORKER_SCRIPT = Path(__file__).with_name("lambda_worker.py")
+# Run as a script in each worker process, so the handler starts without authprobe loaded.
+WORKER_SCRIPT = Path(str(resources.files("authprobe.emulator") / "lambda_worker.py"))
 # Processes started per function at most; further invocations wait for a free one. Lambda would
 # scale further, but a laptop with two cores does not.
 MAX_ENVIRONMENTS = 8
@@ -48,10 +50,10 @@ class _Environment:
             cwd=str(fn.handler_file.parent), env={**os.environ, "AWS_LAMBDA_FUNCTION_NAME": fn.name,
                                                   "PYTHONDONTWRITEBYTECODE": "1"})
         self._buffer = b""
-        # Each execution environment writes its own log stream, named as Lambda names them.
-        self.stream = time.strftime("%Y/%m/%d", time.gmtime()) + f"/[$LATEST]{uuid.uuid4().hex}"
         self.init_ms: float | None = None  # reported once, on the first REPORT (cold start)
         self.init_output = ""
+        # One log stream per execution environment, named the way Lambda names them.
+        self.log_stream = time.strftime("%Y/%m/%d", time.gmtime()) + f"/[$LATEST]{uuid.uuid4().hex}"
 
     def read_line(self, deadline: float) -> dict | None:
         """The next reply, or None at the deadline or when the process died."""
@@ -113,7 +115,6 @@ class FunctionRuntime:
         self._cond = threading.Condition()
         self._closed = False
         self._in_flight = 0
-        self._running = threading.local()  # the environment (log stream) this thread's invocation uses
 
     def _acquire(self) -> _Environment | None:
         with self._cond:
@@ -137,8 +138,8 @@ class FunctionRuntime:
         if not healthy or self._closed:
             env.kill()
 
-    def _log(self, message: str, when: float | None = None) -> None:
-        self.records.lambda_log(self.fn.name, message, when, getattr(self._running, "stream", None))
+    def _log(self, message: str, when: float | None = None, env: _Environment | None = None) -> None:
+        self.records.lambda_log(self.fn.name, message, when, env.log_stream if env is not None else None)
 
     def invoke(self, event: dict, wait_s: float | None = None) -> Invocation:
         """Run the function on `event`. `wait_s` is how long the caller waits (AWS IoT: 5 s): when
@@ -198,7 +199,6 @@ class FunctionRuntime:
         if env is None:
             return Invocation(request_id, "error", error={"errorType": "ServiceUnavailable",
                                                           "errorMessage": "stand-in is stopping"})
-        self._running.stream = env.stream
         cold = env.init_ms is None
         started = time.time()
         deadline = time.monotonic() + self.fn.timeout_s
@@ -211,15 +211,15 @@ class FunctionRuntime:
         fmt = self.fn.log_format
         if cold:
             self._log(lambda_logs.init_line(fmt, iso(started), "python:3.11 (authprobe stand-in)", self.fn.name),
-                      started)
+                      started, env)
             for line in env.init_output.splitlines():
-                self._log(line)
+                self._log(line, env=env)
             started = time.time()
             deadline = time.monotonic() + self.fn.timeout_s
-        self._log(lambda_logs.start_line(fmt, iso(started), request_id), started)
+        self._log(lambda_logs.start_line(fmt, iso(started), request_id), started, env)
         request = {"requestId": request_id, "event": event, "deadline": time.time() + self.fn.timeout_s,
                    "function": {"name": self.fn.name, "arn": self.config.function_arn(self.fn.name),
-                                "memory_mb": self.fn.memory_mb}}
+                                "memory_mb": self.fn.memory_mb, "log_stream": env.log_stream}}
         reply = env.read_line(deadline) if env.send(request) else None
         if reply is None:
             timed_out = env.proc.poll() is None and not self._closed  # (the stand-in stopping is no timeout)
@@ -234,37 +234,42 @@ class FunctionRuntime:
                     duration_ms=self.fn.timeout_s * 1000)
                 line = lambda_logs.timeout_line(fmt, iso(time.time()), request_id, self.fn.timeout_s)
                 if line is not None:
-                    self._log(line)
+                    self._log(line, env=env)
             else:
                 result = Invocation(request_id, "error", error={
                     "errorType": "Runtime.ExitError",
                     "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: "
                                     f"exit status {env.proc.returncode}"}, duration_ms=(time.time() - started) * 1000)
-                self._log(result.error["errorMessage"])
-            return self._finish(request_id, started, result, cold, env.init_ms)
+                self._log(result.error["errorMessage"], env=env)
+            return self._finish(request_id, started, result, cold, env.init_ms, env=env)
         for line in reply.get("output", "").splitlines():
-            self._log(line)
+            self._log(line, env=env)
         duration = float(reply.get("durationMs", 0.0))
         if "error" in reply:
             err = reply["error"]
-            self._log(lambda_logs.error_line(fmt, iso(time.time()), request_id, err))
+            self._log(lambda_logs.error_line(fmt, iso(time.time()), request_id, err), env=env)
             result = Invocation(request_id, "error", error=err, duration_ms=duration)
         else:
             result = Invocation(request_id, "ok", payload=reply.get("result"), duration_ms=duration)
+        # END and REPORT are written before the environment serves another invocation: its log
+        # stream reads START .. END per invocation, as Lambda's does.
+        finished = self._finish(request_id, started, result, cold, env.init_ms, reply.get("maxMemoryMb"), env)
         self._release(env, healthy=True)
-        return self._finish(request_id, started, result, cold, env.init_ms, reply.get("maxMemoryMb"))
+        return finished
 
     def _finish(self, request_id: str, started: float, result: Invocation, cold: bool,
-                init_ms: float | None = None, max_memory: int | None = None) -> Invocation:
+                init_ms: float | None = None, max_memory: int | None = None,
+                env: _Environment | None = None) -> Invocation:
         fmt = self.fn.log_format
         end = lambda_logs.end_line(fmt, request_id)
         if end is not None:
-            self._log(end)
+            self._log(end, env=env)
         status = {"ok": "success", "timeout": "timeout"}.get(result.status, "error")
         error_type = (result.error or {}).get("errorType") if status != "success" else None
         self._log(lambda_logs.report_line(fmt, iso(time.time()), request_id, duration_ms=result.duration_ms,
                                           memory_mb=self.fn.memory_mb, max_memory_mb=max_memory or 0,
-                                          init_ms=init_ms if cold else None, status=status, error_type=error_type))
+                                          init_ms=init_ms if cold else None, status=status, error_type=error_type),
+                  env=env)
         self.records.metric(self.fn.name, "Invocations", 1, "Count")
         self.records.metric(self.fn.name, "Errors", 0 if result.status == "ok" else 1, "Count")
         self.records.metric(self.fn.name, "Duration", round(result.duration_ms, 2), "Milliseconds")

@@ -28,9 +28,11 @@ PAYLOAD_LIMIT_DETAILS = "Message payload exceeds size limit for message type."
 
 class ProtocolError(Exception):
     """Bytes that are not MQTT 3.1.1 as the stand-in expects it: the connection is closed and logged
-    as a client error (`reason`, `details` for the IoT log record)."""
+    as a client error (`reason`, `details` for the IoT log record). An MQTT 5 client is told why in a
+    DISCONNECT with `reason_code` (MQTT 5 §2.4; 0x81 Malformed Packet unless a subclass says more)."""
 
     reason = "CLIENT_ERROR"
+    reason_code = 0x81
 
     @property
     def details(self) -> str:
@@ -41,6 +43,7 @@ class PayloadTooLarge(ProtocolError):
     """A packet or message over AWS IoT's size limit."""
 
     reason = PAYLOAD_LIMIT_REASON
+    reason_code = 0x95  # Packet too large (MQTT 5 §2.4; not in AWS's list, which it calls non-exhaustive)
 
     @property
     def details(self) -> str:
@@ -169,6 +172,10 @@ class Connect:
     will_message: bytes | None
     username: str | None
     password: bytes | None
+    # MQTT 5 only: the CONNECT and Will property blocks as sent, length prefix included
+    # (mqtt5_packets reads them).
+    properties: bytes = b""
+    will_properties: bytes = b""
 
     @property
     def clean_session(self) -> bool:
@@ -196,13 +203,16 @@ def parse_connect(packet: Packet) -> Connect:
     _check_connect_flags(level, flags)
     (keepalive,) = struct.unpack_from("!H", body, at + 2)
     at += 4
-    if level == 5:  # MQTT 5 properties: skipped, only read far enough to name the client
-        at = _skip_properties(body, at)
+    properties = will_properties = b""
+    if level == 5:  # MQTT 5 properties: kept as bytes here, read by mqtt5_packets
+        start, at = at, _skip_properties(body, at)
+        properties = body[start:at]
     raw_id, at = _string(body, at)
     will_topic = will_msg = None
     if flags & 0x04:
         if level == 5:
-            at = _skip_properties(body, at)
+            start, at = at, _skip_properties(body, at)
+            will_properties = body[start:at]
         raw_topic, at = _string(body, at)
         will_topic = _utf8(raw_topic)
         if not will_topic or "+" in will_topic or "#" in will_topic:
@@ -214,7 +224,8 @@ def parse_connect(packet: Packet) -> Connect:
         username = _utf8(raw_user)
     if flags & 0x40:
         password, at = _string(body, at)
-    return Connect(_utf8(name), level, flags, keepalive, _utf8(raw_id), will_topic, will_msg, username, password)
+    return Connect(_utf8(name), level, flags, keepalive, _utf8(raw_id), will_topic, will_msg, username, password,
+                   properties, will_properties)
 
 
 def _check_connect_flags(level: int, flags: int) -> None:

@@ -10,7 +10,9 @@ MQTT 3.1.1 refusals as AWS documents them (reference §5):
 - a second connection with the same client id closes the first (DG mqtt.html), logged
   DUPLICATE_CLIENT_ID (DG cwl-format.html sample);
 - disconnectAfterInSeconds closes the connection; refreshAfterInSeconds re-invokes the authorizer
-  (DG custom-auth-lambda.html)."""
+  (DG custom-auth-lambda.html).
+
+MQTT 5 clients (level 5) get reason codes instead; mqtt5_session.py has their rules."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ import uuid
 from typing import TYPE_CHECKING
 
 from authprobe.aws import authn_error, iot_policy
+from authprobe.aws.topic_limits import topic_problem
+from authprobe.emulator import mqtt5_packets as m5
 from authprobe.emulator import mqtt_packets as mp
 from authprobe.emulator.channels import hard_close
 from authprobe.emulator.custom_auth import (
@@ -30,6 +34,7 @@ from authprobe.emulator.custom_auth import (
     Credentials,
     credentials_from_mqtt,
 )
+from authprobe.emulator.mqtt5_session import Mqtt5Relay, connack_code, refusal_before_auth
 
 if TYPE_CHECKING:
     from authprobe.emulator.channels import TlsChannel
@@ -38,6 +43,7 @@ if TYPE_CHECKING:
 
 CONNECT_WAIT_S = 10.0  # how long a connection may stay silent before its CONNECT
 BROKER_WAIT_S = 5.0
+FAREWELL_WAIT_S = 1.0  # how long another thread waits for the owner to send an MQTT 5 DISCONNECT
 REASON_AUTH = "AUTHORIZATION_FAILURE"  # documented reason (cwl-format.html)
 # The lifecycle reason for a connection closed over an unauthorized PUBLISH/SUBSCRIBE: AUTH_ERROR is
 # "authentication or authorization failed" (DG life-cycle-events.html); FORBIDDEN_ACCESS is for a
@@ -65,6 +71,9 @@ class MqttSession:
         self._close_lock = threading.Lock()
         self._timers: list[threading.Timer] = []
         self._reader = mp.PacketReader()
+        self.v5: Mqtt5Relay | None = None  # set for an MQTT 5 client
+        self._wake: tuple[socket.socket, socket.socket] | None = None  # MQTT 5: another thread's DISCONNECT
+        self._farewell: tuple | None = None
 
     # -- records -------------------------------------------------------------------------------
     def log(self, event_type: str, status: str, **fields) -> None:
@@ -84,6 +93,9 @@ class MqttSession:
             self._closed.set()
         for t in self._timers:
             t.cancel()
+        if self._wake is not None:
+            for end in self._wake:
+                end.close()
         self.channel.close()
         if self.broker is not None:
             hard_close(self.broker)
@@ -94,6 +106,25 @@ class MqttSession:
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
+
+    def disconnect(self, reason_code: int, disconnect_reason: str, status: str = "Success", **fields) -> None:
+        """close() from another thread (a takeover, the stand-in stopping, a failed refresh). An MQTT 5
+        client is told why in a DISCONNECT, which only the thread owning the connection may send."""
+        if self._wake is None or self.closed:
+            self.close(disconnect_reason, status, **fields)
+            return
+        self._farewell = (reason_code, disconnect_reason, status, fields)
+        try:
+            self._wake[1].send(b"!")
+        except OSError:
+            pass
+        if not self._closed.wait(FAREWELL_WAIT_S):
+            self.close(disconnect_reason, status, **fields)
+
+    def _goodbye(self, reason_code: int) -> None:
+        """The DISCONNECT an MQTT 5 client gets before the stand-in closes (owner thread only)."""
+        if self.v5 is not None and not self.closed:
+            self.channel.send(m5.disconnect(reason_code).encode())
 
     def _next_client_packet(self, wait_s: float) -> mp.Packet | None:
         """The next packet from the client within wait_s (CONNECT phase only)."""
@@ -132,13 +163,13 @@ class MqttSession:
             return
         connect = mp.parse_connect(first)
         self.client_id = connect.client_id
-        if connect.protocol_name != "MQTT" or connect.level != 4:
-            # AWS IoT speaks MQTT 3.1.1 and 5; the stand-in only 3.1.1 (level 4): answer as 3.1.1 does.
+        if connect.protocol_name != "MQTT" or connect.level not in (4, 5):
+            # AWS IoT speaks MQTT 3.1.1 (level 4) and 5; others get 3.1.1's "unacceptable protocol version".
             self.log("Connect", "Failure", reason="CLIENT_ERROR",
-                     details=f"Unsupported protocol level {connect.level} (the stand-in speaks MQTT 3.1.1)")
-            # MQTT 5 clients get the v5 refusal "0x84 Unsupported Protocol Version", others 3.1.1's 0x01.
-            refusal = mp.Packet(mp.CONNACK, 0, b"\x00\x84\x00") if connect.level == 5 else mp.connack(1)
-            self.channel.send(refusal.encode())
+                     details=f"Unsupported protocol level {connect.level} (AWS IoT speaks MQTT 3.1.1 and 5)")
+            self.channel.send(mp.connack(1).encode())
+            return
+        if connect.level == 5 and not self._start_mqtt5(connect):
             return
         creds = credentials_from_mqtt(connect.username, connect.password, connect.client_id or None,
                                       self.server_name, self.base_creds)
@@ -146,28 +177,52 @@ class MqttSession:
         outcome = self.emu.auth.authenticate(creds, self.domain)
         if not outcome.ok:
             self._refuse(outcome)
+            self._tell_refusal(outcome.cause)
             return
         self._apply(outcome)
-        decision = self.allowed("iot:Connect", connect.client_id)
+        decision = self.allowed("iot:Connect", self.client_id or "")
         if not decision.allowed:
             self.log("Connect", "Failure", reason=REASON_AUTH, details=DETAILS_POLICY_DENIES_CONNECT)
             self.emu.records.iot_metric("Connect.AuthError")  # authenticated, then not authorized
             self.emu.note_refusal(self, "policy-denies-connect", decision.explain())
+            self._tell_refusal("policy-denies-connect")
             return
         keep_will = connect.will_topic is None or self.allowed("iot:Publish", connect.will_topic).allowed
         # The older connection with this client id goes first, so its broker-side kick is not
         # mistaken for a broker failure.
         self.emu.register_session(self)
-        if not self._connect_broker(mp.build_connect(connect, keep_will=keep_will)):
+        broker_connect = (self.v5.broker_connect(keep_will) if self.v5
+                          else mp.build_connect(connect, keep_will=keep_will))
+        if not self._connect_broker(broker_connect):
+            self._tell_refusal("")
             return
         self.log("Connect", "Success")
         self._schedule(outcome)
         try:
             self._relay(1.5 * self.emu.effective_keepalive(connect.keepalive))
         except mp.ProtocolError as exc:
+            self._goodbye(exc.reason_code)
             self.close("CLIENT_ERROR", status="Failure", reason=exc.reason, details=exc.details)
         finally:
             self.close("CONNECTION_LOST")
+
+    def _start_mqtt5(self, connect: mp.Connect) -> bool:
+        """Read an MQTT 5 CONNECT's properties; False when it is refused before custom auth."""
+        c5 = m5.read_connect(connect)
+        self.v5 = Mqtt5Relay(self, c5, self.emu.broker_speaks_mqtt5)
+        self.client_id = self.v5.client_id
+        refusal = refusal_before_auth(c5)
+        if refusal is None:
+            return True
+        code, details = refusal
+        self.log("Connect", "Failure", reason="CLIENT_ERROR", details=details)
+        self.channel.send(m5.connack(code).encode())
+        return False
+
+    def _tell_refusal(self, cause: str | None) -> None:
+        """MQTT 5: the CONNACK with the refusal's reason code (3.1.1 clients get a bare close)."""
+        if self.v5 is not None:
+            self.channel.send(m5.connack(connack_code(cause)).encode())
 
     def _refuse(self, outcome: AuthOutcome) -> None:
         self.principal_id = outcome.principal_id
@@ -208,7 +263,7 @@ class MqttSession:
         outcome = self.emu.auth.authenticate(self.creds, self.domain)
         if not outcome.ok or outcome.response is None:
             self.log("Disconnect", "Failure", reason=REASON_AUTH, details=f"Policy refresh failed: {outcome.details}")
-            self.close("AUTH_ERROR")
+            self.disconnect(m5.NOT_AUTHORIZED, "AUTH_ERROR")
             return
         self.policies = list(outcome.response.policy_documents)
         if outcome.response.refresh_after_s:
@@ -233,7 +288,7 @@ class MqttSession:
         if ack.type != mp.CONNACK or len(ack.body) < 2 or ack.body[1] != 0:
             self.log("Connect", "Failure", reason="SERVER_ERROR", details="Message broker refused the connection")
             return False
-        return self.channel.send(ack.encode())
+        return self.channel.send((self.v5.connack(ack) if self.v5 else ack).encode())
 
     # -- relay: one thread does every read and write of this connection ------------------------
     def _to_broker(self, packet: mp.Packet) -> bool:
@@ -255,12 +310,20 @@ class MqttSession:
         # CONNACK; those arrived in the CONNECT's read and are in the reader already.
         if not self._relay_client_packets():
             return
+        if self.v5 is not None:
+            self._wake = socket.socketpair()
         while not self.closed:
+            if self._farewell is not None:
+                reason_code, disconnect_reason, status, fields = self._farewell
+                self._goodbye(reason_code)
+                self.close(disconnect_reason, status, **fields)
+                return
             if self.channel.buffered():
                 client_ready, broker_ready = True, False
             else:
                 try:
-                    ready, _, _ = select.select([self.channel, self.broker], [], [], 0.5)
+                    waits = [self.channel, self.broker] + ([self._wake[0]] if self._wake else [])
+                    ready, _, _ = select.select(waits, [], [], 0.5)
                 except (OSError, ValueError):
                     return
                 client_ready, broker_ready = self.channel in ready, self.broker in ready
@@ -288,6 +351,7 @@ class MqttSession:
                     if not self._from_broker(packet):
                         return
             if time.monotonic() - last_heard > keepalive_limit:
+                self._goodbye(m5.KEEP_ALIVE_TIMEOUT)
                 self.close("MQTT_KEEP_ALIVE_TIMEOUT")
                 return
 
@@ -299,6 +363,8 @@ class MqttSession:
         return True
 
     def _from_client(self, packet: mp.Packet) -> bool:
+        if self.v5 is not None:
+            return self.v5.from_client(packet)
         # Nothing malformed reaches the broker: MQTT 3.1.1 has a server close the connection on it
         # (ProtocolError ends the relay with a CLIENT_ERROR record), as AWS IoT does.
         mp.check_client_packet(packet)
@@ -325,6 +391,9 @@ class MqttSession:
             self.log("Publish-In", "Failure", topicName=pub.topic, reason="CLIENT_ERROR",
                      details="QoS 2 is not supported")
             return True
+        problem = topic_problem(pub.topic)
+        if problem is not None:
+            return self._refuse_topic("Publish-In", pub.topic, problem)
         decision = self.allowed("iot:Publish", pub.topic)
         if decision.allowed and pub.retain:
             decision = self.allowed("iot:RetainPublish", pub.topic)
@@ -340,6 +409,9 @@ class MqttSession:
     def _client_subscribe(self, packet: mp.Packet) -> bool:
         pid, filters = mp.parse_subscribe(packet)
         for topic_filter, _qos in filters:
+            problem = topic_problem(topic_filter, is_filter=True)
+            if problem is not None:
+                return self._refuse_topic("Subscribe", topic_filter, problem)
             decision = self.allowed("iot:Subscribe", topic_filter)
             if not decision.allowed:
                 self.log("Subscribe", "Failure", topicName=topic_filter, reason=REASON_AUTH,
@@ -352,7 +424,18 @@ class MqttSession:
         # QoS 2 is granted as QoS 1 (AWS supports 0 and 1).
         return self._to_broker(mp.build_subscribe(pid, [(f, min(qos, 1)) for f, qos in filters], packet.flags))
 
+    def _refuse_topic(self, event_type: str, topic: str, problem: str) -> bool:
+        """A topic over AWS's documented limits (topic_limits.py): AWS rejects the request; how it
+        answers an MQTT 3.1.1 client is not documented, so the stand-in does what it does for other
+        refused requests: log a client error and close the connection [I]."""
+        details = f"Topic rejected: {problem}"
+        self.log(event_type, "Failure", topicName=topic, reason="CLIENT_ERROR", details=details)
+        self.close("CLIENT_ERROR", status="Failure", reason="CLIENT_ERROR", details=details)
+        return False
+
     def _from_broker(self, packet: mp.Packet) -> bool:
+        if self.v5 is not None:
+            return self.v5.from_broker(packet)
         if packet.type == mp.PUBLISH:
             pub = mp.parse_publish(packet)
             decision = self.allowed("iot:Receive", pub.topic)

@@ -35,6 +35,7 @@ from authprobe.emulator.custom_auth import Credentials, CustomAuth, query_params
 from authprobe.emulator.http_publish import serve_publish
 from authprobe.emulator.lambda_runtime import LambdaService
 from authprobe.emulator.local_ca import LocalCA, ensure_local_ca
+from authprobe.emulator.mqtt5_packets import SERVER_SHUTTING_DOWN, SESSION_TAKEN_OVER
 from authprobe.emulator.mqtt_session import DUPLICATE_DETAILS, REASON_AUTH, MqttSession
 from authprobe.errors import ConfigError
 
@@ -75,6 +76,7 @@ class Emulator:
         self.host, self.port = self.config.listen
         self.port_8883: int | None = None
         self.broker_address: tuple[str, int] = ("127.0.0.1", 0)
+        self.broker_speaks_mqtt5 = False  # else MQTT 5 sessions reach it in 3.1.1 (mqtt5_to_311)
         self._broker = None
         self._listeners: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
@@ -127,6 +129,7 @@ class Emulator:
         try:
             self._broker = start_broker(self.config.broker)
             self.broker_address = (self._broker.host, self._broker.port)
+            self.broker_speaks_mqtt5 = self._broker.speaks_mqtt5
             self.records.write_descriptions(time.time())
             sock = self._listen(self.config.listen)
             self.host, self.port = sock.getsockname()[:2]
@@ -183,7 +186,7 @@ class Emulator:
             sessions = list(self._sessions.values())
             sockets = list(self._open_sockets)
         for session in sessions:
-            session.close("SERVER_INITIATED_DISCONNECT")
+            session.disconnect(SERVER_SHUTTING_DOWN, "SERVER_INITIATED_DISCONNECT")
         for s in sockets:
             hard_close(s)
         for t in list(self._conn_threads):
@@ -395,7 +398,8 @@ class Emulator:
             older = self._sessions.get(session.client_id)
             self._sessions[session.client_id] = session
         if older is not None and older is not session:
-            older.close("DUPLICATE_CLIENTID", status="Failure", reason="DUPLICATE_CLIENT_ID", details=DUPLICATE_DETAILS)
+            older.disconnect(SESSION_TAKEN_OVER, "DUPLICATE_CLIENTID", status="Failure", reason="DUPLICATE_CLIENT_ID",
+                             details=DUPLICATE_DETAILS)
             self.note_refusal(older, "client-id-conflict", DUPLICATE_DETAILS)
 
     def session_ended(self, session: MqttSession) -> None:

@@ -17,6 +17,7 @@ class SessionHost(Protocol):
     auth: CustomAuth
     time_scale: float
     broker_address: tuple[str, int]
+    broker_speaks_mqtt5: bool
 
     def effective_keepalive(self, requested: int) -> float: ...
 

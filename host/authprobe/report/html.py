@@ -22,19 +22,23 @@ td,th{border-bottom:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-a
 th{background:#f6f8fa;font-weight:600} code{font-size:12px}
 .meta{color:#57606a} .run{border:1px solid #d0d7de;border-radius:8px;padding:12px 16px;margin:16px 0}
 .diag{border-left:4px solid #cf222e;padding:4px 12px;margin:8px 0;background:#fff8f8}
-svg text{font:11px system-ui,sans-serif}
+svg text{font:11px system-ui,sans-serif} tr.nearby td{color:#57606a}
 """
 
-# Draws each run's time axis from its embedded JSON: device steps as bars on one lane, cloud events
-# as marks on a second, both against UTC so a clock-skewed board still lines up with AWS's logs.
+# Draws each run's time axis from its embedded JSON: device steps as bars on one lane, the run's own
+# cloud events as marks on a second, both against UTC so a clock-skewed board still lines up with
+# AWS's logs. The axis spans the run and its own evidence only; events near the run that are not its
+# own sit on a third lane, hollow, pinned to the axis's edge when they fall outside it.
 _SCRIPT = """
 for (const box of document.querySelectorAll('.timeline')) {
   const data = JSON.parse(box.dataset.timeline);
-  const items = data.steps.concat(data.events);
+  const nearby = data.nearby || [];
+  let items = data.steps.concat(data.events);
+  if (!items.length) items = nearby;
   if (!items.length) { box.textContent = 'no timed evidence'; continue; }
   const t0 = Math.min(...items.map(i => i.start)), t1 = Math.max(...items.map(i => i.end));
-  const span = Math.max(t1 - t0, 0.001), W = 1000, L = 110, H = 86;
-  const x = t => L + (t - t0) / span * (W - L - 10);
+  const span = Math.max(t1 - t0, 0.001), W = 1000, L = 110, H = nearby.length ? 118 : 86;
+  const x = t => L + Math.min(Math.max((t - t0) / span, 0), 1) * (W - L - 10);
   const ns = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(ns, 'svg');
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`); svg.setAttribute('width', '100%');
@@ -53,10 +57,23 @@ for (const box of document.querySelectorAll('.timeline')) {
                              class: 'event ' + e.status});
     add('title', {}, e.label); c.appendChild(svg.lastChild);
   }
-  add('text', {x: L, y: 82}, new Date(t0 * 1000).toISOString());
-  add('text', {x: W - 10, y: 82, 'text-anchor': 'end'}, '+' + span.toFixed(3) + ' s');
+  if (nearby.length) {
+    add('text', {x: 4, y: 98}, 'nearby, not');
+    add('text', {x: 4, y: 110}, 'this run');
+    for (const e of nearby) {
+      const off = e.start < t0 ? ` (${(t0 - e.start).toFixed(1)} s before the run)`
+                : e.start > t1 ? ` (${(e.start - t1).toFixed(1)} s after the run)` : '';
+      const c = add('circle', {cx: x(e.start), cy: 102, r: 5, fill: 'none', stroke: colour[e.status] || '#8c959f',
+                               'stroke-width': 2, class: 'nearby ' + e.status});
+      add('title', {}, `${e.label}: ${e.reason}${off}`); c.appendChild(svg.lastChild);
+    }
+  }
+  const base = nearby.length ? 116 : 82;
+  add('text', {x: L, y: base}, new Date(t0 * 1000).toISOString());
+  add('text', {x: W - 10, y: base, 'text-anchor': 'end'}, '+' + span.toFixed(3) + ' s');
   box.appendChild(svg);
   box.dataset.drawn = String(data.steps.length + data.events.length);
+  box.dataset.nearby = String(nearby.length);
 }
 """
 
@@ -89,7 +106,8 @@ def event_label(event: dict[str, Any]) -> str:
         parts = [event.get("eventType", ""), event.get("status", ""), event.get("reason", ""),
                  event.get("details", ""), event.get("topicName", "")]
         return " ".join(p for p in parts if p)
-    return str(event.get("message", "")).strip()[:160]
+    tag = "[replay] " if event.get("attributed") == "replay" else ""
+    return tag + str(event.get("message", "")).strip()[:160]
 
 
 def timeline(report: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
@@ -113,12 +131,16 @@ def timeline(report: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, 
                           "label": f"{s.get('step')}: {s.get('name')} ({s.get('code')})"})
             t += dur
     marks = []
+    nearby = []
     for e in events:
         when = event_time(e)
         if when is not None:
-            status = e.get("status") or "info"
-            marks.append({"start": when, "end": when, "status": status, "label": event_label(e)})
-    return {"steps": steps, "events": marks}
+            mark = {"start": when, "end": when, "status": e.get("status") or "info", "label": event_label(e)}
+            if e.get("nearby"):
+                nearby.append(dict(mark, reason=str(e["nearby"])))
+            else:
+                marks.append(mark)
+    return {"steps": steps, "events": marks, "nearby": nearby}
 
 
 def _esc(value: Any) -> str:
@@ -145,18 +167,31 @@ def _run_section(report: dict[str, Any], events: list[dict[str, Any]]) -> str:
         + "</div></div>"
         for d in report.get("diagnosis", [])
     ) or "<p>No problem found.</p>"
+    own = [e for e in events if not e.get("nearby")]
+    apart = [e for e in events if e.get("nearby")]
     event_rows = "".join(
         f"<tr><td>{_esc(datetime.fromtimestamp(t, UTC).isoformat(timespec='milliseconds') if t else '')}</td>"
         f"<td>{_esc(e.get('logGroup') or (e.get('eventType') and 'AWSIotLogsV2') or 'lambda')}</td>"
         f"<td>{_esc(event_label(e))}</td></tr>"
-        for e in events
+        for e in own
+        for t in [event_time(e)]
+    )
+    nearby_rows = "".join(
+        f"<tr class='nearby'><td>{_esc(datetime.fromtimestamp(t, UTC).isoformat(timespec='milliseconds') if t else '')}"
+        f"</td><td>{_esc(event_label(e))}</td><td>{_esc(e.get('nearby'))}</td></tr>"
+        for e in apart
         for t in [event_time(e)]
     )
     data = json.dumps(timeline(report, events)).replace("</", "<\\/")
+    correlation = report.get("correlation") or {}
+    waiting = [str(w) for w in correlation.get("awaiting") or ["some logs"]] if correlation.get("provisional") else []
     return (
         f"<section class='run' data-run='{_esc(report.get('run_id'))}' data-verdict='{_esc(verdict)}'>"
-        f"<h2>Run <code>{_esc(report.get('run_id'))}</code> <span class='verdict {_esc(verdict)}'>{_esc(verdict)}</span></h2>"
-        f"<div class='meta'>board {_esc(dev.get('board'))} · {_esc(dev.get('runtime'))} {_esc(dev.get('runtime_version'))}"
+        f"<h2>Run <code>{_esc(report.get('run_id'))}</code> <span class='verdict {_esc(verdict)}'>{_esc(verdict)}</span>"
+        + (" <span class='verdict incomplete provisional'>provisional</span>" if waiting else "") + "</h2>"
+        + (f"<p class='meta'>Provisional: {_esc(' and '.join(waiting))} not delivered yet; the diagnosis may change "
+           "when CloudWatch delivers them.</p>" if waiting else "")
+        + f"<div class='meta'>board {_esc(dev.get('board'))} · {_esc(dev.get('runtime'))} {_esc(dev.get('runtime_version'))}"
         f" · client id <code>{_esc(dev.get('client_id'))}</code> · transport {_esc(dev.get('transport'))}"
         f" · started {_esc(dev.get('utc'))}</div>"
         f"<h3>Time axis</h3><div class='timeline' data-timeline='{_esc(data)}'></div>"
@@ -164,7 +199,9 @@ def _run_section(report: dict[str, Any], events: list[dict[str, Any]]) -> str:
         f"<h3>Device steps</h3><table><tr><th>step</th><th>code</th><th>name</th><th>status</th><th>ms</th>"
         f"<th>details</th></tr>{rows}</table>"
         + (f"<h3>Cloud events</h3><table><tr><th>UTC</th><th>log group</th><th>event</th></tr>{event_rows}</table>"
-           if events else "<h3>Cloud events</h3><p class='meta'>none collected for this run</p>")
+           if own else "<h3>Cloud events</h3><p class='meta'>none collected for this run</p>")
+        + (f"<h3>Nearby, not this run</h3><table><tr><th>UTC</th><th>event</th><th>why not</th></tr>{nearby_rows}"
+           "</table>" if apart else "")
         + "</section>"
     )
 
@@ -186,14 +223,16 @@ def render(runs: list[tuple[dict[str, Any], list[dict[str, Any]]]], title: str =
 
 def page_events(events: list[dict[str, Any]], function: str | None) -> list[dict[str, Any]]:
     """Correlated events in the shapes html_report draws: IoT V2 records as they are, function log
-    lines as CloudWatch Logs events ({"timestamp": epoch ms, "message", "logGroup"})."""
+    lines as CloudWatch Logs events ({"timestamp": epoch ms, "message", "logGroup"}). An event with
+    "nearby" (why it is not the run's own) is drawn apart."""
     out = []
     for e in events:
         if e.get("source") == "lambda":
             item = {"timestamp": e.get("ts_ms"), "message": e.get("message", ""),
                     "logGroup": f"/aws/lambda/{function}" if function else "function log"}
-            if e.get("attributed"):
-                item["attributed"] = e["attributed"]
+            for key in ("attributed", "nearby"):
+                if e.get(key):
+                    item[key] = e[key]
             out.append(item)
         else:
             out.append({k: v for k, v in e.items() if k not in ("source", "ts_ms", "client_id")})

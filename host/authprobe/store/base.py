@@ -14,7 +14,7 @@ from authprobe.errors import EXIT_USAGE, AuthprobeError
 
 # Version 1: runs, lines, records. Version 2: every run's station, its leading root cause and
 # firmware, a steps table (the fleet view reads these), and the spool (runs kept for a server).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 URL_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -79,16 +79,17 @@ def step_rows(report: dict[str, Any]) -> list[tuple[int, str | None, str | None,
 
 
 def run_dict(row: Any, identity: dict[str, Any]) -> dict[str, Any]:
-    """A runs-table row as list_runs() and get_run() return it, the same for every backend."""
+    """A runs-table row as list_runs() and get_run() return it, the same for every backend (a
+    damaged SQLite file may leave `started` missing)."""
     started, ended = row["started"], row["ended"]
     return {
         "run_id": row["run_id"],
         "station": row["station"],
-        "started": iso_utc(started),
+        "started": iso_utc(started) if started is not None else None,
         "ended": iso_utc(ended) if ended is not None else None,
         "started_epoch": started,
         "ended_epoch": ended,
-        "duration_s": round(ended - started, 3) if ended else None,
+        "duration_s": round(ended - started, 3) if ended and started is not None else None,
         "port": row["port"],
         "board": row["board"],
         "identity": identity,
@@ -124,6 +125,12 @@ class RunStoreBackend(Protocol):
                    ended: float | None = None) -> None: ...
 
     def save_report(self, run_id: str, report: dict[str, Any]) -> None: ...
+
+    def add_replay(self, *, at: float, until: float, authorizer: str | None = None, client_id: str | None = None,
+                   invoked: bool | None = None) -> None: ...
+
+    def list_replays(self, *, since: float | None = None, until: float | None = None,
+                     client_ids: set[str] | None = None) -> list[dict[str, Any]]: ...
 
     def list_runs(self, *, limit: int | None = None, since: float | None = None, port: str | None = None,
                   uid: str | None = None, station: str | None = None) -> list[dict[str, Any]]: ...

@@ -8,7 +8,8 @@ dropped connection is simply sent again on a new one. When the server cannot be 
 (down, refused, wrong password, the network gone mid-run), a store opened with a spool keeps the
 run's records in the local SQLite store instead, says so once, and `authprobe runs sync` pushes them
 when the server is back: the run's lines so far are held in memory until it ends, so the spool gets
-the whole run, not just its tail."""
+the whole run, not just its tail. Noise past a run's sample is only counted, as in SQLite
+(`authprobe.board.line_sample`), so neither the database nor that memory grows with a board's garbage."""
 
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from authprobe.board import line_sample
 from authprobe.board.run_log import new_run_id, report_from_lines
 from authprobe.errors import AuthprobeError
+from authprobe.report import record_schema
 from authprobe.store.base import (
     SCHEMA_VERSION,
     StoreError,
@@ -56,10 +59,16 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE TABLE steps (run_id TEXT NOT NULL, seq INTEGER NOT NULL, step TEXT, name TEXT, status TEXT, "
         "ms INTEGER, PRIMARY KEY (run_id, seq))",
         "CREATE INDEX runs_station_started ON runs (station, started)"],
+    3: ["CREATE TABLE replays (at DOUBLE PRECISION NOT NULL, until DOUBLE PRECISION NOT NULL, authorizer TEXT, "
+        "client_id TEXT, invoked BOOLEAN)",
+        "CREATE INDEX replays_at ON replays (at)"],
 }
 
 _INSERT_LINE = ("INSERT INTO lines (run_id, seq, t, kind, reason, raw) VALUES (%s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT DO NOTHING")
+# The run's one `omitted` line: written when noise is first left out, its counts replaced after.
+_UPSERT_OMITTED = ("INSERT INTO lines (run_id, seq, t, kind, reason, raw) VALUES (%s, %s, %s, %s, %s, %s) "
+                   "ON CONFLICT (run_id, seq) DO UPDATE SET reason = EXCLUDED.reason")
 _INSERT_LINE_AND_RECORD = (
     "WITH line AS (" + _INSERT_LINE + ") "
     "INSERT INTO records (run_id, seq, t, line_seq, kind, record) VALUES (%s, %s, %s, %s, %s, %s) "
@@ -86,8 +95,9 @@ class _OpenRun:
     """A run this store is writing: what began it and every line so far, for the spool."""
 
     begin: dict[str, Any]
-    lines: list[dict[str, Any]] = field(default_factory=list)
+    lines: list[dict[str, Any]] = field(default_factory=list)   # the kept ones (line_sample)
     spooled: bool = False
+    sample: line_sample.NoiseSample = field(default_factory=line_sample.NoiseSample)
 
 
 class PostgresRunStore:
@@ -183,6 +193,13 @@ class PostgresRunStore:
         return self._call(lambda conn: conn.execute(sql, args).fetchall())
 
     def close(self) -> None:
+        # Counts of noise left out since they were last written (a run closed without finish_run).
+        for run_id, run in list(self._open.items()):
+            if not run.spooled and run.sample.unflushed:
+                try:
+                    self._write_omitted(run_id, run, time.time())
+                except AuthprobeError:
+                    pass  # the store is failing: closing must still close
         with self._lock:
             conns, self._all_conns = self._all_conns, []
         for conn in conns:
@@ -279,6 +296,9 @@ class PostgresRunStore:
         spool.begin_run(**run.begin)
         for line in run.lines:
             spool.add_line(run_id, **line)
+        if run.sample.omitted_lines:
+            # The noise counted here so far: one `omitted` line (the spool counts what comes after).
+            spool.add_line(run_id, b"", t=time.time(), kind=line_sample.OMITTED, reason=run.sample.summary())
         spool.spool_add(run_id, self.where)
         run.spooled = True
 
@@ -327,12 +347,17 @@ class PostgresRunStore:
     def add_line(self, run_id: str, raw: bytes, *, t: float, kind: str, reason: str | None = None,
                  record: dict[str, Any] | None = None) -> int:
         """Store one line (and its record, when it held a good one) at once: nothing is lost if the
-        run stops right after."""
+        run stops right after. Noise past the run's sample budget is only counted (line_sample); then
+        the seq of the run's `omitted` line is returned."""
         run = self._open.get(run_id)
         if run is not None:
-            run.lines.append({"raw": raw, "t": t, "kind": kind, "reason": reason, "record": record})
             if run.spooled:
                 return self._spool_store().add_line(run_id, raw, t=t, kind=kind, reason=reason, record=record)
+            if not run.sample.keep(kind, reason, len(raw)):
+                if run.sample.row_seq is None or run.sample.flush_due():
+                    self._write_omitted(run_id, run, t)
+                return run.sample.row_seq or 0
+            run.lines.append({"raw": raw, "t": t, "kind": kind, "reason": reason, "record": record})
         seq = self._line_seq.get(run_id, 0) + 1
         self._line_seq[run_id] = seq
         line = (run_id, seq, t, kind, reason, raw)
@@ -355,11 +380,24 @@ class PostgresRunStore:
             self._to_spool(run_id, run, exc)
         return seq
 
+    def _write_omitted(self, run_id: str, run: _OpenRun, t: float) -> None:
+        if run.sample.row_seq is None:
+            run.sample.row_seq = self._line_seq.get(run_id, 0) + 1
+            self._line_seq[run_id] = run.sample.row_seq
+        args = (run_id, run.sample.row_seq, t, line_sample.OMITTED, run.sample.summary(), b"")
+        try:
+            self._call(lambda conn: conn.execute(_UPSERT_OMITTED, args))
+        except StoreUnavailable as exc:
+            run.sample.unflushed = 1   # not written: the spool gets the counts
+            self._to_spool(run_id, run, exc)
+
     def finish_run(self, run_id: str, report: dict[str, Any], *, status: str, reason: str | None = None,
                    ended: float | None = None) -> None:
         ended = time.time() if ended is None else ended
         run = self._open.get(run_id)
         try:
+            if run is not None and not run.spooled and run.sample.unflushed:
+                self._write_omitted(run_id, run, ended)
             if run is not None and run.spooled:
                 self._spool_store().finish_run(run_id, report, status=status, reason=reason, ended=ended)
                 return
@@ -402,6 +440,28 @@ class PostgresRunStore:
                 self._write_fleet_columns(conn, run_id, report)
 
         self._call(work)
+
+    def add_replay(self, *, at: float, until: float, authorizer: str | None = None, client_id: str | None = None,
+                   invoked: bool | None = None) -> None:
+        """Record one TestInvokeAuthorizer call authprobe made (epoch seconds), so every station's
+        correlation labels its function log lines `replay` instead of taking them for a device's."""
+        self._call(lambda conn: conn.execute("INSERT INTO replays VALUES (%s, %s, %s, %s, %s)",
+                                             (at, until, authorizer, client_id, invoked)))
+
+    def list_replays(self, *, since: float | None = None, until: float | None = None,
+                     client_ids: set[str] | None = None) -> list[dict[str, Any]]:
+        """Recorded replays, oldest first, as {at, until (epoch seconds), authorizer, client_id,
+        invoked}; `since`/`until` bound `at`."""
+        sql = "SELECT at, until, authorizer, client_id, invoked FROM replays WHERE TRUE"
+        args: list[Any] = []
+        if since is not None:
+            sql += " AND at >= %s"
+            args.append(since)
+        if until is not None:
+            sql += " AND at <= %s"
+            args.append(until)
+        rows = [dict(r) for r in self._rows(sql + " ORDER BY at", args)]
+        return rows if client_ids is None else [r for r in rows if r["client_id"] in client_ids]
 
     def import_run(self, exported: dict[str, Any]) -> bool:
         """Push one run exported from another store (RunStore.export_run): its row, lines and records,
@@ -488,7 +548,13 @@ class PostgresRunStore:
     def get_records(self, run_id: str) -> list[dict[str, Any]]:
         """The decoded records, in order of arrival (with the host's receive time as `_rx`)."""
         rows = self._rows("SELECT t, record FROM records WHERE run_id = %s ORDER BY seq", (run_id,))
-        return [dict(json.loads(r["record"]), _rx=r["t"]) for r in rows]
+        out = []
+        for r in rows:
+            rec = json.loads(r["record"])
+            # A record stored before records were checked against their schema is left out, as in SQLite.
+            if record_schema.record_problem(rec) is None:
+                out.append(dict(rec, _rx=r["t"]))
+        return out
 
     def get_report(self, run_id: str) -> dict[str, Any]:
         """The run's JSON report; a run whose collection never finished is rebuilt from its stored

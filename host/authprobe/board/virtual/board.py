@@ -22,6 +22,7 @@ import threading
 import time
 import tty
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ from authprobe.board.definitions import RUNTIMES
 from authprobe.board.virtual.repl import PWRON_RESET, ReplMachine
 from authprobe.errors import AuthprobeError
 
-SHIMS = Path(__file__).resolve().parent / "shims"
+# The MicroPython-side modules the interpreter is started with (package data, not host modules).
+SHIMS = Path(str(resources.files("authprobe.board.virtual") / "shims"))
 MARK = b"\x00\x1bVB:"
 END = b"\x00"
 
