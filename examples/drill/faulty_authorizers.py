@@ -3,6 +3,7 @@ with exactly one realistic mistake, so the drill can check that the mistake is d
 root cause. They accept the same token and return the same policy shape as the example; only the
 named fault differs. Never log the token or the password."""
 
+import logging
 import time
 
 ALLOWED_TOKENS = {"selftest-EXAMPLE-token"}
@@ -113,3 +114,30 @@ def deny_publish(event, context):
 def returns_nothing(event, context):
     """lambda-response-invalid: a code path that forgets to return the answer (the response is null)."""
     _answer(event, context)
+
+
+def bare_deny(event, context):
+    """authorizer-denied, said the short way: {"isAuthenticated": false} alone, without principalId or
+    policyDocuments, for a token it does not accept."""
+    if event.get("token") not in ALLOWED_TOKENS:
+        return {"isAuthenticated": False}
+    return _answer(event, context)
+
+
+def slow_logged(event, context):
+    """lambda-timeout, logged through the logging module (JSON lines when the function's log format is
+    JSON): notes the client id, then a lookup that takes longer than the function's timeout."""
+    client_id = event.get("protocolData", {}).get("mqtt", {}).get("clientId", "")
+    logging.getLogger().info("authorizing clientId=%s", client_id)
+    time.sleep(30)
+    return _answer(event, context)
+
+
+def slower_than_iot(event, context):
+    """lambda-timeout without a timeout: the function's own timeout is 10 s, so an 8 s lookup finishes
+    and answers, but AWS IoT stopped waiting at 5 s. No "Task timed out" line, no Lambda error: only
+    the duration tells."""
+    client_id = event.get("protocolData", {}).get("mqtt", {}).get("clientId", "")
+    print(f"authorizing clientId={client_id!r}")
+    time.sleep(8)
+    return _answer(event, context)

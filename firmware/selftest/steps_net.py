@@ -53,6 +53,14 @@ def s_tcp(p):
             d["timeout_ms"] = p.timeout_ms
             return _TCP_TIMEOUT, FAIL, d
         return _TCP_ERROR, FAIL, d
+    # The cloud logs a refused connection by its source port, not its client id (Connection.AuthNError);
+    # CPython can tell it (MicroPython and CircuitPython sockets have no getsockname).
+    name = getattr(sock, "getsockname", None)
+    if name is not None:
+        try:
+            d["local_port"] = name()[1]
+        except Exception:  # noqa: BLE001
+            pass
     return _TCP_OK, PASS, d
 
 

@@ -35,7 +35,8 @@ _ROWS = (
     ("lambda-response-invalid", "lambda", "The Lambda returned a response AWS IoT rejects",
      "Check your authorizer's Lambda: the function is not handling the event correctly",
      "Return isAuthenticated (bool), principalId (1-128 alphanumeric characters), policyDocuments (at most 10, "
-     "each at most 2,048 characters), disconnectAfterInSeconds and refreshAfterInSeconds in 300-86,400."),
+     "each at most 2,048 characters), disconnectAfterInSeconds and refreshAfterInSeconds in 300-86,400; a deny "
+     "({\"isAuthenticated\": false}) needs nothing else."),
     ("authorizer-denied", "lambda", "The authorizer's Lambda returned isAuthenticated: false",
      "Check your authorizer's Lambda: invocations without errors but devices cannot connect",
      "Log the event and the response in the function; check the token the device sends is the one the function "
@@ -147,7 +148,8 @@ DECIDED_BY: dict[str, str] = {
     "policy-denies-publish": "iot:Publish on topic/<topic> in the returned policy; IoT log Publish-In Failure",
     "policy-denies-subscribe": "iot:Subscribe on topicfilter/<filter>; IoT log Subscribe Failure",
     "policy-denies-receive": "iot:Receive on topic/<topic> in the returned policy",
-    "lambda-timeout": "Lambda Duration at the 5,000 ms limit; 'Task timed out' in the function log",
+    "lambda-timeout": "Lambda Duration at or past 5,000 ms (a longer function timeout logs no timeout); 'Task timed "
+                      "out' or a JSON report with status timeout in the function log",
     "authorizer-inactive": "DescribeAuthorizer status INACTIVE",
     "sni-missing": "the probe config / TLS record: no server_hostname sent",
     "sni-mismatch": "SNI differs from DescribeEndpoint(iot:Data-ATS) and the domain configuration names",

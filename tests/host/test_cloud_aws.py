@@ -232,6 +232,8 @@ def test_cloud_check_against_aws_call_by_call(stubbed):
                         {"Namespace": "AWS/Lambda", "MetricName": metric,
                          "Dimensions": [{"Name": "FunctionName", "Value": cs.FUNCTION}], "StartTime": start,
                          "EndTime": end, "Period": 3600, "Statistics": [stat]})
+    for metric in ("Connection.AuthNError", "Connect.AuthError"):  # AWS/IoT, every Protocol series
+        cw.add_response("list_metrics", {"Metrics": []}, {"Namespace": "AWS/IoT", "MetricName": metric})
     iot.add_response("get_v2_logging_options", {"defaultLogLevel": "ERROR", "disableAllLogs": False})
     iot.add_response("list_v2_logging_levels", {"logTargetConfigurations": []}, {})
     arn = f"arn:aws:iot:{cs.REGION}:{cs.ACCOUNT}"
@@ -246,6 +248,7 @@ def test_cloud_check_against_aws_call_by_call(stubbed):
     assert results["replay.invoke"].status == "pass", results["replay.invoke"].evidence
     assert results["function.permission"].status == "pass"
     assert results["metrics.invocations"].data["invocations"] == 12
+    assert results["metrics.iot_authn"].status == "pass"
     assert results["logging.v2"].status == "warn" and cs.CLIENT_ID in results["logging.v2"].remediation
     assert results["policy.connect"].status == "pass" and results["policy.publish"].status == "pass"
     assert results["policy.subscribe"].status == "fail"  # no topicfilter statement

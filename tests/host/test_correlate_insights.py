@@ -139,11 +139,13 @@ def test_concurrency_never_exceeds_the_limit():
 
 def test_aws_log_events_parses_rows_and_drops_duplicate_pointers():
     session = boto3.session.Session(aws_access_key_id="a", aws_secret_access_key="b", region_name="eu-west-1")
-    logs = session.client("logs")
-    cloud = AwsCloud(clients={"logs": logs}, region="eu-west-1", sleep=lambda s: None)
+    logs, iot = session.client("logs"), session.client("iot")
+    cloud = AwsCloud(clients={"logs": logs, "iot": iot}, region="eu-west-1", sleep=lambda s: None)
     rec = {"timestamp": "2026-11-26 09:10:01.000", "clientId": "dev01", "eventType": "Connect",
            "status": "Failure", "reason": "AUTHORIZATION_FAILURE"}
-    with Stubber(logs) as st:
+    with Stubber(logs) as st, Stubber(iot) as iot_st:
+        # Never configured: every event type goes to AWSIotLogsV2.
+        iot_st.add_client_error("get_v2_logging_options", "NotConfiguredException", "not configured", 400)
         st.add_response("start_query", {"queryId": "iot"}, {"logGroupName": "AWSIotLogsV2", "startTime": ANY,
                                                             "endTime": ANY, "queryString": ANY, "limit": 10000})
         st.add_response("start_query", {"queryId": "fn"}, {"logGroupName": "/aws/lambda/fn", "startTime": ANY,

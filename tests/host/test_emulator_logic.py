@@ -112,11 +112,15 @@ def test_emulate_prints_the_warnings(tmp_path, capsys):
     assert "warning" in err and "[domains.d].stauts: unknown setting, ignored (did you mean status?)" in err
 
 
-def test_timeout_over_the_documented_limit_is_refused(tmp_path):
+def test_timeout_over_lambdas_limit_is_refused_and_over_iots_wait_is_said(tmp_path):
     data = _base(tmp_path)
-    data["functions"]["f"]["timeout_s"] = 6
-    with pytest.raises(ConfigError, match="at most 5 s"):
+    data["functions"]["f"]["timeout_s"] = 1801
+    with pytest.raises(ConfigError, match="Lambda allows at most 1800 s"):
         config_from_dict(data, tmp_path)
+    data["functions"]["f"]["timeout_s"] = 10  # valid on Lambda; AWS IoT still waits only 5 s
+    cfg = config_from_dict(data, tmp_path)
+    assert cfg.functions["f"].timeout_s == 10
+    assert any("AWS IoT stops waiting for an authorizer after 5 s" in w for w in cfg.warnings)
 
 
 def test_small_key_and_non_key_refused(tmp_path):

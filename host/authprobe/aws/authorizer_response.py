@@ -10,7 +10,12 @@
 A response that breaks any rule fails authentication (AWS then closes the connection) and
 TestInvokeAuthorizer answers InvalidResponseException. Each policy document is type-checked in full
 (iot_policy.document_problems): a document the evaluator could not read is a problem named here,
-so the stand-in logs a Connect failure instead of failing later, mid-connection."""
+so the stand-in logs a Connect failure instead of failing later, mid-connection.
+
+These rules are checked for an allow. An explicit `"isAuthenticated": false` is a deny whatever else
+it lacks or carries: AWS marks no field required and says nothing of what a deny must hold, and many
+authorizers answer `{"isAuthenticated": false}` alone [I] (docs/aws-iot-now.md §4). What AWS does
+with a deny whose other fields break the rules is not documented [?]."""
 
 from __future__ import annotations
 
@@ -71,6 +76,9 @@ def validate(payload: object) -> AuthorizerResponse:
         return AuthorizerResponse(False, "", [], problems=[
             f"the response must be a JSON object (got {type(payload).__name__})"])
     auth = payload.get("isAuthenticated")
+    if auth is False:
+        principal = payload.get("principalId")
+        return AuthorizerResponse(False, principal if isinstance(principal, str) else "", [])
     if not isinstance(auth, bool):
         problems.append("isAuthenticated is missing or not a boolean" if auth is None
                         else f"isAuthenticated must be a boolean (got {auth!r})")

@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from authprobe.cloud.base import IOT_LOG_GROUP, CallRejected, Cloud, LogEvent, NotFound, arn_account
+from authprobe.aws import iot_logging
+from authprobe.cloud.base import CallRejected, Cloud, LogEvent, NotFound, arn_account
 from authprobe.cloud.correlate import event_from_insights_row
 from authprobe.cloud.logs_insights import InsightsRunner, build_specs
 from authprobe.errors import CloudError
@@ -99,7 +100,7 @@ class AwsCloud(Cloud):
                 raise CloudError(f"access denied for {what} in region {self.region} ({code}): give this identity "
                                  "read access (iot:Describe*, iot:List*, iot:GetV2LoggingOptions, "
                                  "iot:TestInvokeAuthorizer, lambda:GetFunction, lambda:GetPolicy, "
-                                 "cloudwatch:GetMetricStatistics, logs:StartQuery, logs:GetQueryResults)") from None
+                                 "cloudwatch:GetMetricStatistics, cloudwatch:ListMetrics, logs:StartQuery, logs:GetQueryResults)") from None
             if code in _THROTTLED:
                 raise CloudError(f"AWS throttled {what} ({code}) even after retries: wait a minute and run "
                                  "again, or check fewer runs at once") from None
@@ -147,10 +148,10 @@ class AwsCloud(Cloud):
         answer.pop("ResponseMetadata", None)
         return answer
 
-    def get_v2_logging_options(self) -> dict[str, Any] | None:
+    def get_v2_logging_options(self, verbose: bool = False) -> dict[str, Any] | None:
         try:
             with self._calling("V2 logging options", evidence=True):
-                answer = self.client("iot").get_v2_logging_options()
+                answer = self.client("iot").get_v2_logging_options(**({"verbose": True} if verbose else {}))
         except CallRejected as exc:
             if exc.code == "NotConfiguredException":
                 return None
@@ -213,13 +214,48 @@ class AwsCloud(Cloud):
             return None
         return max(points) if statistic == "Maximum" else sum(points)
 
+    def iot_metric(self, metric: str, start: datetime, end: datetime) -> float | None:
+        # AWS documents the dimension Protocol (MQTT | HTTP), and a field report saw HTTPS auth errors
+        # counted under MQTT: add up every Protocol series rather than pin one (docs/aws-iot-now.md §1.3).
+        with self._calling(f"AWS/IoT metric {metric}"):
+            series: list[list[dict[str, str]]] = []
+            for page in self.client("cloudwatch").get_paginator("list_metrics").paginate(
+                    Namespace="AWS/IoT", MetricName=metric):
+                series += [m.get("Dimensions") or [] for m in page.get("Metrics", [])]
+        by_protocol = [d for d in series if [x.get("Name") for x in d] == ["Protocol"]]
+        chosen = by_protocol or [d for d in series if not d]  # (an undimensioned series only when no other)
+        if not chosen:
+            return None
+        seconds = max(60, int((end - start).total_seconds()))
+        period = -(-seconds // 60) * 60
+        total: float | None = None
+        for dimensions in chosen:
+            with self._calling(f"AWS/IoT metric {metric}"):
+                answer = self.client("cloudwatch").get_metric_statistics(
+                    Namespace="AWS/IoT", MetricName=metric, Dimensions=dimensions, StartTime=start, EndTime=end,
+                    Period=period, Statistics=["Sum"])
+            for point in answer.get("Datapoints", []):
+                if "Sum" in point:
+                    total = (total or 0.0) + point["Sum"]
+        return total
+
     # --- Logs --------------------------------------------------------------------------------
+    def _iot_log_groups(self) -> list[str]:
+        """AWSIotLogsV2 and every log group an event type is sent to (event-level logging); just
+        AWSIotLogsV2 when the options cannot be read."""
+        try:
+            options = self.get_v2_logging_options()
+        except CloudError:
+            options = None
+        return iot_logging.log_groups(options)
+
     def log_events(self, windows: Iterable[Any], function_name: str | None = None) -> Iterator[LogEvent]:
         windows = list(windows)
         if not windows:
             return
         group = f"/aws/lambda/{function_name}" if function_name else None
-        specs = build_specs(windows, group, IOT_LOG_GROUP)
+        iot_groups = self._iot_log_groups()
+        specs = build_specs(windows, group, iot_groups)
         kwargs: dict[str, Any] = {"max_concurrent": self.max_concurrent, "on_progress": self._on_progress}
         if self._sleep is not None:
             kwargs["sleep"] = self._sleep
@@ -228,7 +264,7 @@ class AwsCloud(Cloud):
         seen: set[str] = set()
         with self._calling("Logs Insights queries"):
             for spec, rows in runner.run(specs):
-                source = "iot" if spec.log_group == IOT_LOG_GROUP else "lambda"
+                source = "iot" if spec.log_group in iot_groups and spec.log_group != group else "lambda"
                 for row in rows:
                     ptr = row.get("@ptr")
                     if ptr:
@@ -237,4 +273,6 @@ class AwsCloud(Cloud):
                         seen.add(ptr)
                     event = event_from_insights_row(row, source)
                     if event is not None:
+                        if source == "iot" and spec.log_group != iot_logging.DEFAULT_LOG_GROUP:
+                            event.fields["logGroup"] = spec.log_group  # an event type's own destination
                         yield event

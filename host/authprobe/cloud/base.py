@@ -89,8 +89,14 @@ class Cloud(ABC):
         """One statistic (Sum or Maximum) of an AWS/Lambda metric over [start, end]; None = no data."""
 
     @abstractmethod
-    def get_v2_logging_options(self) -> dict[str, Any] | None:
-        """GetV2LoggingOptions, None when V2 logging was never configured."""
+    def iot_metric(self, metric: str, start: datetime, end: datetime) -> float | None:
+        """The Sum of an AWS/IoT metric (Connection.AuthNError, Connect.AuthError, ...) over
+        [start, end], added up over every Protocol series; None = no data."""
+
+    @abstractmethod
+    def get_v2_logging_options(self, verbose: bool = False) -> dict[str, Any] | None:
+        """GetV2LoggingOptions, None when V2 logging was never configured; verbose=True lists every
+        event type event-level logging supports with its configuration."""
 
     @abstractmethod
     def list_v2_logging_levels(self) -> list[dict[str, Any]]:

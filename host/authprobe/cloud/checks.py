@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from authprobe import root_causes
-from authprobe.aws import iot_policy, signing
+from authprobe.aws import iot_logging, iot_policy, signing
 from authprobe.aws.authorizer_response import validate
 from authprobe.aws.lambda_permission import may_invoke
 from authprobe.cloud.base import AUTHORIZER_TIMEOUT_MS, CallRejected, Cloud, NotFound, arn_account, arn_region
@@ -469,6 +469,13 @@ def check_metrics(ctx: CheckContext) -> None:
     title = f"duration under the {limit_ms / 1000:g} s limit"
     if dur is None:
         ctx.add("metrics.duration", title, "skip", f"{name}: no Duration data {span}")
+    elif dur > limit_ms + TIMEOUT_SLACK_MS:
+        # Only a function whose own timeout is longer than IoT's wait runs this long: it times out
+        # nowhere (no timeout line, Errors stays 0), but AWS IoT refused the device at 5 s.
+        ctx.add("metrics.duration", title, "fail",
+                f"{name}: Duration max {dur:.0f} ms {span}: past the {limit_ms / 1000:g} s AWS IoT waits for an "
+                "authorizer (the function runs on; it logs no timeout and counts no error)",
+                root_cause="lambda-timeout", duration_max_ms=dur, limit_ms=limit_ms)
     elif dur >= limit_ms - TIMEOUT_SLACK_MS:
         ctx.add("metrics.duration", title, "fail",
                 f"{name}: Duration max {dur:.0f} ms {span}: at the {limit_ms / 1000:g} s limit",
@@ -480,6 +487,41 @@ def check_metrics(ctx: CheckContext) -> None:
     else:
         ctx.add("metrics.duration", title, "pass", f"{name}: Duration max {dur:.0f} ms {span}",
                 root_cause="lambda-timeout", duration_max_ms=dur, limit_ms=limit_ms)
+
+
+def check_iot_metrics(ctx: CheckContext) -> None:
+    """AWS/IoT Connection.AuthNError (connections refused at authentication: the authorizer's
+    stage) and Connect.AuthError (authenticated, then CONNECT not authorized: the returned policy).
+    Both are account-wide and the first also counts scanners that name the endpoint, so a count is
+    a lead to follow, never proof about one device; zero rules nothing out (metrics may lag)."""
+    start, end = ctx.window_end - ctx.window, ctx.window_end
+    span = f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC"
+    try:
+        authn = int(ctx.cloud.iot_metric("Connection.AuthNError", start, end) or 0)
+        denied = int(ctx.cloud.iot_metric("Connect.AuthError", start, end) or 0)
+    except CloudError as exc:
+        _unread(ctx, "metrics.iot_authn", "AWS/IoT authentication metrics readable", exc)
+        return
+    title = "no connections refused at authentication"
+    if authn:
+        ctx.add("metrics.iot_authn", title, "warn",
+                [f"AWS/IoT Connection.AuthNError: {authn} {span} (every Protocol; account-wide, scanners included)",
+                 "each refusal's reason is in the Connection.AuthNError log entries (see logging.events)"],
+                authn_errors=authn,
+                remediation="Turn on the Connection.AuthNError log entries (logging.events gives the command) and "
+                "run `authprobe correlate` to see which reason refused this device.")
+    else:
+        ctx.add("metrics.iot_authn", title, "pass", f"AWS/IoT Connection.AuthNError: none {span}", authn_errors=0)
+    title = "no CONNECT refused by the returned policy"
+    if denied:
+        # No root cause of its own: an account-wide count must not lean every run's diagnosis.
+        ctx.add("metrics.iot_connect_auth", title, "warn",
+                f"AWS/IoT Connect.AuthError: {denied} {span} (account-wide): a policy without iot:Connect for "
+                "the client id refuses an authenticated connection",
+                remediation=root_causes.get("policy-denies-connect").remediation, connect_auth_errors=denied)
+    else:
+        ctx.add("metrics.iot_connect_auth", title, "pass", f"AWS/IoT Connect.AuthError: none {span}",
+                connect_auth_errors=0)
 
 
 def effective_timeout_ms(function: dict[str, Any] | None) -> float:
@@ -503,11 +545,12 @@ def check_logging(ctx: CheckContext) -> None:
     title = "AWS IoT V2 logging on (DEBUG for this client id)"
     cid = ctx.device.client_id
     try:
-        options = ctx.cloud.get_v2_logging_options()
+        options = ctx.cloud.get_v2_logging_options(verbose=True)
         levels = ctx.cloud.list_v2_logging_levels() if options else []
     except CloudError as exc:
         _unread(ctx, "logging.v2", title, exc)
         return
+    check_logged_events(ctx, options)
     cmd = debug_command(cid)
     if not options or options.get("disableAllLogs"):
         ctx.add("logging.v2", title, "warn", "V2 logging is " + ("not configured" if not options else "disabled"),
@@ -527,6 +570,39 @@ def check_logging(ctx: CheckContext) -> None:
             f"at {level} the authorizer's Connect failures for this device may not be logged"],
                 remediation=f"`{cmd}` (and lower it again when done: DEBUG logs cost money).", level=level,
                 command=cmd)
+
+
+def check_logged_events(ctx: CheckContext, options: dict[str, Any] | None) -> None:
+    """Event-level logging: whether each event type the diagnosis reads (Connect, Connection.AuthNError,
+    Subscribe, Publish-In) is logged, at which level and to which log group (GetV2LoggingOptions
+    eventConfigurations), with the command that turns the missing ones on."""
+    title = "the event types the diagnosis reads are logged"
+    evidence: list[str] = []
+    missing: dict[str, str] = {}
+    events: dict[str, dict[str, Any]] = {}
+    for event_type in iot_logging.NEEDED:
+        logging = iot_logging.effective(options, event_type)
+        logged = logging.logs(iot_logging.NEEDED_LEVEL)
+        events[event_type] = {"level": logging.level, "log_group": logging.log_group, "logged": logged}
+        if logged:
+            evidence.append(f"{event_type}: {logging.level} to {logging.log_group}")
+        else:
+            missing[event_type] = iot_logging.NEEDED_LEVEL
+            why = " (off unless enabled per event type)" if event_type in iot_logging.OFF_UNLESS_ENABLED \
+                and not logging.configured else ""
+            evidence.append(f"{event_type}: not logged, level {logging.level}{why}")
+    custom = sorted({e["log_group"] for e in events.values() if e["logged"]} - {iot_logging.DEFAULT_LOG_GROUP})
+    if custom:
+        # [I] The logging role AWS documents may write AWSIotLogsV2* only; another group needs more.
+        evidence.append(f"the logging role must be allowed to write to {', '.join(custom)} (AWS's documented role "
+                        f"policy covers {iot_logging.DEFAULT_LOG_GROUP}* only)")
+    if not missing:
+        ctx.add("logging.events", title, "pass", evidence, events=events)
+        return
+    command = iot_logging.set_command(options, missing)
+    ctx.add("logging.events", title, "warn", evidence, events=events, command=command,
+            remediation=f"`{command}` (this keeps the role, the default level and the other event types as "
+            "they are; AuthNError entries name the reason a connection was refused at authentication)")
 
 
 # --- replay and returned policy -----------------------------------------------------------------
@@ -715,6 +791,7 @@ def run_checks(ctx: CheckContext) -> list[CheckResult]:
         _unread(ctx, "authorizer.exists", "authorizer exists", exc)
     if ctx.authorizer is None:
         check_signature_encoding(ctx)
+        _guard(check_iot_metrics, "metrics.iot_authn", "AWS/IoT authentication metrics")(ctx)
         _guard(check_logging, "logging.v2", "AWS IoT V2 logging")(ctx)
         return ctx.results
     for fn, cid, title in (
@@ -728,6 +805,7 @@ def run_checks(ctx: CheckContext) -> list[CheckResult]:
     if ctx.function is not None:
         _guard(check_permission, "function.permission", "AWS IoT may invoke the function")(ctx)
     _guard(check_metrics, "metrics.invocations", "Lambda metrics")(ctx)
+    _guard(check_iot_metrics, "metrics.iot_authn", "AWS/IoT authentication metrics")(ctx)
     _guard(check_logging, "logging.v2", "AWS IoT V2 logging")(ctx)
     if ctx.replay:
         _guard(check_replay, "replay.invoke", "TestInvokeAuthorizer")(ctx)

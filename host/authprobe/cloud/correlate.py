@@ -3,6 +3,8 @@
 client id they mention, by their request id, or (weakest) by time alone. Every event goes to at
 most one run: the one whose reached stage (cloud.stages) could have caused it and whose connection
 it follows most closely; authprobe's own TestInvokeAuthorizer replays are labelled, never evidence.
+Records that carry no client id (Connection.AuthNError entries, HTTPS publishes) are matched by the
+connection (source port, SNI, topic, time: cloud.connection_match) under the same rules.
 
 Log files are streamed line by line: an IoT record whose client id belongs to no run is dropped
 before its JSON is parsed, so a million-line export costs one pass and little memory."""
@@ -19,8 +21,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from authprobe.aws.lambda_logs import FAILURE_PATTERN, REPORT_DURATION, SLOW_REPORT_MS
+from authprobe.aws import authn_error
+from authprobe.aws.lambda_logs import FAILURE_PATTERN, system_line, worth_reading
 from authprobe.cloud.base import LogEvent
+from authprobe.cloud.connection_match import (
+    BY_PORT,
+    RunConnection,
+    assign,
+    joins_without_client_id,
+    match,
+    run_connection,
+)
 from authprobe.cloud.logs_insights import Window
 from authprobe.cloud.replays import REPLAY_TOLERANCE_MS, Replay
 from authprobe.cloud.stages import (
@@ -197,7 +208,7 @@ def read_log_file(path: str | Path, *, client_ids: set[str] | None = None,
                 if cid is not None and cid not in client_ids:
                     continue
             elif (client_ids is not None and source != "iot" and '"message"' in line
-                  and "lient" not in line and "RequestId" not in line and not _FAILURE_TEXT.search(line)):
+                  and "lient" not in line and not worth_reading(line) and not _FAILURE_TEXT.search(line)):
                 continue  # a function line that neither names a client nor tells of a failure
             try:
                 record = json.loads(line)
@@ -214,9 +225,12 @@ def read_log_file(path: str | Path, *, client_ids: set[str] | None = None,
 
 
 def _refused_before_mqtt(event: LogEvent) -> bool:
-    """A Connect failure logged before the client sent an id (SNI, domain): kept for time matching."""
-    return event.client_id is None and event.fields.get("eventType") == "Connect" \
-        and event.fields.get("status") == "Failure"
+    """A Connect failure logged before the client sent an id (SNI, domain): kept for time matching;
+    an AuthNError entry or an HTTPS publish: kept for matching by connection (connection_match)."""
+    if event.client_id is not None:
+        return False
+    return (event.fields.get("eventType") == "Connect" and event.fields.get("status") == "Failure") \
+        or joins_without_client_id(event.fields)
 
 
 def _event_from_record(record: dict[str, Any], source: str | None) -> LogEvent | None:
@@ -429,11 +443,13 @@ def _taken_over(event: LogEvent) -> bool:
     return f.get("eventType") == "Disconnect" and "DUPLICATE" in f"{f.get('reason')} {f.get('disconnectReason')}".upper()
 
 
-def _latest_session(candidates: list[RunWindow], event: LogEvent) -> RunWindow:
-    """Of runs that could all have caused `event`, the one whose connection it follows most closely
-    (the earliest one when it precedes them all); a takeover's Disconnect ends the older connection."""
+def _latest_session(candidates: list[RunWindow], event: LogEvent, at: int | None = None) -> RunWindow:
+    """Of runs that could all have caused `event` (at `at`, default its own time), the one whose
+    connection it follows most closely (the earliest one when it precedes them all); a takeover's
+    Disconnect ends the older connection."""
+    ts = event.ts_ms if at is None else at
     ordered = sorted(candidates, key=_session_key)
-    started = [w for w in ordered if _session_key(w) <= event.ts_ms]
+    started = [w for w in ordered if _session_key(w) <= ts]
     if not started:
         return ordered[0]
     if len(started) > 1 and _taken_over(event):
@@ -473,6 +489,11 @@ class Joiner:
         self._replay_from = [r.at_ms - REPLAY_TOLERANCE_MS for r in self.replays]
         self._replay_span = max((r.until_ms - r.at_ms for r in self.replays), default=0) + 2 * REPLAY_TOLERANCE_MS
         self.request_client: dict[str, str] = {}
+        # When each invocation started: its lines belong to the run it started in, however long it ran
+        # on (a function whose timeout is over IoT's 5 s wait writes its REPORT after the run ended).
+        self.request_started: dict[str, int] = {}
+        self.by_connection: list[LogEvent] = []  # no client id: matched by port, SNI, topic and time
+        self.connect_logged: set[int] = set()  # runs given their own Connect record (by client id)
         self.request_first: dict[str, int] = {}  # first and last line of each invocation near a replay
         self.request_last: dict[str, int] = {}
         self.connects_near_replays: list[tuple[str, int]] = []  # (client id, time) of IoT Connect records
@@ -492,6 +513,8 @@ class Joiner:
     # -- placing one event ------------------------------------------------------------------------
 
     def _give(self, index: int, event: LogEvent) -> None:
+        if event.source == "iot" and event.client_id and event.fields.get("eventType") == "Connect":
+            self.connect_logged.add(index)
         if self.keep[index]:
             self.runs[index].events.append(event)
         else:
@@ -505,8 +528,10 @@ class Joiner:
         if len(c.nearby) < NEARBY_CAP:
             c.nearby.append(LogEvent(event.source, event.ts_ms, event.client_id, {**event.fields, "nearby": reason}))
 
-    def _place(self, windows: list[RunWindow], event: LogEvent, need: int) -> None:
-        ts = event.ts_ms
+    def _place(self, windows: list[RunWindow], event: LogEvent, need: int, at: int | None = None) -> None:
+        """Give `event` to the one run of `windows` that could have caused it (judged at `at`, the
+        start of its invocation for a function line, else its own time); list it near the others."""
+        ts = event.ts_ms if at is None else at
         if len(windows) == 1:
             w = windows[0]
             if w.admits(ts, need):
@@ -515,7 +540,7 @@ class Joiner:
                 self._nearby(w.index, event, w.why_not(ts, need))
             return
         eligible = [w for w in windows if w.admits(ts, need)]
-        owner = (eligible[0] if len(eligible) == 1 else _latest_session(eligible, event)) if eligible else None
+        owner = (eligible[0] if len(eligible) == 1 else _latest_session(eligible, event, ts)) if eligible else None
         if owner is not None:
             self._give(owner.index, event)
         for w in windows:
@@ -539,13 +564,16 @@ class Joiner:
             if self.keep[w.index] and w.near(event.ts_ms):
                 self._nearby(w.index, event, "authprobe's own TestInvokeAuthorizer replay, not the device")
 
+    def _started(self, event: LogEvent) -> int | None:
+        return self.request_started.get(event.fields.get("requestId") or "")
+
     def _function_line(self, event: LogEvent, client_id: str | None) -> None:
         if client_id and client_id in self.by_client:
             event.fields.setdefault("attributed", "client_id" if event.client_id else "request_id")
-            self._place(self.by_client[client_id], event, SESSION)
+            self._place(self.by_client[client_id], event, SESSION, self._started(event))
         elif not client_id:
             message = event.fields.get("message", "")
-            if _FAILURE_TEXT.search(message) or REPORT_DURATION.search(message):
+            if _FAILURE_TEXT.search(message) or system_line(message) is not None:
                 self.unattributed.append(event)
 
     def add(self, event: LogEvent) -> None:
@@ -559,6 +587,8 @@ class Joiner:
                     if self.replays and event.fields.get("eventType") == "Connect" \
                             and self._near_replay(event.ts_ms) is not None:
                         self.connects_near_replays.append((cid, event.ts_ms))
+            elif joins_without_client_id(event.fields):
+                self.by_connection.append(event)  # an AuthNError entry, an HTTPS publish
             elif event.fields.get("eventType") == "Connect" and event.fields.get("status") == "Failure":
                 self.unattributed.append(event)  # refused before MQTT (SNI, domain): no client id yet
             return
@@ -566,18 +596,21 @@ class Joiner:
         message = fields.get("message", "")
         request_id = fields.get("requestId")
         stream = fields.get("logStream", "")
-        if message.startswith("START RequestId"):
-            self.current[stream] = request_id
-            if request_id and self.replays and self._near_replay(event.ts_ms) is not None:
-                self.request_first.setdefault(request_id, event.ts_ms)
+        system = system_line(message)  # START/END/REPORT, or their JSON-format events
+        if system is not None and system.kind == "start":
+            request_id = self.current[stream] = system.request_id or request_id
+            if request_id:
+                self.request_started.setdefault(request_id, event.ts_ms)
+                if self.replays and self._near_replay(event.ts_ms) is not None:
+                    self.request_first.setdefault(request_id, event.ts_ms)
             return
-        if message.startswith(("END RequestId", "REPORT RequestId")):
+        if system is not None:
             self.current[stream] = None
+            request_id = system.request_id or request_id
             if request_id and request_id in self.request_first:
                 self.request_last[request_id] = max(self.request_last.get(request_id, 0), event.ts_ms)
-            m = REPORT_DURATION.search(message)
-            if not m or float(m.group(1)) < SLOW_REPORT_MS:
-                return  # a REPORT line matters only when the run was cut off at the limit
+            if not (system.slow or system.timed_out):
+                return  # a REPORT matters only when the run was cut off at (or ran past) the limit
         elif request_id is None:
             # Lines a function prints carry no request id; in a log stream (one execution
             # environment) they sit between their invocation's START and END.
@@ -634,6 +667,9 @@ class Joiner:
                 continue  # refused before the function ran: nothing of it in the function's log
             best: tuple[int, str] | None = None
             for rid, first in self.request_first.items():
+                # An invocation starts at its START, wherever its first line near the replay is (the
+                # REPORT of a device's invocation that ran past IoT's wait may follow it by seconds).
+                first = self.request_started.get(rid, first)
                 if rid in claimed or not replay.covers(first):
                     continue
                 cid = self.request_client.get(rid)
@@ -672,17 +708,25 @@ class Joiner:
                 leftovers.append(e)
             elif cid in self.by_client:
                 e.fields["attributed"] = "request_id"
-                self._place(self.by_client[cid], e, SESSION)
+                self._place(self.by_client[cid], e, SESSION, self._started(e))
             # else: another client's invocation, none of ours
         leftovers.sort(key=lambda e: e.ts_ms)
         stamps = [e.ts_ms for e in leftovers]
+        # A line written after its run's window (the REPORT of a function that ran on past IoT's
+        # wait) is still offered to the window its invocation started in.
+        late = sorted((started, k) for k, e in enumerate(leftovers)
+                      for started in [self._started(e)] if started is not None and started < e.ts_ms)
+        late_starts = [started for started, _ in late]
         offers: dict[int, list[RunWindow]] = {}
         for c in self.runs:
             w = c.window
             stage = w.failing_step
             if w.start_ms is None or w.end_ms is None or stage not in _TIME_ONLY_PREFERENCE:
                 continue
-            for k in range(bisect.bisect_left(stamps, w.start_ms), bisect.bisect_right(stamps, w.end_ms)):
+            inside = set(range(bisect.bisect_left(stamps, w.start_ms), bisect.bisect_right(stamps, w.end_ms)))
+            inside.update(late[j][1] for j in range(bisect.bisect_left(late_starts, w.start_ms),
+                                                    bisect.bisect_right(late_starts, w.end_ms)))
+            for k in sorted(inside):
                 e = leftovers[k]
                 # A TLS-stage failure is only explained by a refusal logged before MQTT (SNI, domain).
                 if (stage == "tls" and e.source != "iot") or (w.session_ms is not None
@@ -703,10 +747,75 @@ class Joiner:
             taken[owner.index] = taken.get(owner.index, 0) + 1
             self._give(owner.index, LogEvent(e.source, e.ts_ms, None, {**e.fields, "attributed": "time"}))
 
+    def _connection(self, c: Correlated, need: int) -> RunConnection | None:
+        """The run's connection side for records that need stage `need`: None when it did not get
+        that far; its window starts no earlier than its connection could (as `admits`)."""
+        w = c.window
+        if w.start_ms is None or w.end_ms is None or w.level < need:
+            return None
+        start = w.start_ms if w.session_ms is None else max(w.start_ms, w.session_ms - w.slack_ms)
+        return run_connection(c.report, start, w.end_ms)
+
+    def _join_by_connection(self) -> None:
+        """Records without a client id, each to one run at most (connection_match): by source port
+        whatever the run's step, by SNI, topic or time only to a run that failed where the record
+        explains it (an AuthNError: refused in TLS, the transport or CONNECT, its own Connect record
+        not logged; an HTTPS publish: a failed run), always among the runs whose stage could have
+        caused it; of equal matches the run whose connection it follows. Runs near a record that
+        did not get it list it as nearby."""
+        if not self.by_connection:
+            return
+        records = sorted(self.by_connection, key=lambda e: e.ts_ms)
+        self.by_connection = []
+        authn = [e for e in records if authn_error.is_authn_error(e.fields)]
+        https = [e for e in records if not authn_error.is_authn_error(e.fields)]
+        for events, need in ((authn, TLS), (https, event_level({"eventType": "Publish-In"}))):
+            if not events:
+                continue
+            conns = [self._connection(c, need) for c in self.runs]
+            if events is authn:
+                eligible = [c.window.failing_step in ("tls", "transport", "connect") and i not in self.connect_logged
+                            for i, c in enumerate(self.runs)]
+            else:
+                eligible = [c.report.get("verdict") != "pass" for c in self.runs]
+
+            def pick(k: int, candidates: list[int], events: list[LogEvent] = events) -> int:
+                return _latest_session([self.runs[i].window for i in candidates], events[k]).index
+
+            owners: dict[int, tuple[int, str]] = {}
+            for i, pairs in enumerate(assign([(e.ts_ms, e.fields) for e in events], conns, eligible, pick)):
+                for k, how in pairs:
+                    owners[k] = (i, how)
+                    e = events[k]
+                    self._give(i, LogEvent(e.source, e.ts_ms, None, {**e.fields, "attributed": how}))
+            self._nearby_by_connection(events, owners, need)
+
+    def _nearby_by_connection(self, events: list[LogEvent], owners: dict[int, tuple[int, str]], need: int) -> None:
+        # Each kept run's connection over its neighbourhood: a record it matches there concerns it.
+        nears = [(c.window, run_connection(c.report, c.window.start_ms - NEARBY_MS, c.window.end_ms + NEARBY_MS))
+                 for c in self.runs if self.keep[c.window.index] and c.window.start_ms is not None
+                 and c.window.end_ms is not None]
+        for k, e in enumerate(events):
+            owner = owners.get(k)
+            for w, near in nears:
+                if (owner is not None and owner[0] == w.index) or near is None \
+                        or match(e.fields, e.ts_ms, near) is None:
+                    continue  # its own, or another SNI, topic or cause: nothing to do with this run
+                if owner is not None:
+                    other = self.runs[owner[0]].window.run_id
+                    reason = (f"not this run: the source port of run {other}" if owner[1] == BY_PORT
+                              else f"not this run: it follows the connection of run {other}")
+                elif w.level < need or not w.admits(e.ts_ms, need):
+                    reason = w.why_not(e.ts_ms, need)
+                else:
+                    reason = "not this run: matched by SNI or time alone, and it failed where this explains nothing"
+                self._nearby(w.index, e, reason)
+
     def finish(self) -> list[Correlated]:
         """Settle replays and what waited for every line, then each run's events in time order,
         with secrets its report knows by fingerprint replaced."""
         self._settle_replays()
+        self._join_by_connection()
         self._settle_unattributed()
         # Per client id, every fingerprint its runs know: a nearby line may quote another run's secret.
         prints: dict[str, dict[tuple[int, str], dict[str, Any]]] = {}

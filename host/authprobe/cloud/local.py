@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from authprobe.aws import iot_logging
 from authprobe.cloud.base import CallRejected, Cloud, LogEvent, NotFound, function_name_of
 from authprobe.cloud.correlate import read_log_file
+from authprobe.emulator.cloud_records import log_group_file
 from authprobe.emulator.invoke_authorizer import invoke_authorizer
 from authprobe.errors import CloudError
 
@@ -100,13 +102,25 @@ class LocalCloud(Cloud):
 
     def lambda_metric(self, function_name: str, metric: str, start: datetime, end: datetime,
                       statistic: str) -> float | None:
+        values = self._metric_values("AWS/Lambda", metric, start, end,
+                                     lambda dims: dims.get("FunctionName") == function_name)
+        if not values:
+            return None
+        return max(values) if statistic == "Maximum" else sum(values)
+
+    def iot_metric(self, metric: str, start: datetime, end: datetime) -> float | None:
+        values = self._metric_values("AWS/IoT", metric, start, end, lambda dims: True)
+        return sum(values) if values else None
+
+    def _metric_values(self, namespace: str, metric: str, start: datetime, end: datetime,
+                       dimensions_match: Callable[[dict[str, Any]], bool]) -> list[float]:
         path = self.state_dir / "metrics.jsonl"
         lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
         values: list[float] = []
         try:
             handle = open(path, encoding="utf-8")
         except FileNotFoundError:
-            return None
+            return values
         except OSError as exc:
             raise CloudError(f"cannot read {path}: {exc.strerror or exc}") from None
         with handle:
@@ -115,17 +129,17 @@ class LocalCloud(Cloud):
                     rec = json.loads(line)
                 except ValueError:
                     continue
-                if (rec.get("metric") == metric and rec.get("namespace", "AWS/Lambda") == "AWS/Lambda"
-                        and (rec.get("dimensions") or {}).get("FunctionName") == function_name
+                if (rec.get("metric") == metric and rec.get("namespace", "AWS/Lambda") == namespace
+                        and dimensions_match(rec.get("dimensions") or {})
                         and lo <= rec.get("timestamp", -1) <= hi):
                     values.append(float(rec.get("value", 0)))
-        if not values:
-            return None
-        return max(values) if statistic == "Maximum" else sum(values)
+        return values
 
-    def get_v2_logging_options(self) -> dict[str, Any] | None:
+    def get_v2_logging_options(self, verbose: bool = False) -> dict[str, Any] | None:
         logging = self.data.get("logging")
-        return dict(logging) if logging else None
+        if not logging:
+            return None
+        return iot_logging.verbose(dict(logging)) if verbose else dict(logging)
 
     def list_v2_logging_levels(self) -> list[dict[str, Any]]:
         return list(self.data.get("logging_levels") or [])
@@ -155,11 +169,16 @@ class LocalCloud(Cloud):
         `delivery_delay_s` after its event (the stand-in writes it at once and says its delay)."""
         wanted = {w.client_id for w in windows}
         delivered = int((time.time() - self.log_delay_s) * 1000)
-        paths = [(self.state_dir / "logs" / "AWSIotLogsV2.jsonl", "iot")]
+        # Each event type from the log group the logging options send it to (event-level logging).
+        paths = [(log_group_file(self.state_dir / "logs", group), "iot", group)
+                 for group in iot_logging.log_groups(self.data.get("logging"))]
         if function_name:
-            paths.append((self.state_dir / "logs" / "lambda" / f"{function_name}.jsonl", "lambda"))
-        for path, source in paths:
+            paths.append((self.state_dir / "logs" / "lambda" / f"{function_name}.jsonl", "lambda", None))
+        for path, source, group in paths:
             if path.exists():
                 for event in read_log_file(path, client_ids=wanted, source=source):
-                    if event.ts_ms <= delivered:
-                        yield event
+                    if event.ts_ms > delivered:
+                        continue
+                    if group is not None and group != iot_logging.DEFAULT_LOG_GROUP:
+                        event.fields["logGroup"] = group
+                    yield event

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from authprobe.aws.lambda_logs import FAILURE_PATTERN
+from authprobe.aws.authn_error import EVENT_TYPE as AUTHN_EVENT_TYPE
+from authprobe.aws.lambda_logs import FAILURE_PATTERN, SLOW_REPORT_FILTER
 from authprobe.errors import CloudError
 
 MAX_QUERY_CHARS = 10_000      # StartQuery queryString limit
@@ -42,6 +43,7 @@ class QuerySpec:
     end_s: int
     batch: int  # index of the batch it serves (progress, tests)
     splits: int = 0
+    optional: bool = False  # a log group that may not exist yet (an event type's own destination)
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Progress:
     rows: int = 0
     throttled: int = 0
     truncated: int = 0  # one-second windows still at the row limit: some rows were not returned
+    missing_groups: list[str] = field(default_factory=list)  # optional log groups that do not exist
     queries: list[str] = field(default_factory=list)
 
 
@@ -63,9 +66,11 @@ def _quote(client_id: str) -> str:
 def iot_query(client_ids: list[str], limit: int) -> str:
     ids = ", ".join(_quote(c) for c in client_ids)
     # Refusals before MQTT (SNI, domain configuration) carry no client id; correlation matches
-    # them by time to runs that failed in TLS or the transport.
+    # them by time to runs that failed in TLS or the transport. AuthNError entries and HTTPS
+    # publishes carry none either: correlation matches them by source port, SNI and time.
     return (f"fields @timestamp, @message | filter clientId in [{ids}] or (eventType = \"Connect\" and "
-            f"status = \"Failure\" and not ispresent(clientId)) | sort @timestamp asc | limit {limit}")
+            f"status = \"Failure\" and not ispresent(clientId)) or eventType = \"{AUTHN_EVENT_TYPE}\" or "
+            f"(eventType = \"Publish-In\" and protocol = \"HTTP\") | sort @timestamp asc | limit {limit}")
 
 
 def _regex_escape(client_id: str) -> str:
@@ -82,9 +87,11 @@ def function_query(client_ids: list[str], limit: int) -> str:
     alternatives = "|".join(_regex_escape(c) for c in client_ids)
     mention = f" or @message like /{_MENTION.format(alternatives)}/" if alternatives else ""
     # @logStream: lines a function prints carry no request id; within one stream (one execution
-    # environment) they belong to the invocation in progress.
-    return (f"fields @timestamp, @message, @requestId, @logStream | filter @message like /{FAILURE_PATTERN}/"
-            f"{mention} | sort @timestamp asc | limit {limit}")
+    # environment) they belong to the invocation in progress. Slow invocations too: a function whose
+    # own timeout is over 5 s runs past IoT's wait and writes no timeout line; only its REPORT (text
+    # or JSON) shows the duration.
+    return (f"fields @timestamp, @message, @requestId, @logStream | filter @message like /{FAILURE_PATTERN}/ "
+            f"or {SLOW_REPORT_FILTER}{mention} | sort @timestamp asc | limit {limit}")
 
 
 def plan_batches(windows: Iterable[Window], *, query: Callable[[list[str], int], str] = iot_query,
@@ -154,6 +161,8 @@ class InsightsRunner:
                 self.progress.throttled += 1
                 return None  # the account is at its concurrent-query limit: wait and retry
             if code == "ResourceNotFoundException":
+                if spec.optional:
+                    raise _MissingGroup(spec.log_group) from None
                 if spec.log_group.startswith("/aws/lambda/"):
                     raise CloudError(f"log group {spec.log_group} does not exist in this region: the function has "
                                      "never logged here (never invoked?); check --region and --function") from None
@@ -188,7 +197,15 @@ class InsightsRunner:
         while pending or running:
             while pending and len(running) < self.max_concurrent:
                 spec = pending[0]
-                query_id = self._start(spec)
+                try:
+                    query_id = self._start(spec)
+                except _MissingGroup:
+                    # Nothing was ever written there (no such event yet): no rows, not a failure.
+                    pending.popleft()
+                    if spec.log_group not in self.progress.missing_groups:
+                        self.progress.missing_groups.append(spec.log_group)
+                    self.progress.completed += 1
+                    continue
                 if query_id is None:
                     refused_since = refused_since if refused_since is not None else self.clock()
                     break
@@ -236,16 +253,26 @@ class InsightsRunner:
     @staticmethod
     def _halves(spec: QuerySpec) -> list[QuerySpec]:
         mid = (spec.start_s + spec.end_s) // 2
-        return [QuerySpec(spec.log_group, spec.query, spec.start_s, mid, spec.batch, spec.splits + 1),
-                QuerySpec(spec.log_group, spec.query, mid + 1, spec.end_s, spec.batch, spec.splits + 1)]
+        return [QuerySpec(spec.log_group, spec.query, spec.start_s, mid, spec.batch, spec.splits + 1, spec.optional),
+                QuerySpec(spec.log_group, spec.query, mid + 1, spec.end_s, spec.batch, spec.splits + 1,
+                          spec.optional)]
 
 
-def build_specs(windows: list[Window], function_log_group: str | None, iot_log_group: str,
+class _MissingGroup(Exception):
+    pass
+
+
+def build_specs(windows: list[Window], function_log_group: str | None, iot_log_group: str | list[str],
                 row_limit: int = DEFAULT_ROW_LIMIT) -> list[QuerySpec]:
-    """Queries for the IoT log group and (if known) the authorizer function's log group."""
+    """Queries for the IoT log group(s) and (if known) the authorizer function's log group. With
+    event-level logging an event type may go to a group of its own: every group is queried the same
+    way; all but the first (AWSIotLogsV2) may not exist yet."""
     specs: list[QuerySpec] = []
+    groups = [iot_log_group] if isinstance(iot_log_group, str) else list(iot_log_group)
     for i, (ids, start, end) in enumerate(plan_batches(windows, query=iot_query, row_limit=row_limit)):
-        specs.append(QuerySpec(iot_log_group, iot_query(ids, row_limit), start // 1000, -(-end // 1000), i))
+        for n, group in enumerate(groups):
+            specs.append(QuerySpec(group, iot_query(ids, row_limit), start // 1000, -(-end // 1000), i,
+                                   optional=n > 0))
     if function_log_group:
         for i, (ids, start, end) in enumerate(plan_batches(windows, query=function_query, row_limit=row_limit)):
             specs.append(QuerySpec(function_log_group, function_query(ids, row_limit), start // 1000,

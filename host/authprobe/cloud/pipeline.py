@@ -7,7 +7,7 @@ the log events come from a Cloud backend (AWS, the stand-in) or from exported fi
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,10 +15,16 @@ from authprobe.cloud.base import Cloud, LogEvent, NotFound, function_name_of
 from authprobe.cloud.checks import CheckContext, run_checks
 from authprobe.cloud.correlate import Correlated, Joiner
 from authprobe.cloud.device_settings import DeviceSettings
-from authprobe.cloud.log_delivery import STAMP_SLACK_S, awaiting, provisional_note, still_due
+from authprobe.cloud.log_delivery import (
+    STAMP_SLACK_S,
+    awaiting,
+    logged_event_types,
+    provisional_note,
+    still_due,
+)
 from authprobe.cloud.logs_insights import Window
 from authprobe.cloud.replays import Replay
-from authprobe.errors import ConfigError
+from authprobe.errors import CloudError, ConfigError
 from authprobe.report.diagnosis import CloudEvidence, diagnose
 
 # Checks about the authorizer and its function hold for every device; the others (names, signature,
@@ -88,6 +94,15 @@ def device_checks(cloud: Cloud, device: DeviceSettings, *, replay: bool = True,
     return checks, (ctx.function or {}).get("FunctionName")
 
 
+def logged_from_checks(checks: Sequence[dict[str, Any]]) -> frozenset[str] | None:
+    """The event types cloud-check found logged (its logging.events check), None when it did not say."""
+    for c in checks:
+        events = (c.get("data") or {}).get("events") if c.get("id") == "logging.events" else None
+        if isinstance(events, dict):
+            return frozenset(t for t, v in events.items() if isinstance(v, dict) and v.get("logged"))
+    return None
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -97,6 +112,7 @@ def diagnose_runs(reports: Sequence[dict[str, Any]], events: Callable[[list[Wind
                   skew_s: float | None = None, keep_passing: bool = True,
                   neighbours: Sequence[dict[str, Any]] = (), replays: Sequence[Replay] = (),
                   log_delay_s: float = 0.0, function_read: bool = True, wait: bool = False,
+                  logged: Collection[str] | None = None,
                   on_wait: Callable[[list[DiagnosedRun], float], None] | None = None,
                   poll_s: float = DEFAULT_POLL_S, now_ms: Callable[[], int] = _now_ms,
                   sleep: Callable[[float], None] = time.sleep) -> list[DiagnosedRun]:
@@ -119,15 +135,19 @@ def diagnose_runs(reports: Sequence[dict[str, Any]], events: Callable[[list[Wind
         log_delay_s: how long the cloud may take to deliver logs; a run that ended less than this
             ago and lacks records its stage makes due is provisional, not decided from absence.
         function_read: whether `events` include the authorizer function's log lines.
+        logged: the IoT event types the account logs (what can be due); default: what the checks'
+            logging.events says, else V2 logging's defaults.
         wait: poll every `poll_s` until no run is provisional; `on_wait(waiting runs, seconds
             left at most)` is told before each poll.
         now_ms, sleep: the clock (epoch ms) and the pause, for tests.
     """
     reports = list(reports)
+    if logged is None:
+        logged = logged_from_checks(checks)
 
     def once(subset: list[dict[str, Any]], others: Sequence[dict[str, Any]]) -> list[DiagnosedRun]:
         return _diagnose_once(subset, events, checks, checks_client, skew_s, keep_passing, others, replays,
-                              log_delay_s, function_read, now_ms())
+                              log_delay_s, function_read, logged, now_ms())
 
     results = once(reports, neighbours)
     while wait:
@@ -154,13 +174,14 @@ def diagnose_runs(reports: Sequence[dict[str, Any]], events: Callable[[list[Wind
 def _diagnose_once(reports: list[dict[str, Any]], events: Callable[[list[Window]], Iterable[LogEvent]],
                    checks: Sequence[dict[str, Any]], checks_client: str | None, skew_s: float | None,
                    keep_passing: bool, neighbours: Sequence[dict[str, Any]], replays: Sequence[Replay],
-                   log_delay_s: float, function_read: bool, now: int) -> list[DiagnosedRun]:
+                   log_delay_s: float, function_read: bool, logged: Collection[str] | None,
+                   now: int) -> list[DiagnosedRun]:
     joiner = Joiner(reports, skew_s, keep_passing=keep_passing, neighbours=neighbours, replays=replays)
     joiner.add_all(events(joiner.windows()))
     out = []
     for joined in joiner.finish():
         w = joined.window
-        missing = awaiting(joined.report, w.level, joined.events, function_read=function_read)
+        missing = awaiting(joined.report, w.level, joined.events, function_read=function_read, logged=logged)
         joined.provisional = bool(missing) and still_due(w.span_end_ms, now, log_delay_s)
         joined.awaiting = missing if joined.provisional else []
         mine = checks_client == EVERY_RUN or w.client_id == checks_client
@@ -194,7 +215,15 @@ def diagnose_with_cloud(reports: Sequence[dict[str, Any]], cloud: Cloud, *, devi
         function = function or found
     elif function is None:
         function = authorizer_function(cloud, authorizer)
+    delay = cloud.log_delay_s if log_delay_s is None else log_delay_s
+    logged = logged_from_checks(checks)
+    if logged is None and delay > 0:
+        # What is due depends on what the account logs; only worth asking when logs may be late.
+        try:
+            logged = logged_event_types(cloud.get_v2_logging_options())
+        except CloudError:
+            logged = None
     return diagnose_runs(reports, lambda windows: cloud.log_events(windows, function), checks=checks,
                          skew_s=skew_s, neighbours=neighbours, replays=made,
-                         log_delay_s=cloud.log_delay_s if log_delay_s is None else log_delay_s,
-                         function_read=function is not None, wait=wait, on_wait=on_wait, poll_s=poll_s)
+                         log_delay_s=delay, function_read=function is not None, logged=logged, wait=wait,
+                         on_wait=on_wait, poll_s=poll_s)

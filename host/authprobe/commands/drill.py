@@ -103,7 +103,9 @@ def render(result: Any, console: Console | None = None) -> None:
             for line in c.notes or [c.error or "failed"]:
                 console.print(escape(f"{c.name}: {line}"), style="red", highlight=False)
         elif not c.passed:
-            console.print(escape(f"{c.name}: expected {c.expected or 'a pass'}, got {c.diagnosed or c.verdict} "
+            got = f"{c.diagnosed}, but its evidence never cites {c.uncited!r}" if c.uncited \
+                else c.diagnosed or c.verdict
+            console.print(escape(f"{c.name}: expected {c.expected or 'a pass'}, got {got} "
                                  f"(candidates: {', '.join(c.candidates) or '-'}); injected: {c.injected}"),
                           style="red", highlight=False, soft_wrap=True)
     if result.workdir:

@@ -32,16 +32,21 @@ BOARDS = (MP_WSS, CP_WSS)                 # the runtimes with a (virtual) radio
 
 # Stand-ins the drill starts (one per distinct stand-in config): the drill's own config; the same
 # config serving a certificate that is not valid yet for a board whose clock is behind; the same
-# account without a default authorizer; the same delivering its logs late (the sequences' stand-in).
-# Values: StandIn.start keyword arguments.
+# account without a default authorizer; the same delivering its logs late (the sequences' stand-in);
+# the same logging only Connection.AuthNError entries. Values: StandIn.start keyword arguments.
 MAIN = "main"
 CLOCK_BEHIND = "clock-behind"
 NO_DEFAULT = "no-default-authorizer"
 LOGS_DELAYED = "logs-delayed"
 LOG_DELAY_S = 2.5   # the logs-delayed stand-in's [logging] delivery_delay_s (CloudWatch's, shortened)
-STANDINS: dict[str, dict[str, Any]] = {MAIN: {}, CLOCK_BEHIND: {"clock_behind_days": CLOCK_BEHIND_DAYS},
-                                       NO_DEFAULT: {"without_default_authorizer": True},
-                                       LOGS_DELAYED: {"delivery_delay_s": LOG_DELAY_S}}
+# An account that logs nothing but the Connection.AuthNError entries, to a log group of their own:
+# the join must match them to runs without a client id (source port, SNI, time).
+AUTHN_ONLY = "authn-error-only-logging"
+STANDINS: dict[str, dict[str, Any]] = {
+    MAIN: {}, CLOCK_BEHIND: {"clock_behind_days": CLOCK_BEHIND_DAYS}, NO_DEFAULT: {"without_default_authorizer": True},
+    LOGS_DELAYED: {"delivery_delay_s": LOG_DELAY_S},
+    AUTHN_ONLY: {"logging": {"default_level": "DISABLED", "events": {
+        "Connection.AuthNError": {"level": "ERROR", "destination": "iot/authn-errors"}}}}}
 
 Adjust = Callable[[dict[str, Any], StandIn], None]
 
@@ -56,6 +61,7 @@ class Fault:
     standin: str = MAIN
     wifi_fault: str | None = None
     alongside: Any = None      # context manager factory (standin, cfg) kept open during the run
+    evidence: str | None = None  # words the leading diagnosis must cite: the evidence path the case is for
 
 
 @dataclass(frozen=True)
@@ -184,6 +190,10 @@ FAULTS: tuple[Fault, ...] = (
           _both(_set("auth", "wss_auth", "query"), _set("auth", "token_key_name", "deviceToken")), runtimes=BOARDS),
     Fault("authorizer-unknown", "authorizer-unknown", "auth.authorizer names an authorizer that does not exist",
           _authorizer("DeviceAuthV2")),
+    Fault("authn-error-only-logging", "authorizer-unknown",
+          "auth.authorizer names an authorizer that does not exist; the account logs only Connection.AuthNError "
+          "entries (to log group iot/authn-errors), which carry no client id",
+          _authorizer("DeviceAuthV2"), standin=AUTHN_ONLY, evidence="Connection.AuthNError"),
     # Lambda / authorizer side
     Fault("no-default-authorizer", "authorizer-unknown",
           "auth.authorizer left out, and the account has no default authorizer",
@@ -202,6 +212,14 @@ FAULTS: tuple[Fault, ...] = (
           "the function's handler setting names a function the code does not define", _authorizer("MisnamedHandlerAuth")),
     Fault("lambda-timeout", "lambda-timeout", "the handler sleeps past the 5 s authorizer limit",
           _both(_authorizer("SlowAuth"), _set("test", "timeout_ms", 8000)), runtimes=WITH_MQTT5),
+    Fault("lambda-timeout-json-logs", "lambda-timeout",
+          "the handler sleeps past the 5 s limit; its function logs in Lambda's JSON format (the timeout is a "
+          "platform.report with status timeout, no \"Task timed out\" line)",
+          _both(_authorizer("SlowJsonLogsAuth"), _set("test", "timeout_ms", 8000)), evidence="platform.report"),
+    Fault("lambda-timeout-10s", "lambda-timeout",
+          "the function's own timeout is 10 s and it answers after 8 s: AWS IoT stops waiting at 5 s; no timeout "
+          "line, no Lambda error, only the duration in its REPORT",
+          _both(_authorizer("SlowerThanIoTAuth"), _set("test", "timeout_ms", 8000)), evidence="REPORT RequestId"),
     Fault("lambda-response-invalid", "lambda-response-invalid", "the handler returns principalId \"device:...\"",
           _authorizer("BadResponseAuth")),
     Fault("lambda-response-too-many-policies", "lambda-response-invalid",
@@ -214,6 +232,11 @@ FAULTS: tuple[Fault, ...] = (
           _both(_set("auth", "token", "selftest-REVOKED-token"),
                 lambda cfg, s: cfg["auth"].update(signature=example_signature("selftest-REVOKED-token"))),
           runtimes=WITH_MQTT5),
+    Fault("authorizer-denied-bare", "authorizer-denied",
+          "the authorizer answers {\"isAuthenticated\": false} alone (no principalId, no policyDocuments) to a "
+          "token it does not accept",
+          _both(_authorizer("BareDenyAuth"), _set("auth", "token", "selftest-REVOKED-token"),
+                lambda cfg, s: cfg["auth"].update(signature=example_signature("selftest-REVOKED-token")))),
     Fault("policy-denies-connect", "policy-denies-connect", "the returned policy has no iot:Connect",
           _authorizer("NoConnectAuth"), runtimes=WITH_MQTT5),
     Fault("policy-denies-publish", "policy-denies-publish", "the returned policy has no iot:Publish",

@@ -33,6 +33,9 @@ SKEW_S = 3.0
 _LOGGED_STEPS = ("transport", "connect", "pubsub", "library")
 RECORD_WAIT_S = 2.0
 SETTLE_S = 0.15
+# A function whose own timeout is longer than IoT's 5 s wait runs on after the device was refused;
+# its REPORT line (the evidence) comes when it ends.
+FUNCTION_WAIT_S = 30.0
 
 
 @dataclass
@@ -139,11 +142,23 @@ def wait_for_records(standin: StandIn, report: dict[str, Any]) -> None:
     time.sleep(SETTLE_S)  # the function's log lines and the session's last records follow
 
 
+def wait_for_function(standin: StandIn, cfg: dict[str, Any]) -> None:
+    """Wait until the device's authorizer function has no invocation running, so every line it
+    logs for this run is there."""
+    config = standin.emulator.config
+    name = (cfg.get("auth") or {}).get("authorizer") or config.default_authorizer
+    authorizer = config.authorizers.get(name or "")
+    runtime = standin.emulator.lambdas.runtime(authorizer.function) if authorizer else None
+    if runtime is not None:
+        runtime.wait_idle(FUNCTION_WAIT_S)
+
+
 def correlate_run(standin: StandIn, cfg: dict[str, Any], report: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
     """`authprobe cloud-check` + `authprobe correlate --checks` for one run: the cloud evidence
     (checks of this device's settings, and the stand-in's log records in the run's window) and the
     diagnosis it leads to."""
     wait_for_records(standin, report)
+    wait_for_function(standin, cfg)
     cloud = LocalCloud(standin.state_dir)
     (run,) = diagnose_with_cloud([report], cloud, device=settings_from_config(cfg), skew_s=SKEW_S)
     return run.evidence, run.diagnosis

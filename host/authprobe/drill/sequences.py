@@ -14,7 +14,9 @@ what that run caused in the stand-in's records, no foreign event, nothing of its
   (as on AWS, where only the recorded times tell a replay).
 
 What a run caused is read from the stand-in's own files, by rules that do not use the join's code:
-IoT records of its client id during its run, the function's lines of the invocations that name its
+IoT records of its client id during its run, the Connection.AuthNError entries of its connection
+(its source port when it reported one, else written during its run when it was refused in TLS, the
+transport or CONNECT for a custom-auth cause), the function's lines of the invocations that name its
 client (grouped per log stream from START to END), failures of invocations that name no client
 during its run when it failed where the function ran, nothing marked as a replay."""
 
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from authprobe.aws import authn_error
 from authprobe.aws.lambda_logs import FAILURE_PATTERN, REPORT_DURATION, SLOW_REPORT_MS
 from authprobe.cloud.base import LogEvent
 from authprobe.cloud.checks import CheckContext, run_checks
@@ -151,9 +154,25 @@ def caused(standin: StandIn, report: dict[str, Any], function: str | None, until
         hi = min(hi, until_ms)
     failing = next((s for s in report.get("steps", []) if s.get("status") == "fail"), {})
     out: Counter = Counter()
+    port = next((authn_error.port_of((s.get("details") or {}).get("local_port")) for s in report.get("steps", [])
+                 if s.get("step") == "tcp" and isinstance(s.get("details"), dict)), None)
+    refused = failing.get("step") in ("tls", "transport", "connect") \
+        and bool(set(failing.get("root_causes") or ()) & set(authn_error.REASON_FOR_CAUSE))
+    authn: list[tuple[int, dict[str, Any]]] = []
     for rec in _lines(standin.state_dir / "logs" / "AWSIotLogsV2.jsonl"):
         ts = parse_timestamp(rec.get("timestamp"))
-        if ts is not None and rec.get("clientId") == client and lo <= ts <= hi:
+        if ts is None or not lo <= ts <= hi:
+            continue
+        if rec.get("clientId") == client:
+            out[("iot", ts, rec.get("eventType"))] += 1
+        elif authn_error.is_authn_error(rec) and rec.get("clientId") is None:
+            authn.append((ts, rec))
+    # Without its port, an entry is the run's only when nothing else tells of its refusal (its own
+    # Connect record names it, and the entry may be anyone's).
+    own_connect = any(key[2] == "Connect" for key in out)
+    for ts, rec in authn:
+        theirs = authn_error.source_port_of(rec)
+        if (port is not None and theirs == port) or (port is None and refused and not own_connect):
             out[("iot", ts, rec.get("eventType"))] += 1
     for item, who in _function_lines(standin, function):
         ts = item.get("timestamp")

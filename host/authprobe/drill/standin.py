@@ -91,17 +91,22 @@ class StandIn:
 
     @classmethod
     def start(cls, config_path: str | Path, state_dir: str | Path, *, clock_behind_days: int = 0,
-              without_default_authorizer: bool = False, delivery_delay_s: float = 0.0) -> StandIn:
+              without_default_authorizer: bool = False, logging: dict[str, Any] | None = None,
+              delivery_delay_s: float = 0.0) -> StandIn:
         """Start the stand-in described by `config_path` on 127.0.0.1 ephemeral ports with its
         records in `state_dir`; `clock_behind_days` > 0 serves a not-yet-valid server certificate;
-        `without_default_authorizer` leaves the account without a default authorizer;
+        `without_default_authorizer` leaves the account without a default authorizer; `logging`
+        replaces the config's [logging] table (V2 logging with per-event levels and log groups);
         `delivery_delay_s` delivers its log records that late, as CloudWatch does."""
         config_path = Path(config_path).resolve()
         data = _load_toml(config_path)
         if without_default_authorizer:
             data.pop("default_authorizer", None)
+        if logging is not None:
+            data.pop("log_level", None)
+            data["logging"] = logging
         if delivery_delay_s:
-            data["logging"] = {"delivery_delay_s": delivery_delay_s}
+            data["logging"] = {**data.get("logging", {}), "delivery_delay_s": delivery_delay_s}
         data["listen"] = "127.0.0.1:0"
         if "listen_8883" in data:
             data["listen_8883"] = "127.0.0.1:0"

@@ -57,6 +57,7 @@ class CaseResult:
     client_id: str | None = None
     candidates: list[str] = field(default_factory=list)
     error: str | None = None
+    uncited: str | None = None  # the evidence the case is for, when the leading diagnosis does not cite it
     kind: str = "case"          # "case" (one fault) or "sequence" (several runs, evidence checked exactly)
     notes: list[str] = field(default_factory=list)   # a sequence's problems, one line each
 
@@ -89,7 +90,8 @@ class DrillResult:
 
 def judge(case: Case, outcome: Outcome) -> CaseResult:
     """A case passes when a healthy run passes with no diagnosis, or a faulty run fails and its
-    diagnosis leads with exactly the injected root cause."""
+    diagnosis leads with exactly the injected root cause (citing the case's evidence, when it names
+    some)."""
     runtime, transport = case.runtime.split("/")
     report = outcome.report
     failing = next((s for s in report.get("steps", []) if s.get("status") == "fail"), None)
@@ -101,13 +103,19 @@ def judge(case: Case, outcome: Outcome) -> CaseResult:
     else:
         passed = outcome.verdict == "fail" and outcome.top == expected
     lead = outcome.diagnosis[0] if outcome.diagnosis else {}
+    uncited = None
+    if passed and case.fault.evidence:
+        # The case is about one evidence path: the lead must cite it, not only arrive at the cause.
+        cited = " ".join(map(str, lead.get("evidence") or [])) + " " + str(lead.get("decided_by") or "")
+        if case.fault.evidence not in cited:
+            passed, uncited = False, case.fault.evidence
     return CaseResult(
         name=case.name, fault=case.fault.name, runtime=runtime, transport=transport, injected=case.fault.injected,
         expected=expected, diagnosed=outcome.top, passed=passed, seconds=round(outcome.seconds, 2),
         verdict=outcome.verdict, failing_step=failing.get("step") if failing else None,
         code=failing.get("code") if failing else None, decided=bool(lead.get("decided")),
         run_id=report.get("run_id"), stored=runtime != "cpython" and bool(report.get("run_id")), client_id=(report.get("device") or {}).get("client_id"),
-        candidates=[d["root_cause"] for d in outcome.diagnosis[:4]], error=outcome.error)
+        candidates=[d["root_cause"] for d in outcome.diagnosis[:4]], error=outcome.error, uncited=uncited)
 
 
 def _runtime(case: Case) -> str:

@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from authprobe.aws import authn_error, iot_logging
 from authprobe.emulator.config import EmulatorConfig
 from authprobe.errors import ConfigError
-
-_LEVELS = {"DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40, "DISABLED": 100}
 
 
 def iot_timestamp(when: float | None = None) -> str:
@@ -29,6 +29,12 @@ def iot_timestamp(when: float | None = None) -> str:
 
 def iso(when: float) -> str:
     return dt.datetime.fromtimestamp(when, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def log_group_file(logs_dir: Path, group: str) -> Path:
+    """The file standing for log group `group`: logs/AWSIotLogsV2.jsonl, or the group name
+    percent-encoded (a name may hold '/') plus .jsonl."""
+    return logs_dir / f"{quote(group, safe='')}.jsonl"
 
 
 class CloudRecords:
@@ -46,7 +52,6 @@ class CloudRecords:
         self.iot_log_path = self.logs_dir / "AWSIotLogsV2.jsonl"
         self.metrics_path = self.state_dir / "metrics.jsonl"
         self._lock = threading.Lock()
-        self._level = _LEVELS[config.log_level]
         self._replaying = threading.local()
 
     @contextmanager
@@ -66,7 +71,9 @@ class CloudRecords:
 
     def iot_log(self, event_type: str, status: str, *, level: str | None = None, trace_id: str | None = None,
                 **fields: Any) -> dict:
-        """One AWSIotLogsV2 record. Failures log at ERROR, successes at INFO (DG cwl-format.html)."""
+        """One AWS IoT V2 log record, written to its event type's log group when the logging
+        options ([logging]) let its level through. Failures log at ERROR, successes at INFO
+        (DG cwl-format.html)."""
         level = level or ("ERROR" if status == "Failure" else "INFO")
         record: dict[str, Any] = {
             "timestamp": iot_timestamp(),
@@ -77,13 +84,36 @@ class CloudRecords:
             "eventType": event_type,
         }
         record.update({k: v for k, v in fields.items() if v is not None})
-        if _LEVELS[level] >= self._level:
-            self._append(self.iot_log_path, record)
+        logging = iot_logging.effective(self.config.logging, event_type)
+        if logging.logs(level):
+            self._append(log_group_file(self.logs_dir, logging.log_group), record)
         return record
 
+    def authn_error(self, *, reason: str, details: str, peer: tuple[str, int], server_name: str | None,
+                    authentication_type: str = "CUSTOM_AUTH", destination: tuple[str, int] | None = None,
+                    protocol: str = "MQTT", trace_id: str | None = None) -> dict:
+        """A Connection.AuthNError entry and its AWS/IoT metric (the metric counts whatever the
+        logging settings say). Field names for SNI and destination are our guesses [?]
+        (aws/authn_error.py); the entry carries no clientId [?]: the announcement lists none."""
+        self.iot_metric(authn_error.EVENT_TYPE, protocol=protocol)
+        fields: dict[str, Any] = {"authenticationType": authentication_type, "sourceIp": peer[0],
+                                  "sourcePort": peer[1], authn_error.SNI_FIELDS[0]: server_name}
+        if destination is not None:
+            fields[authn_error.DESTINATION_IP_FIELDS[0]] = destination[0]
+            fields[authn_error.DESTINATION_PORT_FIELDS[0]] = destination[1]
+        return self.iot_log(authn_error.EVENT_TYPE, "Failure", level="ERROR", trace_id=trace_id, **fields,
+                            reason=reason, details=details)
+
+    def iot_metric(self, metric: str, value: float = 1, protocol: str = "MQTT") -> None:
+        """One AWS/IoT datapoint (DG metrics_dimensions.html: dimension Protocol = MQTT | HTTP)."""
+        self._append(self.metrics_path, {
+            "namespace": "AWS/IoT", "metric": metric, "dimensions": {"Protocol": protocol},
+            "timestamp": int(time.time() * 1000), "value": float(value), "unit": "Count"})
+
     def lambda_log(self, function: str, message: str, when: float | None = None, stream: str | None = None) -> None:
-        """One line of /aws/lambda/<function>; `stream` names the execution environment that wrote
-        it (a log stream), so lines without a request id can be told apart between invocations."""
+        """One line of /aws/lambda/<function>; `stream` names the execution environment's log stream
+        (each environment's lines are in order in its own stream, as on Lambda), so lines without a
+        request id can be told apart between invocations."""
         record: dict[str, Any] = {"timestamp": int((time.time() if when is None else when) * 1000), "message": message}
         if stream:
             record["logStream"] = stream
@@ -138,7 +168,8 @@ class CloudRecords:
         for f in cfg.functions.values():
             functions[f.name] = {"FunctionName": f.name, "FunctionArn": cfg.function_arn(f.name),
                                  "Handler": f.handler, "Timeout": f.timeout_s, "Runtime": "python3.11",
-                                 "MemorySize": f.memory_mb}
+                                 "MemorySize": f.memory_mb,
+                                 "LoggingConfig": {"LogFormat": f.log_format, "LogGroup": f"/aws/lambda/{f.name}"}}
             if f.reserved_concurrency is not None:  # GetFunctionConcurrency's field
                 functions[f.name]["ReservedConcurrentExecutions"] = f.reserved_concurrency
         policies = {f.name: json.dumps(f.resource_policy) for f in cfg.functions.values()
@@ -153,8 +184,7 @@ class CloudRecords:
             "domain_configurations": domains,
             "functions": functions,
             "function_policies": policies,
-            "logging": {"roleArn": f"arn:aws:iam::{cfg.account}:role/authprobe-local-iot-logging",
-                        "defaultLogLevel": cfg.log_level, "disableAllLogs": cfg.log_level == "DISABLED"},
+            "logging": {"roleArn": f"arn:aws:iam::{cfg.account}:role/authprobe-local-iot-logging", **cfg.logging},
             # Not an AWS field: how late the stand-in's records count as delivered ([logging]).
             "delivery_delay_s": cfg.delivery_delay_s,
         }

@@ -16,12 +16,17 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from authprobe.aws import iot_logging
 from authprobe.config_text import parse_toml, read_bytes
 from authprobe.errors import ConfigError
 
-# The documented limit for authorizer functions (DG config-custom-auth.html: 5 seconds). Smaller
-# values are accepted so tests of the timeout path stay fast; larger ones are refused as AWS would.
-LAMBDA_TIMEOUT_LIMIT_S = 5.0
+# AWS IoT waits at most 5 s for an authorizer function (DG config-custom-auth.html), whatever the
+# function's own timeout; Lambda allows that up to 1,800 s (BOTO lambda 1.44.8; older pages say 900).
+# A function with a longer timeout runs on after IoT gave up, writes no timeout line and counts no
+# error (docs/aws-iot-now.md §6). Smaller values keep tests of the timeout path fast.
+IOT_AUTHORIZER_WAIT_S = 5.0
+LAMBDA_TIMEOUT_LIMIT_S = 5.0   # the stand-in's default function timeout (Lambda's own default is 3 s)
+LAMBDA_MAX_TIMEOUT_S = 1800.0
 # BOTO service-2.json patterns for the names IoT accepts.
 _AUTHORIZER_NAME = re.compile(r"[\w=,@-]{1,128}")
 _TOKEN_KEY_NAME = re.compile(r"[a-zA-Z0-9_-]{1,128}")
@@ -35,6 +40,7 @@ _DNS_NAME = re.compile(r"(?=.{1,253}\.?$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A
 AUTH_TYPES = ("CUSTOM_AUTH_X509", "CUSTOM_AUTH", "AWS_X509", "AWS_SIGV4", "DEFAULT")
 APP_PROTOCOLS = ("SECURE_MQTT", "MQTT_WSS", "HTTPS", "DEFAULT")
 LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "DISABLED")
+LOG_FORMATS = ("Text", "JSON")  # BOTO lambda LogFormat
 
 
 @dataclass
@@ -47,6 +53,7 @@ class FunctionConfig:
     timeout_s: float = LAMBDA_TIMEOUT_LIMIT_S
     memory_mb: int = 128
     reserved_concurrency: int | None = None  # Lambda throttles beyond it; 0 throttles every call
+    log_format: str = "Text"  # LoggingConfig.LogFormat: "Text" or "JSON" (system lines as JSON events)
 
 
 @dataclass
@@ -83,7 +90,7 @@ class EmulatorConfig:
     state_dir: Path
     default_authorizer: str | None
     broker: str
-    log_level: str = "DEBUG"
+    log_level: str = "DEBUG"  # the default level ([logging] default_level, or the older log_level)
     # [logging] delivery_delay_s: records become visible this long after their event, as CloudWatch
     # delivers AWS IoT's and Lambda's logs late (the host's `local:` backend honours it).
     delivery_delay_s: float = 0.0
@@ -92,6 +99,8 @@ class EmulatorConfig:
     domains: dict[str, DomainConfig] = field(default_factory=dict)
     # Settings the stand-in does not know and ignores (a typo such as `stauts`): said, not fatal.
     warnings: list[str] = field(default_factory=list)
+    # GetV2LoggingOptions as the stand-in's account answers it (without roleArn): what it logs where.
+    logging: dict[str, Any] = field(default_factory=lambda: {"defaultLogLevel": "DEBUG", "disableAllLogs": False})
 
     def function_arn(self, name: str) -> str:
         return f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
@@ -186,7 +195,7 @@ def _bool(section: dict, key: str, default: bool, where: str, problems: list[str
 
 # The settings each kind of section takes; anything else in one is ignored, with a warning.
 SECTION_KEYS = {
-    "functions": ("handler", "resource_policy", "timeout_s", "reserved_concurrency", "memory_mb"),
+    "functions": ("handler", "resource_policy", "timeout_s", "reserved_concurrency", "memory_mb", "log_format"),
     "authorizers": ("function", "function_missing_ok", "signing_disabled", "token_key_name", "public_keys", "status",
                     "enable_caching_for_http"),
     "domains": ("name", "authentication_type", "application_protocol", "default_authorizer",
@@ -203,13 +212,7 @@ def _unknown_settings(kind: str, name: str, section: dict, warnings: list[str]) 
             warnings.append(f"[{kind}.{name}].{key}: unknown setting, ignored ({hint})")
 
 
-def _delivery_delay(section: Any, problems: list[str]) -> float:
-    if not isinstance(section, dict):
-        problems.append("[logging] must be a table (delivery_delay_s = SECONDS)")
-        return 0.0
-    for key in section:
-        if key != "delivery_delay_s":
-            problems.append(f"[logging]: unknown key {key!r} (known: delivery_delay_s)")
+def _delivery_delay(section: dict, problems: list[str]) -> float:
     delay = section.get("delivery_delay_s", 0)
     if not isinstance(delay, int | float) or isinstance(delay, bool) or not 0 <= delay <= 3600:
         problems.append(f"[logging].delivery_delay_s must be a number of seconds from 0 to 3600 (got {delay!r})")
@@ -262,8 +265,18 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
     log_level = str(data.get("log_level", "DEBUG")).upper()
     if log_level not in LOG_LEVELS:
         problems.append(f"log_level must be one of {', '.join(LOG_LEVELS)} (got {log_level!r})")
+    logging: dict[str, Any] = {"defaultLogLevel": log_level, "disableAllLogs": log_level == "DISABLED"}
+    section = data.get("logging", {})
+    if not isinstance(section, dict):
+        problems.append("[logging] must be a table (default_level, disable_all, events, delivery_delay_s)")
+        section = {}
+    if section:
+        if "log_level" in data and "default_level" in section:
+            problems.append("log_level and [logging] both set the default level: keep [logging] default_level")
+        logging = _logging(section, log_level, problems, warnings)
+        log_level = logging["defaultLogLevel"]
 
-    delivery_delay_s = _delivery_delay(data.get("logging", {}), problems)
+    delivery_delay_s = _delivery_delay(section, problems)
 
     functions: dict[str, FunctionConfig] = {}
     for name, section in _table(data, "functions", problems).items():
@@ -294,9 +307,12 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
                 or timeout <= 0):
             problems.append(f"{where}.timeout_s must be a positive number of seconds")
             timeout = LAMBDA_TIMEOUT_LIMIT_S
-        elif timeout > LAMBDA_TIMEOUT_LIMIT_S:
-            problems.append(f"{where}.timeout_s = {timeout}: AWS IoT waits at most "
-                            f"{LAMBDA_TIMEOUT_LIMIT_S:g} s for an authorizer function")
+        elif timeout > LAMBDA_MAX_TIMEOUT_S:
+            problems.append(f"{where}.timeout_s = {timeout}: Lambda allows at most {LAMBDA_MAX_TIMEOUT_S:g} s")
+            timeout = LAMBDA_TIMEOUT_LIMIT_S
+        elif timeout > IOT_AUTHORIZER_WAIT_S:
+            warnings.append(f"{where}.timeout_s = {timeout:g}: AWS IoT stops waiting for an authorizer after "
+                            f"{IOT_AUTHORIZER_WAIT_S:g} s; a slower run is refused while the function runs on")
         reserved = section.get("reserved_concurrency")
         if reserved is not None and (not isinstance(reserved, int) or isinstance(reserved, bool) or reserved < 0):
             problems.append(f"{where}.reserved_concurrency must be a whole number >= 0")
@@ -305,8 +321,12 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
         if not isinstance(memory, int) or isinstance(memory, bool) or memory <= 0:
             problems.append(f"{where}.memory_mb must be a whole number of MB (got {memory!r})")
             memory = 128
+        log_format = section.get("log_format", "Text")
+        if log_format not in LOG_FORMATS:
+            problems.append(f"{where}.log_format must be \"Text\" or \"JSON\" (got {log_format!r})")
+            log_format = "Text"
         functions[name] = FunctionConfig(name, handler_file, m.group("func"), handler, policy, float(timeout),
-                                         memory, reserved)
+                                         memory, reserved, log_format)
 
     authorizers: dict[str, AuthorizerConfig] = {}
     for name, section in _table(data, "authorizers", problems).items():
@@ -395,7 +415,62 @@ def config_from_dict(data: dict, base_dir: Path, path: Path | None = None) -> Em
     assert listen is not None
     return EmulatorConfig(path, account, region, endpoint, listen, listen_8883, state_dir,
                           default_authorizer, broker, log_level, delivery_delay_s, functions, authorizers, domains,
-                          warnings)
+                          warnings, logging)
+
+
+_LOGGING_KEYS = ("default_level", "disable_all", "events", "delivery_delay_s")
+
+
+def _logging(section: dict, default_level: str, problems: list[str], warnings: list[str]) -> dict[str, Any]:
+    """[logging] as GetV2LoggingOptions would answer it: default_level (defaultLogLevel; without it,
+    the top-level log_level), disable_all (disableAllLogs), and [logging.events."<eventType>"] with
+    level (logLevel) and destination (logDestination, a log group name). delivery_delay_s is not
+    AWS's (see _delivery_delay)."""
+    for key in section:
+        if key not in _LOGGING_KEYS:
+            problems.append(f"[logging]: unknown key {key!r} (known: {', '.join(_LOGGING_KEYS)})")
+    level = str(section.get("default_level", default_level)).upper()
+    if level not in LOG_LEVELS:
+        problems.append(f"[logging].default_level must be one of {', '.join(LOG_LEVELS)} (got {level!r})")
+        level = "ERROR"
+    options: dict[str, Any] = {"defaultLogLevel": level,
+                               "disableAllLogs": _bool(section, "disable_all", level == "DISABLED" and
+                                                       "default_level" not in section, "[logging]", problems)}
+    events = section.get("events", {})
+    if not isinstance(events, dict):
+        problems.append('[logging.events] must be tables named by event type, e.g. [logging.events."Connect"]')
+        events = {}
+    configurations = []
+    for event_type, conf in events.items():
+        where = f'[logging.events."{event_type}"]'
+        if not isinstance(conf, dict):
+            problems.append(f"{where} must be a table with level and/or destination")
+            continue
+        if not 1 <= len(event_type) <= 512:
+            problems.append(f"{where}: an event type is 1-512 characters")
+        elif event_type not in iot_logging.EVENT_TYPES:
+            close = difflib.get_close_matches(event_type, iot_logging.EVENT_TYPES, n=1)
+            warnings.append(f"{where}: not an event type AWS IoT is known to log"
+                            + (f" (did you mean {close[0]}?)" if close else ""))
+        for key in conf:
+            if key not in ("level", "destination"):
+                warnings.append(f"{where}.{key}: unknown setting, ignored (known: level, destination)")
+        entry: dict[str, Any] = {"eventType": event_type}
+        if "level" in conf:
+            event_level = str(conf["level"]).upper()
+            if event_level not in LOG_LEVELS:
+                problems.append(f"{where}.level must be one of {', '.join(LOG_LEVELS)} (got {conf['level']!r})")
+            entry["logLevel"] = event_level
+        if "destination" in conf:
+            group = conf["destination"]
+            if not isinstance(group, str) or not iot_logging.LOG_GROUP_NAME.fullmatch(group):
+                problems.append(f"{where}.destination must be a log group name: 1-512 of letters, digits, "
+                                f"'.', '-', '_', '/', '#' (got {group!r})")
+            entry["logDestination"] = group
+        configurations.append(entry)
+    if configurations:
+        options["eventConfigurations"] = configurations
+    return options
 
 
 def load_config(path: str | Path) -> EmulatorConfig:

@@ -8,7 +8,8 @@
    (DG custom-authorizer.html);
 4. the function must exist and its resource policy must let iot.amazonaws.com invoke it
    (DG custom-auth-troubleshooting.html);
-5. invoke the function with the documented event (DG custom-auth-lambda.html) within the 5 s limit;
+5. invoke the function with the documented event (DG custom-auth-lambda.html), waiting at most 5 s
+   whatever the function's own timeout (a longer one lets it run on after IoT gave up);
 6. validate the response (authorizer_response.py) and honour isAuthenticated.
 
 The outcome names a `cause` (the root-cause ids of host/authprobe/root_causes.py) and a `details`
@@ -25,7 +26,7 @@ from urllib.parse import parse_qsl
 from authprobe.aws import signing
 from authprobe.aws.authorizer_response import AuthorizerResponse, validate
 from authprobe.aws.lambda_permission import may_invoke
-from authprobe.emulator.config import AuthorizerConfig, DomainConfig, EmulatorConfig
+from authprobe.emulator.config import IOT_AUTHORIZER_WAIT_S, AuthorizerConfig, DomainConfig, EmulatorConfig
 from authprobe.emulator.lambda_runtime import Invocation, LambdaService
 
 NAME_PARAM = "x-amz-customauthorizer-name"
@@ -212,10 +213,16 @@ class CustomAuth:
         if not permission.allowed:
             return AuthOutcome(False, "lambda-permission-missing", f"{DETAILS_PERMISSION}: {permission.reason}",
                                name, connection_id=cid)
-        invocation = runtime.invoke(build_event(creds, token, verified, cid))
+        invocation = runtime.invoke(build_event(creds, token, verified, cid), wait_s=IOT_AUTHORIZER_WAIT_S)
         if invocation.status == "timeout":
             return AuthOutcome(False, "lambda-timeout",
                                f"{DETAILS_TIMEOUT} after {runtime.fn.timeout_s:.2f} seconds", name,
+                               invocation=invocation, connection_id=cid)
+        if invocation.status == "abandoned":
+            # The function's own timeout is longer than IoT's wait: it runs on, IoT refuses now.
+            return AuthOutcome(False, "lambda-timeout",
+                               f"{DETAILS_TIMEOUT}: AWS IoT stopped waiting after {IOT_AUTHORIZER_WAIT_S:.2f} "
+                               f"seconds (the function's own timeout is {runtime.fn.timeout_s:g} s)", name,
                                invocation=invocation, connection_id=cid)
         if invocation.status == "throttled":
             return AuthOutcome(False, "lambda-error", DETAILS_THROTTLED, name, connection_id=cid)

@@ -13,7 +13,7 @@ import uuid
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from authprobe.aws import iot_policy
+from authprobe.aws import authn_error, iot_policy
 from authprobe.aws.topic_limits import topic_problem
 from authprobe.emulator import mqtt_packets as mp
 from authprobe.emulator import websocket as ws
@@ -142,6 +142,9 @@ def serve_publish(emu: SessionHost, tls: ssl.SSLSocket, request: ws.HttpRequest,
     outcome = emu.auth.authenticate(creds, domain)
     if not outcome.ok or outcome.response is None:
         log("Failure", principalId=outcome.principal_id, reason=REASON_AUTH, details=outcome.details)
+        emu.records.authn_error(reason=authn_error.reason_for(outcome.cause), details=outcome.details, peer=peer,
+                                server_name=server_name, protocol="HTTP", trace_id=trace_id,
+                                destination=(emu.config.listen[0], 443))
         emu.note_refusal(None, outcome.cause or "", outcome.details)
         _answer(tls, 403, "Forbidden", "Forbidden", trace_id)
         return

@@ -106,8 +106,9 @@ def invoke_authorizer(target: Emulator | EmulatorConfig | str | Path, authorizer
             raise _client_error(code, status, message)
         response = outcome.response
         assert response is not None
-        out: dict = {"isAuthenticated": response.is_authenticated, "principalId": response.principal_id,
-                     "policyDocuments": list(response.policy_documents)}
+        out: dict = {"isAuthenticated": response.is_authenticated, "policyDocuments": list(response.policy_documents)}
+        if response.principal_id:  # a bare deny carries none (the model's principalId is 1-128 characters)
+            out["principalId"] = response.principal_id
         if response.refresh_after_s is not None:
             out["refreshAfterInSeconds"] = response.refresh_after_s
         if response.disconnect_after_s is not None:

@@ -8,7 +8,6 @@ busy; a timed-out environment is discarded. The pool mirrors that."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import select
 import subprocess
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from authprobe.aws import lambda_logs
 from authprobe.emulator.cloud_records import CloudRecords, iso
 from authprobe.emulator.config import EmulatorConfig, FunctionConfig
 
@@ -33,7 +33,9 @@ MAX_ENVIRONMENTS = 8
 @dataclass
 class Invocation:
     request_id: str
-    status: str  # "ok", "error" (handler raised or init failed), "timeout", "throttled"
+    # "ok", "error" (handler raised or init failed), "timeout", "throttled", or "abandoned": the caller
+    # stopped waiting (AWS IoT after 5 s) while the function, whose own timeout is longer, ran on.
+    status: str
     payload: object = None
     error: dict | None = None
     duration_ms: float = 0.0
@@ -43,7 +45,7 @@ class _Environment:
     def __init__(self, fn: FunctionConfig):
         self.fn = fn
         self.proc = subprocess.Popen(
-            [sys.executable, "-u", str(WORKER_SCRIPT), str(fn.handler_file), fn.handler_function],
+            [sys.executable, "-u", str(WORKER_SCRIPT), str(fn.handler_file), fn.handler_function, fn.log_format],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             cwd=str(fn.handler_file.parent), env={**os.environ, "AWS_LAMBDA_FUNCTION_NAME": fn.name,
                                                   "PYTHONDONTWRITEBYTECODE": "1"})
@@ -51,7 +53,7 @@ class _Environment:
         self.init_ms: float | None = None  # reported once, on the first REPORT (cold start)
         self.init_output = ""
         # One log stream per execution environment, named the way Lambda names them.
-        self.log_stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
+        self.log_stream = time.strftime("%Y/%m/%d", time.gmtime()) + f"/[$LATEST]{uuid.uuid4().hex}"
 
     def read_line(self, deadline: float) -> dict | None:
         """The next reply, or None at the deadline or when the process died."""
@@ -139,7 +141,11 @@ class FunctionRuntime:
     def _log(self, message: str, when: float | None = None, env: _Environment | None = None) -> None:
         self.records.lambda_log(self.fn.name, message, when, env.log_stream if env is not None else None)
 
-    def invoke(self, event: dict) -> Invocation:
+    def invoke(self, event: dict, wait_s: float | None = None) -> Invocation:
+        """Run the function on `event`. `wait_s` is how long the caller waits (AWS IoT: 5 s): when
+        the function's own timeout is longer and it has not answered by then, the caller gets an
+        "abandoned" Invocation and the function runs on to its end, logging and counting as Lambda
+        does (no timeout line, no error: it did not time out)."""
         request_id = str(uuid.uuid4())
         reserved = self.fn.reserved_concurrency
         with self._cond:
@@ -152,11 +158,41 @@ class FunctionRuntime:
             self.records.metric(self.fn.name, "Throttles", 1, "Count")
             return Invocation(request_id, "throttled", error={
                 "errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded."})
-        try:
-            return self._invoke(request_id, event)
-        finally:
-            with self._cond:
-                self._in_flight -= 1
+        if wait_s is None or wait_s >= self.fn.timeout_s:
+            try:
+                return self._invoke(request_id, event)
+            finally:
+                self._done()
+        answers: list[Invocation] = []
+
+        def run() -> None:
+            try:
+                answers.append(self._invoke(request_id, event))
+            finally:
+                self._done()
+
+        worker = threading.Thread(target=run, name=f"lambda-{self.fn.name}", daemon=True)
+        worker.start()
+        worker.join(wait_s)
+        if answers:
+            return answers[0]
+        return Invocation(request_id, "abandoned", duration_ms=wait_s * 1000)
+
+    def _done(self) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            self._cond.notify_all()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no invocation of this function is running (its log lines are all written)."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while self._in_flight > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.5))
+        return True
 
     def _invoke(self, request_id: str, event: dict) -> Invocation:
         env = self._acquire()
@@ -172,27 +208,33 @@ class FunctionRuntime:
             self._release(env, healthy=False)
             return self._finish(request_id, started, Invocation(request_id, "error", error={
                 "errorType": "Runtime.ExitError", "errorMessage": "Runtime exited during init"}), cold=False)
+        fmt = self.fn.log_format
         if cold:
-            self._log("INIT_START Runtime Version: python:3.11 (authprobe stand-in)", started, env)
+            self._log(lambda_logs.init_line(fmt, iso(started), "python:3.11 (authprobe stand-in)", self.fn.name),
+                      started, env)
             for line in env.init_output.splitlines():
                 self._log(line, env=env)
             started = time.time()
             deadline = time.monotonic() + self.fn.timeout_s
-        self._log(f"START RequestId: {request_id} Version: $LATEST", started, env)
+        self._log(lambda_logs.start_line(fmt, iso(started), request_id), started, env)
         request = {"requestId": request_id, "event": event, "deadline": time.time() + self.fn.timeout_s,
                    "function": {"name": self.fn.name, "arn": self.config.function_arn(self.fn.name),
-                                "memory_mb": self.fn.memory_mb}}
+                                "memory_mb": self.fn.memory_mb, "log_stream": env.log_stream}}
         reply = env.read_line(deadline) if env.send(request) else None
         if reply is None:
-            timed_out = env.proc.poll() is None
+            timed_out = env.proc.poll() is None and not self._closed  # (the stand-in stopping is no timeout)
             self._release(env, healthy=False)
+            if self._closed:
+                return Invocation(request_id, "error", error={"errorType": "ServiceUnavailable",
+                                                              "errorMessage": "stand-in is stopping"})
             if timed_out:
                 result = Invocation(request_id, "timeout", error={
                     "errorType": "Sandbox.Timedout",
                     "errorMessage": f"Task timed out after {self.fn.timeout_s:.2f} seconds"},
                     duration_ms=self.fn.timeout_s * 1000)
-                self._log(f"{iso(time.time())} {request_id} Task timed out after {self.fn.timeout_s:.2f} seconds",
-                          env=env)
+                line = lambda_logs.timeout_line(fmt, iso(time.time()), request_id, self.fn.timeout_s)
+                if line is not None:
+                    self._log(line, env=env)
             else:
                 result = Invocation(request_id, "error", error={
                     "errorType": "Runtime.ExitError",
@@ -205,9 +247,7 @@ class FunctionRuntime:
         duration = float(reply.get("durationMs", 0.0))
         if "error" in reply:
             err = reply["error"]
-            trace = "\n".join(err.get("stackTrace") or [])
-            self._log(f"[ERROR] {err.get('errorType')}: {err.get('errorMessage')}"
-                      + (f"\nTraceback (most recent call last):\n{trace}" if trace else ""), env=env)
+            self._log(lambda_logs.error_line(fmt, iso(time.time()), request_id, err), env=env)
             result = Invocation(request_id, "error", error=err, duration_ms=duration)
         else:
             result = Invocation(request_id, "ok", payload=reply.get("result"), duration_ms=duration)
@@ -220,15 +260,16 @@ class FunctionRuntime:
     def _finish(self, request_id: str, started: float, result: Invocation, cold: bool,
                 init_ms: float | None = None, max_memory: int | None = None,
                 env: _Environment | None = None) -> Invocation:
-        self._log(f"END RequestId: {request_id}", env=env)
-        report = (f"REPORT RequestId: {request_id}\tDuration: {result.duration_ms:.2f} ms\t"
-                  f"Billed Duration: {math.ceil(result.duration_ms)} ms\tMemory Size: {self.fn.memory_mb} MB\t"
-                  f"Max Memory Used: {max_memory or 0} MB")
-        if cold and init_ms is not None:
-            report += f"\tInit Duration: {init_ms:.2f} ms"
-        if result.status == "timeout":
-            report += "\tStatus: timeout"
-        self._log(report, env=env)
+        fmt = self.fn.log_format
+        end = lambda_logs.end_line(fmt, request_id)
+        if end is not None:
+            self._log(end, env=env)
+        status = {"ok": "success", "timeout": "timeout"}.get(result.status, "error")
+        error_type = (result.error or {}).get("errorType") if status != "success" else None
+        self._log(lambda_logs.report_line(fmt, iso(time.time()), request_id, duration_ms=result.duration_ms,
+                                          memory_mb=self.fn.memory_mb, max_memory_mb=max_memory or 0,
+                                          init_ms=init_ms if cold else None, status=status, error_type=error_type),
+                  env=env)
         self.records.metric(self.fn.name, "Invocations", 1, "Count")
         self.records.metric(self.fn.name, "Errors", 0 if result.status == "ok" else 1, "Count")
         self.records.metric(self.fn.name, "Duration", round(result.duration_ms, 2), "Milliseconds")

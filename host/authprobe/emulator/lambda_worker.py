@@ -86,12 +86,17 @@ def main():
     sys.stderr = _ToCapture()
     current = {"id": ""}
 
+    json_format = len(sys.argv) > 3 and sys.argv[3] == "JSON"
+
     class _LambdaFormat(logging.Formatter):
-        # The Lambda Python runtime's format: [LEVEL] <ISO time>Z <request id> <message>
+        # The Lambda Python runtime's formats. Text: [LEVEL] <ISO time>Z <request id> <message>;
+        # JSON (LogFormat JSON): one object with timestamp, level, message, logger and requestId.
         def format(self, record):
-            when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            return (f"[{record.levelname}]\t{when}.{int(record.msecs):03d}Z\t{current['id']}\t"
-                    f"{record.getMessage()}")
+            when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+            if json_format:
+                return json.dumps({"timestamp": when, "level": record.levelname, "message": record.getMessage(),
+                                   "logger": record.name, "requestId": current["id"]})
+            return f"[{record.levelname}]\t{when}\t{current['id']}\t{record.getMessage()}"
 
     root = logging.getLogger()
     handler_out = logging.StreamHandler(sys.stdout)

@@ -5,7 +5,7 @@ MQTT 3.1.1 refusals as AWS documents them (reference §5):
 - authentication failure or no iot:Connect: the connection is closed WITHOUT a CONNACK
   (DG mqtt.html, 2023: "error code 7 instead of CONNACK code 5");
 - unauthorized SUBSCRIBE or PUBLISH: the connection is closed, no SUBACK 0x80
-  (AWS engineer, aws-iot-device-sdk-js #125);
+  (AWS engineer, aws-iot-device-sdk-js #125), lifecycle reason AUTH_ERROR;
 - a message the client may not receive (iot:Receive) is not delivered;
 - a second connection with the same client id closes the first (DG mqtt.html), logged
   DUPLICATE_CLIENT_ID (DG cwl-format.html sample);
@@ -23,7 +23,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from authprobe.aws import iot_policy
+from authprobe.aws import authn_error, iot_policy
 from authprobe.aws.topic_limits import topic_problem
 from authprobe.emulator import mqtt5_packets as m5
 from authprobe.emulator import mqtt_packets as mp
@@ -45,6 +45,10 @@ CONNECT_WAIT_S = 10.0  # how long a connection may stay silent before its CONNEC
 BROKER_WAIT_S = 5.0
 FAREWELL_WAIT_S = 1.0  # how long another thread waits for the owner to send an MQTT 5 DISCONNECT
 REASON_AUTH = "AUTHORIZATION_FAILURE"  # documented reason (cwl-format.html)
+# The lifecycle reason for a connection closed over an unauthorized PUBLISH/SUBSCRIBE: AUTH_ERROR is
+# "authentication or authorization failed" (DG life-cycle-events.html); FORBIDDEN_ACCESS is for a
+# client that may not connect at all (a denied IP address). AWS ties no reason to an operation [I].
+DISCONNECT_UNAUTHORIZED = "AUTH_ERROR"
 DUPLICATE_DETAILS = "A new connection was established with the same client ID"  # documented sample
 
 
@@ -73,7 +77,10 @@ class MqttSession:
 
     # -- records -------------------------------------------------------------------------------
     def log(self, event_type: str, status: str, **fields) -> None:
-        self.emu.records.iot_log(event_type, status, trace_id=self.trace_id, protocol=self.protocol,
+        # A traceId ties together the entries of one request (DG cwl-format.html), not of a session:
+        # the CONNECT's entries share self.trace_id, every later entry is a request of its own.
+        trace_id = self.trace_id if event_type == "Connect" else str(uuid.uuid4())
+        self.emu.records.iot_log(event_type, status, trace_id=trace_id, protocol=self.protocol,
                                  clientId=self.client_id, principalId=self.principal_id,
                                  sourceIp=self.peer[0], sourcePort=self.peer[1], **fields)
 
@@ -176,6 +183,7 @@ class MqttSession:
         decision = self.allowed("iot:Connect", self.client_id or "")
         if not decision.allowed:
             self.log("Connect", "Failure", reason=REASON_AUTH, details=DETAILS_POLICY_DENIES_CONNECT)
+            self.emu.records.iot_metric("Connect.AuthError")  # authenticated, then not authorized
             self.emu.note_refusal(self, "policy-denies-connect", decision.explain())
             self._tell_refusal("policy-denies-connect")
             return
@@ -219,6 +227,9 @@ class MqttSession:
     def _refuse(self, outcome: AuthOutcome) -> None:
         self.principal_id = outcome.principal_id
         self.log("Connect", "Failure", reason=REASON_AUTH, details=outcome.details)
+        self.emu.records.authn_error(reason=authn_error.reason_for(outcome.cause), details=outcome.details,
+                                     peer=self.peer, server_name=self.server_name, trace_id=self.trace_id,
+                                     destination=(self.emu.config.listen[0], 443))
         self.emu.note_refusal(self, outcome.cause or "", outcome.details)
 
     def _apply(self, outcome: AuthOutcome) -> None:
@@ -390,7 +401,7 @@ class MqttSession:
             self.log("Publish-In", "Failure", topicName=pub.topic, reason=REASON_AUTH,
                      details="Authorization Failure")
             self.emu.note_refusal(self, "policy-denies-publish", decision.explain())
-            self.close("FORBIDDEN_ACCESS", status="Failure")
+            self.close(DISCONNECT_UNAUTHORIZED, status="Failure")
             return False
         self.log("Publish-In", "Success", topicName=pub.topic)
         return self._to_broker(packet)
@@ -406,7 +417,7 @@ class MqttSession:
                 self.log("Subscribe", "Failure", topicName=topic_filter, reason=REASON_AUTH,
                          details="Authorization Failure")
                 self.emu.note_refusal(self, "policy-denies-subscribe", decision.explain())
-                self.close("FORBIDDEN_ACCESS", status="Failure")
+                self.close(DISCONNECT_UNAUTHORIZED, status="Failure")
                 return False
         for topic_filter, _qos in filters:
             self.log("Subscribe", "Success", topicName=topic_filter)

@@ -25,6 +25,7 @@ import time
 import uuid
 from pathlib import Path
 
+from authprobe.aws import authn_error
 from authprobe.emulator import websocket as ws
 from authprobe.emulator.broker import start_broker
 from authprobe.emulator.channels import TlsChannel, WebSocketChannel, hard_close
@@ -88,6 +89,9 @@ class Emulator:
         self._tls_state = threading.local()
         self._names = {n.lower() for n in [self.config.endpoint]
                        + [d.name for d in self.config.domains.values() if d.status == "ENABLED"]}
+        # A disabled domain's name still belongs to the account: AWS can tell whose it is, so the
+        # refusal is an AuthNError with its own reason, unlike an unknown name [I].
+        self._disabled_names = {d.name.lower() for d in self.config.domains.values() if d.status != "ENABLED"}
 
     def effective_keepalive(self, requested: int) -> float:
         """IoT Core treats a keep-alive under 30 s as 30 s and allows at most 1,200 s (General Reference,
@@ -134,6 +138,7 @@ class Emulator:
                 self._ctx_8883 = self._server_context()
                 self._ctx_8883.verify_mode = ssl.CERT_REQUIRED
                 self._ctx_8883.load_verify_locations(cafile=str(self.ca.ca_pem))
+                self._ctx_8883.sni_callback = self._sni_seen
                 sock = self._listen(self.config.listen_8883)
                 self.port_8883 = sock.getsockname()[1]
                 self._spawn(self._accept_loop, sock, self._handle_8883, name="emulator-8883")
@@ -245,6 +250,17 @@ class Emulator:
             return ssl.ALERT_DESCRIPTION_UNRECOGNIZED_NAME
         return None
 
+    def _sni_seen(self, sslobj, server_name: str | None, ctx) -> None:
+        self._tls_state.sni = server_name
+
+    def _authn_error_other_method(self, peer: tuple[str, int], sni: str | None, auth_type: str, port: int,
+                                  details: str) -> None:
+        """A custom-auth device at an endpoint that authenticates another way (X.509, SigV4): AWS
+        writes an AuthNError of that authentication type [I]; which reason it gives is not
+        documented [?], NOT_AUTHENTICATED is ours."""
+        self.records.authn_error(reason=authn_error.NOT_AUTHENTICATED, details=details, peer=peer, server_name=sni,
+                                 authentication_type=auth_type, destination=(self.config.listen[0], port))
+
     def _handle_443(self, conn: socket.socket, peer: tuple[str, int]) -> None:
         self._tls_state.sni = None
         self._tls_state.rejected = False
@@ -258,6 +274,12 @@ class Emulator:
                                      reason=REASON_AUTH,
                                      details=DETAILS_SNI_MISSING if sni is None else f"{DETAILS_SNI_UNKNOWN}: {sni}")
                 self.note_refusal(None, "sni-missing" if sni is None else "sni-mismatch", sni or "")
+                # No AuthNError without an SNI, or for a name of no account [I]; a disabled domain
+                # of this account gets one.
+                if sni is not None and sni.lower() in self._disabled_names:
+                    self.records.authn_error(reason=authn_error.DOMAIN_DISABLED,
+                                             details=f"Domain configuration for {sni} is disabled", peer=peer,
+                                             server_name=sni, destination=(self.config.listen[0], 443))
             return
         with self._lock:
             self._open_sockets.add(tls)
@@ -272,9 +294,12 @@ class Emulator:
         domain = self.config.domain_for(sni)
         alpn = tls.selected_alpn_protocol()
         if domain is not None and domain.authentication_type not in ("CUSTOM_AUTH", "DEFAULT"):
+            details = (f"Domain configuration {domain.key} uses {domain.authentication_type}; "
+                       "the stand-in serves CUSTOM_AUTH only")
             self.records.iot_log("Connect", "Failure", sourceIp=peer[0], sourcePort=peer[1], reason=REASON_AUTH,
-                                 details=f"Domain configuration {domain.key} uses {domain.authentication_type}; "
-                                         "the stand-in serves CUSTOM_AUTH only")
+                                 details=details)
+            if domain.authentication_type in authn_error.OTHER_AUTH_TYPES:
+                self._authn_error_other_method(peer, sni, domain.authentication_type, 443, details)
             return
         protocol = domain.application_protocol if domain is not None else "DEFAULT"
         if protocol == "SECURE_MQTT" or (protocol == "DEFAULT" and alpn == "mqtt"):
@@ -282,8 +307,10 @@ class Emulator:
             return
         if protocol == "DEFAULT" and alpn == "x-amzn-mqtt-ca":
             # X.509 MQTT on 443: a client certificate is required and custom auth is not served.
+            details = "ALPN x-amzn-mqtt-ca requires an X.509 client certificate"
             self.records.iot_log("Connect", "Failure", sourceIp=peer[0], sourcePort=peer[1], reason=REASON_AUTH,
-                                 details="ALPN x-amzn-mqtt-ca requires an X.509 client certificate")
+                                 details=details)
+            self._authn_error_other_method(peer, sni, "AWS_X509", 443, details)
             return
         self._http(tls, peer, sni, domain)
 
@@ -350,11 +377,17 @@ class Emulator:
             return False
 
     def _handle_8883(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        self._tls_state.sni = None
         conn.settimeout(HANDSHAKE_S)
         try:
             tls = self._ctx_8883.wrap_socket(conn, server_side=True)
         except (ssl.SSLError, OSError):
-            return  # no client certificate: the handshake fails, as on AWS's 8883
+            # No client certificate: the handshake fails, as on AWS's 8883.
+            sni = self._tls_state.sni
+            if sni is not None and sni.lower() in self._names:
+                self._authn_error_other_method(peer, sni, "AWS_X509", 8883,
+                                               "Port 8883 requires an X.509 client certificate")
+            return
         # X.509 device authentication is not emulated: a certified client is closed straight away.
         tls.close()
 

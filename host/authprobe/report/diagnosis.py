@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from authprobe import root_causes
-from authprobe.aws.lambda_logs import FAILURE_PATTERN, REPORT_DURATION, SLOW_REPORT_MS
+from authprobe.aws import authn_error
+from authprobe.aws.lambda_logs import FAILURE_PATTERN, is_timeout, system_line
 from authprobe.report.details import step_details
 
 # The order AWS IoT works through a custom-auth connection: the first confirmed cause in this
@@ -200,6 +201,44 @@ def utc_text(when: Any) -> str:
     return str(when) if when is not None else "?"
 
 
+# How the join matched a record that carries no client id (cloud/connection_match.py). By client id
+# or source port it is this run's; by SNI (or topic) and time most likely, so it may confirm what it
+# names but rules nothing out; by time alone it may be anyone's, so it only supports.
+_LOOSE_MATCHES = ("time",)
+_SHARED_MATCHES = ("time", "sni")
+_HOW = {"time": " (matched by time only)", "sni": " (matched by SNI and time)", "source_port": " (matched by source port)"}
+
+
+def _authn_findings(ev: dict[str, Any], when: str) -> list[Finding]:
+    """A Connection.AuthNError entry: its reason narrows the causes (aws/authn_error.py), its
+    details may name one of them (the stand-in's do; AWS's wording is not documented)."""
+    confirmed, supported = authn_error.causes_for(ev)
+    loose = ev.get("attributed") in _LOOSE_MATCHES
+    reason = ev.get("reason") or "no reason"
+    line = (f"IoT log {when}: Connection.AuthNError {reason} ({ev.get('authenticationType') or '?'})"
+            + (f": {ev.get('details')}" if ev.get("details") else "") + _HOW.get(str(ev.get("attributed")), ""))
+    family = confirmed + supported
+    named = cause_from_text(str(ev.get("details") or ""))
+    out: list[Finding] = []
+    if named in family:
+        out.append(Finding(named, SUPPORTS if loose else CONFIRMS, line, "IoT log"))
+        if named == "signature-invalid":
+            out.append(Finding("signature-not-urlencoded", SUPPORTS, line, "IoT log"))
+    else:
+        out += [Finding(c, SUPPORTS if loose else CONFIRMS, line, "IoT log") for c in confirmed]
+        out += [Finding(c, SUPPORTS, line, "IoT log") for c in supported]
+    if ev.get("attributed") not in _SHARED_MATCHES:
+        # This connection failed authentication, so authorization (iot:Connect) never ran; a custom
+        # authorizer was chosen, so SNI, port and ALPN led where they should.
+        out.append(Finding("policy-denies-connect", RULES_OUT, line, "IoT log"))
+        if ev.get("authenticationType") in authn_error.CUSTOM_AUTH_TYPES and "sni-mismatch" not in family:
+            out += [Finding(c, RULES_OUT, line, "IoT log")
+                    for c in ("sni-missing", "sni-mismatch", "alpn-missing", "port-not-443")]
+            if family and set(family) <= authn_error.CUSTOM_AUTH_STAGE:
+                out += [Finding(c, RULES_OUT, line, "IoT log") for c in authn_error.CUSTOM_AUTH_STAGE - set(family)]
+    return out
+
+
 def findings_from_events(events: list[dict[str, Any]], client_id: str | None = None) -> list[Finding]:
     out: list[Finding] = []
     connected = False
@@ -210,7 +249,9 @@ def findings_from_events(events: list[dict[str, Any]], client_id: str | None = N
             text = _iot_text(ev)
             line = f"IoT log {when}: {etype} {status}" + (f" ({ev.get('reason')}: {ev.get('details')})"
                                                           if ev.get("reason") else "")
-            if "duplicate_client" in text or "duplicate_clientid" in text:
+            if etype == authn_error.EVENT_TYPE:
+                out += _authn_findings(ev, when)
+            elif "duplicate_client" in text or "duplicate_clientid" in text:
                 out.append(Finding("client-id-conflict", CONFIRMS, line, "IoT log"))
             elif etype == "Connect" and status == "Success":
                 connected = True
@@ -218,7 +259,7 @@ def findings_from_events(events: list[dict[str, Any]], client_id: str | None = N
                     out.append(Finding(cause, RULES_OUT, line, "IoT log"))
             elif etype == "Connect" and status == "Failure":
                 named = cause_from_text(text)
-                kind = SUPPORTS if ev.get("attributed") == "time" else CONFIRMS
+                kind = SUPPORTS if ev.get("attributed") in _LOOSE_MATCHES else CONFIRMS
                 if named:
                     out.append(Finding(named, kind, line, "IoT log"))
                     if named == "signature-invalid":
@@ -235,10 +276,14 @@ def findings_from_events(events: list[dict[str, Any]], client_id: str | None = N
             elif status == "Failure" and etype in _ACTION_CAUSES:
                 # Only an authorization failure is the policy's doing (not e.g. QoS 2 or a broker error).
                 cause = _ACTION_CAUSES[etype]
-                line += f" on {ev.get('topicName')}"
-                if _denied(ev):
-                    out.append(Finding(cause, SUPPORTS if ev.get("attributed") == "time" else CONFIRMS, line,
-                                       "IoT log"))
+                line += f" on {ev.get('topicName')}" + _HOW.get(str(ev.get("attributed")), "")
+                kind = SUPPORTS if ev.get("attributed") in _LOOSE_MATCHES else CONFIRMS
+                # An HTTPS publish is authenticated per request: its refusal may name an auth cause.
+                named = cause_from_text(str(ev.get("details") or "")) if etype == "Publish-In" else None
+                if named:
+                    out.append(Finding(named, kind, line, "IoT log"))
+                elif _denied(ev):
+                    out.append(Finding(cause, kind, line, "IoT log"))
         elif ev.get("source") == "lambda":
             message = str(ev.get("message") or "")
             by_time = ev.get("attributed") == "time"
@@ -246,14 +291,15 @@ def findings_from_events(events: list[dict[str, Any]], client_id: str | None = N
             how = " (matched by time only)" if by_time else ""
             line = f"function log {when}{how}: {message.strip()[:160]}"
             low = message.lower()
-            if "task timed out" in low:
+            system = system_line(message)
+            if is_timeout(message):  # "Task timed out", or a JSON report with status timeout
+                out.append(Finding("lambda-timeout", kind, line, "function log"))
+            elif system is not None and system.slow:
+                # Ran to IoT's 5 s wait or past it (a function whose own timeout is longer times out
+                # nowhere: AWS IoT gave up on it, though Lambda counts no error).
                 out.append(Finding("lambda-timeout", kind, line, "function log"))
             elif _FUNCTION_FAILURE.search(message):
                 out.append(Finding("lambda-error", kind, line, "function log"))
-            else:
-                m = REPORT_DURATION.search(message)
-                if m and float(m.group(1)) >= SLOW_REPORT_MS:
-                    out.append(Finding("lambda-timeout", kind, line, "function log"))
             if not by_time:
                 # The function ran for this device: nothing before the invocation stopped it.
                 for cause in BEFORE_INVOKE:

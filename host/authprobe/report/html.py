@@ -171,7 +171,7 @@ def _run_section(report: dict[str, Any], events: list[dict[str, Any]]) -> str:
     apart = [e for e in events if e.get("nearby")]
     event_rows = "".join(
         f"<tr><td>{_esc(datetime.fromtimestamp(t, UTC).isoformat(timespec='milliseconds') if t else '')}</td>"
-        f"<td>{_esc(e.get('eventType') and 'AWSIotLogsV2' or e.get('logGroup', 'lambda'))}</td>"
+        f"<td>{_esc(e.get('logGroup') or (e.get('eventType') and 'AWSIotLogsV2') or 'lambda')}</td>"
         f"<td>{_esc(event_label(e))}</td></tr>"
         for e in own
         for t in [event_time(e)]
