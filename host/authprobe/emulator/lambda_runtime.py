@@ -56,17 +56,22 @@ class _Environment:
         self.log_stream = time.strftime("%Y/%m/%d", time.gmtime()) + f"/[$LATEST]{uuid.uuid4().hex}"
 
     def read_line(self, deadline: float) -> dict | None:
-        """The next reply, or None at the deadline or when the process died."""
+        """The next reply, or None at the deadline or when the process died (or was stopped: the
+        stand-in closing while a function runs on past IoT's wait closes its pipe under us)."""
         assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
+        try:
+            fd = self.proc.stdout.fileno()
+        except ValueError:  # the pipe is closed already
+            return None
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
+            try:
+                ready, _, _ = select.select([fd], [], [], left)
+                chunk = os.read(fd, 65536) if ready else b""
+            except (OSError, ValueError):
                 return None
-            chunk = os.read(fd, 65536)
             if not chunk:
                 return None
             self._buffer += chunk
