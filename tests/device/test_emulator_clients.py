@@ -15,10 +15,12 @@ import pytest
 from tests.fixtures.emulator import (
     DOMAIN,
     ENDPOINT,
+    MOSQUITTO,
     ROOT,
     PahoDevice,
     iot_logs,
     make_ca,
+    mosquitto,
     sign,
     standard_config,
     start_emulator,
@@ -28,7 +30,6 @@ from tests.fixtures.emulator import (
 
 OPENSSL = shutil.which("openssl")
 MP_CLIENT = ROOT / "tests" / "fixtures" / "emulator_mp_client.py"
-MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if shutil.which("/usr/sbin/mosquitto") else None)
 
 
 @pytest.fixture(scope="module")
@@ -157,31 +158,12 @@ def test_openssl_raw_mqtt_without_alpn_gets_an_http_error(emu):
 
 
 # -- mosquitto_pub / mosquitto_sub through a real Mosquitto broker -------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def mosquitto_emu(tmp_path_factory):
     if MOSQUITTO is None or shutil.which("mosquitto_pub") is None:
         pytest.skip("mosquitto not installed (.ci/run installs mosquitto and mosquitto-clients)")
     work = tmp_path_factory.mktemp("mosquitto")
-    port = _free_port()
-    (work / "mosquitto.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    broker = subprocess.Popen([MOSQUITTO, "-c", str(work / "mosquitto.conf")], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 5
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or broker.poll() is not None:
-                    raise AssertionError("mosquitto did not start") from None
-                time.sleep(0.05)
+    with mosquitto(work / "broker") as port:
         # mosquitto clients send the host as SNI, so the endpoint must resolve: use "localhost".
         ca = make_ca(work / "ca", ["localhost", DOMAIN])
         emulator = start_emulator(standard_config(work / "emu", endpoint="localhost",
@@ -190,9 +172,6 @@ def mosquitto_emu(tmp_path_factory):
             yield emulator
         finally:
             emulator.close()
-    finally:
-        broker.terminate()
-        broker.wait(5)
 
 
 def _mosq(tool: str, emu, client_id: str, token: str, *args: str, timeout: float = 10):

@@ -20,10 +20,12 @@ from authprobe.emulator.broker import speaks_mqtt5
 from tests.fixtures.emulator import (
     DOMAIN,
     ENDPOINT,
+    MOSQUITTO,
     PahoDevice,
     client_context,
     iot_logs,
     make_ca,
+    mosquitto,
     sign,
     standard_config,
     start_emulator,
@@ -31,10 +33,8 @@ from tests.fixtures.emulator import (
     wait_for_log,
 )
 from tests.fixtures.paho5 import (
-    MOSQUITTO,
     Paho5Device,
     field,
-    mosquitto,
     packet,
     properties,
     raw_connect,
