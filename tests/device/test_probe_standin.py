@@ -9,6 +9,7 @@ import pytest
 from authprobe.board.host_probe import probe
 from tests.fixtures.emulator import DOMAIN, ENDPOINT, make_ca, sign, standard_config, start_emulator
 from tests.fixtures.probe_runtimes import RUNTIMES, needs_mp
+from tests.fixtures.probe_standin import config, failing
 
 
 @pytest.fixture(scope="module")
@@ -17,25 +18,6 @@ def standin(tmp_path_factory):
     emulator = start_emulator(standard_config(tmp_path_factory.mktemp("probe-standin")), ca)
     yield emulator
     emulator.close()
-
-
-def config(emu, token="allow-probe", client_id="probe-1", host=ENDPOINT, signed=True, **sections):
-    cfg = {
-        "device": {"client_id": client_id, "transport": "auto"},
-        "endpoint": {"host": host, "port": 443, "connect_address": f"{emu.host}:{emu.port}",
-                     "ca": str(emu.ca_pem)},
-        "auth": {"authorizer": "DeviceAuth", "token_key_name": "token", "token": token},
-        "test": {"topic": f"selftest/{client_id}", "timeout_ms": 3000},
-    }
-    if signed:
-        cfg["auth"]["signature"] = sign(token)
-    for name, values in sections.items():
-        cfg.setdefault(name, {}).update(values)
-    return cfg
-
-
-def failing(report):
-    return next((s for s in report["steps"] if s["status"] == "fail"), None)
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
